@@ -1,0 +1,435 @@
+//! Model bundles: a folder with a `bundle.toml` manifest, ONNX graphs and a tokenizer.
+//!
+//! The manifest says what kind of model the folder holds, which files and tensor names
+//! to use, and how images and text must be prepared. Loading a bundle validates the
+//! manifest; the model wrappers then check it against the graphs' real inputs and outputs.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The manifest's file name inside a bundle folder.
+pub const MANIFEST: &str = "bundle.toml";
+
+/// A bundle that cannot be used, with the place to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// The folder or its manifest does not exist.
+    #[error("{path}: no model bundle here ({what}). Fix: pass a folder that holds a {MANIFEST}, e.g. onnx/tiny-editor; `gsmile models` lists the shipped ones")]
+    NotFound {
+        /// The path that was given.
+        path: PathBuf,
+        /// What is missing.
+        what: String,
+    },
+    /// The manifest is not valid TOML or misses a field.
+    #[error("{path}: {message}")]
+    Manifest {
+        /// The manifest file.
+        path: PathBuf,
+        /// The parser's message, with line and field.
+        message: String,
+    },
+    /// A field has a value that cannot work.
+    #[error("{path}: field `{field}` {message}")]
+    Field {
+        /// The manifest file.
+        path: PathBuf,
+        /// The dotted field name.
+        field: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The bundle is of another kind than the command needs.
+    #[error("{bundle}: is a `{found}` bundle but {role} needs kind `{expected}`. Fix: pass a `{expected}` bundle (see `gsmile models`)")]
+    WrongKind {
+        /// The bundle folder.
+        bundle: PathBuf,
+        /// The kind the caller needs.
+        expected: String,
+        /// The kind the manifest declares.
+        found: String,
+        /// What the bundle was passed as, e.g. `--editor`.
+        role: String,
+    },
+    /// A graph lacks a tensor the manifest names.
+    #[error("bundle {bundle}: {file} has no {side} named `{name}` (set by `{field}` in {MANIFEST}); the graph's {side}s are: {available:?}. Fix: set `{field}` to one of them")]
+    MissingTensor {
+        /// The bundle folder.
+        bundle: PathBuf,
+        /// The ONNX file.
+        file: PathBuf,
+        /// `input` or `output`.
+        side: String,
+        /// Manifest field naming the tensor.
+        field: &'static str,
+        /// The missing name.
+        name: String,
+        /// Names the graph does have.
+        available: Vec<String>,
+    },
+    /// A tensor exists but has another element type, rank or size than required.
+    #[error("bundle {bundle}: {file} {side} `{name}` (set by `{field}`) should be {expected} but the graph has {found}. Fix: re-export the model with that signature or point `{field}` at the right tensor")]
+    Contract {
+        /// The bundle folder.
+        bundle: PathBuf,
+        /// The ONNX file.
+        file: PathBuf,
+        /// `input` or `output`.
+        side: String,
+        /// Manifest field naming the tensor.
+        field: &'static str,
+        /// Tensor name.
+        name: String,
+        /// What gsmile needs.
+        expected: String,
+        /// What the graph declares.
+        found: String,
+    },
+    /// ONNX Runtime rejected a graph file.
+    #[error("bundle {bundle}: {file}: {message}")]
+    Graph {
+        /// The bundle folder.
+        bundle: PathBuf,
+        /// The ONNX file.
+        file: PathBuf,
+        /// What ONNX Runtime said.
+        message: String,
+    },
+    /// The tokenizer file is missing or unreadable.
+    #[error("bundle {bundle}: tokenizer {file}: {message}. Fix: set `tokenizer.file` to a Hugging Face tokenizers JSON file in the bundle")]
+    Tokenizer {
+        /// The bundle folder.
+        bundle: PathBuf,
+        /// The tokenizer file.
+        file: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// What a bundle holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BundleKind {
+    /// A one-step editor: (image, instruction) → edited image in a single graph.
+    Editor,
+    /// A CLIP-style dual encoder with separate image and text graphs.
+    Clip,
+}
+
+impl std::fmt::Display for BundleKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BundleKind::Editor => "editor",
+            BundleKind::Clip => "clip",
+        })
+    }
+}
+
+/// Where a bundle's models came from and under which terms they may be used.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// The command that made the bundle.
+    #[serde(default)]
+    pub made_by: String,
+    /// Licence of the weights.
+    #[serde(default)]
+    pub licence: String,
+    /// Free text: measured figures, limits.
+    #[serde(default)]
+    pub notes: String,
+}
+
+/// How instructions become token ids.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerSpec {
+    /// A Hugging Face `tokenizers` JSON file, relative to the bundle.
+    pub file: PathBuf,
+    /// Token sequence length the graphs take; longer instructions are rejected.
+    pub max_length: usize,
+}
+
+/// How images are fed to the graphs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSpec {
+    /// Input height in pixels.
+    pub height: u32,
+    /// Input width in pixels.
+    pub width: u32,
+    /// Per-channel mean subtracted after mapping pixels to `range`.
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation divided by after subtracting `mean`.
+    pub std: [f32; 3],
+    /// Value range pixels are mapped to before normalising (`[0, 1]` or `[-1, 1]`).
+    pub range: [f32; 2],
+}
+
+/// Tensor names of a one-step editor graph.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditorSection {
+    /// The ONNX file, relative to the bundle.
+    pub file: PathBuf,
+    /// Image input `[B,3,H,W]` float32.
+    pub image_input: String,
+    /// Token ids input `[B,L]` int64.
+    pub ids_input: String,
+    /// Attention mask input `[B,L]` int64.
+    pub mask_input: String,
+    /// Edited image output `[B,3,H,W]` float32, in the image `range`.
+    pub output: String,
+}
+
+/// Files and tensor names of a CLIP-style dual encoder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClipSection {
+    /// Embedding width shared by both towers.
+    pub embed_dim: usize,
+    /// Whether the graphs already L2-normalise their embeddings.
+    #[serde(default)]
+    pub normalized: bool,
+    /// Image tower ONNX file.
+    pub image_file: PathBuf,
+    /// Image tower input `[B,3,H,W]` float32, normalised.
+    pub pixel_input: String,
+    /// Image tower output `[B,D]` float32.
+    pub image_output: String,
+    /// Text tower ONNX file.
+    pub text_file: PathBuf,
+    /// Text tower token ids input `[B,L]` int64.
+    pub ids_input: String,
+    /// Text tower attention mask input `[B,L]` int64.
+    pub mask_input: String,
+    /// Text tower output `[B,D]` float32.
+    pub text_output: String,
+}
+
+/// The parsed `bundle.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// What the bundle holds.
+    pub kind: BundleKind,
+    /// Short name shown in reports.
+    pub name: String,
+    /// One sentence about the model.
+    #[serde(default)]
+    pub description: String,
+    /// Origin and licence.
+    #[serde(default)]
+    pub provenance: Provenance,
+    /// Tokenizer settings.
+    pub tokenizer: TokenizerSpec,
+    /// Image settings.
+    pub image: ImageSpec,
+    /// Present for `kind = "editor"`.
+    #[serde(default)]
+    pub editor: Option<EditorSection>,
+    /// Present for `kind = "clip"`.
+    #[serde(default)]
+    pub clip: Option<ClipSection>,
+}
+
+/// A bundle folder with its validated manifest.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+impl Bundle {
+    /// Reads and validates `dir/bundle.toml`; files it names must exist.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Bundle, BundleError> {
+        let dir = dir.as_ref().to_path_buf();
+        if !dir.is_dir() {
+            return Err(BundleError::NotFound { path: dir, what: "no such folder".into() });
+        }
+        let path = dir.join(MANIFEST);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| BundleError::NotFound { path: dir.clone(), what: format!("cannot read {MANIFEST}: {e}") })?;
+        let manifest: Manifest =
+            toml::from_str(&text).map_err(|e| BundleError::Manifest { path: path.clone(), message: e.to_string() })?;
+        let bundle = Bundle { dir, manifest };
+        bundle.validate()?;
+        Ok(bundle)
+    }
+
+    /// The bundle folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The parsed manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// A file of the bundle, resolved against its folder.
+    pub fn file(&self, relative: &Path) -> PathBuf {
+        self.dir.join(relative)
+    }
+
+    /// Fails unless the bundle is of kind `kind`; `role` names the CLI flag it came from.
+    pub fn expect_kind(&self, kind: BundleKind, role: &str) -> Result<(), BundleError> {
+        if self.manifest.kind == kind {
+            Ok(())
+        } else {
+            Err(BundleError::WrongKind {
+                bundle: self.dir.clone(),
+                expected: kind.to_string(),
+                found: self.manifest.kind.to_string(),
+                role: role.to_string(),
+            })
+        }
+    }
+
+    /// Total size of the bundle's files in bytes.
+    pub fn size_bytes(&self) -> u64 {
+        std::fs::read_dir(&self.dir)
+            .map(|rd| rd.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
+            .unwrap_or(0)
+    }
+
+    fn field_err(&self, field: &str, message: impl Into<String>) -> BundleError {
+        BundleError::Field { path: self.dir.join(MANIFEST), field: field.to_string(), message: message.into() }
+    }
+
+    fn require_file(&self, field: &str, rel: &Path) -> Result<(), BundleError> {
+        if self.file(rel).is_file() {
+            Ok(())
+        } else {
+            Err(self.field_err(
+                field,
+                format!("names {}, which does not exist in {}. Fix: copy the file there or correct the name", rel.display(), self.dir.display()),
+            ))
+        }
+    }
+
+    fn validate(&self) -> Result<(), BundleError> {
+        let m = &self.manifest;
+        let img = &m.image;
+        if img.height == 0 || img.width == 0 {
+            return Err(self.field_err("image.height/width", "must be positive"));
+        }
+        if img.std.iter().any(|s| !s.is_finite() || *s <= 0.0) {
+            return Err(self.field_err("image.std", "must be positive numbers"));
+        }
+        if img.mean.iter().any(|s| !s.is_finite()) {
+            return Err(self.field_err("image.mean", "must be finite numbers"));
+        }
+        if !(img.range[0].is_finite() && img.range[1].is_finite() && img.range[0] < img.range[1]) {
+            return Err(self.field_err("image.range", "must be [low, high] with low < high, e.g. [0.0, 1.0]"));
+        }
+        if m.tokenizer.max_length == 0 {
+            return Err(self.field_err("tokenizer.max_length", "must be at least 1"));
+        }
+        self.require_file("tokenizer.file", &m.tokenizer.file)?;
+        match m.kind {
+            BundleKind::Editor => {
+                let e = m.editor.as_ref().ok_or_else(|| self.field_err("editor", "is missing: an editor bundle needs an [editor] section"))?;
+                self.require_file("editor.file", &e.file)?;
+            }
+            BundleKind::Clip => {
+                let c = m.clip.as_ref().ok_or_else(|| self.field_err("clip", "is missing: a clip bundle needs a [clip] section"))?;
+                if c.embed_dim == 0 {
+                    return Err(self.field_err("clip.embed_dim", "must be at least 1"));
+                }
+                self.require_file("clip.image_file", &c.image_file)?;
+                self.require_file("clip.text_file", &c.text_file)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bundle folders under `root`: `root` itself if it holds a manifest, else its direct children that do.
+pub fn discover(root: &Path) -> Vec<PathBuf> {
+    if root.join(MANIFEST).is_file() {
+        return vec![root.to_path_buf()];
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir(root)
+        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.join(MANIFEST).is_file()).collect())
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EDITOR: &str = r#"
+kind = "editor"
+name = "t"
+[tokenizer]
+file = "tokenizer.json"
+max_length = 8
+[image]
+height = 64
+width = 64
+mean = [0.0, 0.0, 0.0]
+std = [1.0, 1.0, 1.0]
+range = [0.0, 1.0]
+[editor]
+file = "editor.onnx"
+image_input = "image"
+ids_input = "input_ids"
+mask_input = "attention_mask"
+output = "edited"
+"#;
+
+    fn write_bundle(manifest: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(MANIFEST), manifest).unwrap();
+        std::fs::write(dir.path().join("tokenizer.json"), "{}").unwrap();
+        std::fs::write(dir.path().join("editor.onnx"), "x").unwrap();
+        dir
+    }
+
+    #[test]
+    fn valid_manifest_opens() {
+        let dir = write_bundle(EDITOR);
+        let b = Bundle::open(dir.path()).unwrap();
+        assert_eq!(b.manifest().kind, BundleKind::Editor);
+        assert!(b.expect_kind(BundleKind::Clip, "--encoder").is_err());
+    }
+
+    #[test]
+    fn missing_folder_says_so() {
+        let err = Bundle::open("/no/such/bundle").unwrap_err();
+        assert!(err.to_string().contains("/no/such/bundle"), "{err}");
+    }
+
+    #[test]
+    fn unknown_field_is_named_with_line() {
+        let dir = write_bundle(&EDITOR.replace("max_length = 8", "max_length = 8\nmax_lenght = 9"));
+        let err = Bundle::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("max_lenght") && err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn bad_std_is_named() {
+        let dir = write_bundle(&EDITOR.replace("std = [1.0, 1.0, 1.0]", "std = [1.0, 0.0, 1.0]"));
+        let err = Bundle::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("image.std"), "{err}");
+    }
+
+    #[test]
+    fn missing_graph_file_is_named() {
+        let dir = write_bundle(&EDITOR.replace("editor.onnx", "nope.onnx"));
+        let err = Bundle::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("editor.file") && err.contains("nope.onnx"), "{err}");
+    }
+
+    #[test]
+    fn missing_section_is_named() {
+        let dir = write_bundle(&EDITOR.replace("kind = \"editor\"", "kind = \"clip\""));
+        let err = Bundle::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("`clip`"), "{err}");
+    }
+}

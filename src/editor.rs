@@ -1,0 +1,171 @@
+//! Instruction-based image editors: the [`Editor`] trait and the one-step ONNX editor.
+//!
+//! An editor takes a batch of images and one instruction per image and returns the edited
+//! images. Images cross this boundary as `[B,3,H,W]` float arrays in `[0,1]` at the
+//! editor's own resolution ([`Editor::size`]); [`edit_image`] handles resizing for callers
+//! that start from an arbitrary picture.
+
+use image::RgbImage;
+use ndarray::{Array4, ArrayView3, ArrayView4, Axis, s};
+use ort::value::{TensorElementType, TensorRef};
+
+use crate::bundle::{Bundle, BundleKind, ImageSpec};
+use crate::imaging;
+use crate::runtime::{Dim, ModelSession, RuntimeOptions, TensorContract};
+use crate::tokenizer::InstructionTokenizer;
+use crate::{Error, Result};
+
+/// Something that edits images according to text instructions.
+pub trait Editor: Send + Sync {
+    /// Short name for reports.
+    fn name(&self) -> &str;
+    /// `(height, width)` the editor works at.
+    fn size(&self) -> (u32, u32);
+    /// Checks an instruction can be fed to the editor (e.g. fits its token limit).
+    fn check_instruction(&self, instruction: &str) -> Result<()>;
+    /// Edits `images[i]` with `instructions[i]`; images are `[B,3,H,W]` in `[0,1]` at [`Editor::size`].
+    fn edit(&self, images: ArrayView4<f32>, instructions: &[&str]) -> Result<Array4<f32>>;
+
+    /// Edits one image with many instructions, the gSMILE workload, in batches of at most `max_batch`.
+    fn edit_shared(&self, image: ArrayView3<f32>, instructions: &[&str], max_batch: usize) -> Result<Array4<f32>> {
+        let (c, h, w) = image.dim();
+        let mut out = Array4::zeros((instructions.len(), c, h, w));
+        for (k, chunk) in instructions.chunks(max_batch.max(1)).enumerate() {
+            let batch = image.insert_axis(Axis(0)).broadcast((chunk.len(), c, h, w)).map(|b| b.to_owned());
+            let batch = batch.ok_or_else(|| Error::InvalidInput("image must be [3,H,W]".into()))?;
+            let edited = self.edit(batch.view(), chunk)?;
+            let start = k * max_batch.max(1);
+            out.slice_mut(s![start..start + chunk.len(), .., .., ..]).assign(&edited);
+        }
+        Ok(out)
+    }
+}
+
+/// Edits an arbitrary-size picture: resizes to the editor's size, edits, and resizes back.
+pub fn edit_image(editor: &dyn Editor, image: &RgbImage, instruction: &str) -> Result<RgbImage> {
+    editor.check_instruction(instruction)?;
+    let (h, w) = editor.size();
+    let input = imaging::resize_tensor(imaging::to_tensor(image).view(), h, w);
+    let edited = editor.edit(input.insert_axis(Axis(0)).view(), &[instruction])?;
+    let back = imaging::resize_tensor(edited.index_axis(Axis(0), 0), image.height(), image.width());
+    Ok(imaging::from_tensor(back.view()))
+}
+
+/// A one-step editor exported as a single ONNX graph (`kind = "editor"` bundles).
+#[derive(Debug)]
+pub struct OnnxEditor {
+    name: String,
+    spec: ImageSpec,
+    tokenizer: InstructionTokenizer,
+    session: ModelSession,
+    image_input: String,
+    ids_input: String,
+    mask_input: String,
+    output: String,
+    max_batch: usize,
+}
+
+impl OnnxEditor {
+    /// Loads an editor bundle and checks its graph's signature against the manifest.
+    pub fn load(bundle: &Bundle, options: &RuntimeOptions) -> Result<Self> {
+        bundle.expect_kind(BundleKind::Editor, "--editor")?;
+        let m = bundle.manifest();
+        let sec = m.editor.as_ref().ok_or_else(|| Error::InvalidInput("editor section missing".into()))?;
+        let (h, w) = (i64::from(m.image.height), i64::from(m.image.width));
+        let l = m.tokenizer.max_length as i64;
+        let image_dims = [Dim::Any, Dim::Fixed(3), Dim::Fixed(h), Dim::Fixed(w)];
+        let token_dims = [Dim::Any, Dim::Fixed(l)];
+        let inputs = [
+            TensorContract::new("editor.image_input", &sec.image_input, TensorElementType::Float32, &image_dims),
+            TensorContract::new("editor.ids_input", &sec.ids_input, TensorElementType::Int64, &token_dims),
+            TensorContract::new("editor.mask_input", &sec.mask_input, TensorElementType::Int64, &token_dims),
+        ];
+        let outputs = [TensorContract::new("editor.output", &sec.output, TensorElementType::Float32, &image_dims)];
+        let tokenizer = InstructionTokenizer::from_bundle(bundle)?;
+        let session = ModelSession::load(bundle.dir(), &bundle.file(&sec.file), &inputs, &outputs, options)?;
+        Ok(OnnxEditor {
+            name: m.name.clone(),
+            spec: m.image.clone(),
+            tokenizer,
+            session,
+            image_input: sec.image_input.clone(),
+            ids_input: sec.ids_input.clone(),
+            mask_input: sec.mask_input.clone(),
+            output: sec.output.clone(),
+            max_batch: 32,
+        })
+    }
+
+    /// Caps how many images go through the graph in one call (memory bound); default 32.
+    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+
+    /// The graph's real signature, for listings.
+    pub fn signature(&self) -> &[String] {
+        self.session.signature()
+    }
+
+    /// The tokenizer the editor uses.
+    pub fn tokenizer(&self) -> &InstructionTokenizer {
+        &self.tokenizer
+    }
+
+    fn run_batch(&self, images: ArrayView4<f32>, instructions: &[&str]) -> Result<Array4<f32>> {
+        let pixels = imaging::normalize(images, &self.spec);
+        let enc = self.tokenizer.encode(instructions)?;
+        let s = &self.session;
+        let inputs = ort::inputs![
+            self.image_input.as_str() => TensorRef::from_array_view(&pixels).map_err(|e| s.error(e))?,
+            self.ids_input.as_str() => TensorRef::from_array_view(&enc.input_ids).map_err(|e| s.error(e))?,
+            self.mask_input.as_str() => TensorRef::from_array_view(&enc.attention_mask).map_err(|e| s.error(e))?,
+        ];
+        let want = pixels.dim();
+        let out = s.run(inputs, |outputs| {
+            let value = outputs.get(self.output.as_str()).ok_or_else(|| format!("no output `{}`", self.output))?;
+            let arr = value.try_extract_array::<f32>().map_err(|e| e.to_string())?;
+            let arr = arr.into_dimensionality::<ndarray::Ix4>().map_err(|e| e.to_string())?;
+            if arr.dim() != want {
+                return Err(format!("output `{}` has shape {:?}, expected {:?}", self.output, arr.dim(), want));
+            }
+            Ok(arr.to_owned())
+        })?;
+        Ok(imaging::denormalize_range(out, &self.spec))
+    }
+}
+
+impl Editor for OnnxEditor {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn size(&self) -> (u32, u32) {
+        (self.spec.height, self.spec.width)
+    }
+
+    fn check_instruction(&self, instruction: &str) -> Result<()> {
+        self.tokenizer.encode(&[instruction])?;
+        Ok(())
+    }
+
+    fn edit(&self, images: ArrayView4<f32>, instructions: &[&str]) -> Result<Array4<f32>> {
+        let (b, c, h, w) = images.dim();
+        if b != instructions.len() {
+            return Err(Error::InvalidInput(format!("{b} images but {} instructions", instructions.len())));
+        }
+        if (c, h, w) != (3, self.spec.height as usize, self.spec.width as usize) {
+            return Err(Error::InvalidInput(format!(
+                "editor {} takes [B,3,{},{}] images, got [B,{c},{h},{w}]",
+                self.name, self.spec.height, self.spec.width
+            )));
+        }
+        let mut out = Array4::zeros((b, c, h, w));
+        for start in (0..b).step_by(self.max_batch) {
+            let end = (start + self.max_batch).min(b);
+            let edited = self.run_batch(images.slice(s![start..end, .., .., ..]), &instructions[start..end])?;
+            out.slice_mut(s![start..end, .., .., ..]).assign(&edited);
+        }
+        Ok(out)
+    }
+}

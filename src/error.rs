@@ -1,0 +1,36 @@
+//! The crate-wide error type, one variant per area, each carrying what a user needs to act.
+
+use crate::bundle::BundleError;
+use crate::imaging::ImageError;
+use crate::io::OutputError;
+use crate::runtime::{ModelError, RuntimeError};
+use crate::tokenizer::TokenizeError;
+
+/// Any failure of the gsmile library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// ONNX Runtime could not be found or started.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// A model bundle is missing, malformed, or does not match its ONNX graphs.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// A model failed while running.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// An image could not be read or written.
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// An instruction or caption could not be tokenised.
+    #[error(transparent)]
+    Tokenize(#[from] TokenizeError),
+    /// An output file could not be written.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// A caller passed arguments that cannot work together.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+}
+
+/// Result with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

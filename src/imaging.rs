@@ -1,0 +1,150 @@
+//! Image I/O and conversions between `image` buffers and the `[3,H,W]` / `[B,3,H,W]`
+//! float arrays in `[0, 1]` that the pipeline passes between stages.
+
+use std::path::{Path, PathBuf};
+
+use image::{ImageFormat, Rgb32FImage, RgbImage, imageops::FilterType};
+use ndarray::{Array3, Array4, ArrayView3, ArrayView4, Axis};
+
+use crate::bundle::ImageSpec;
+use crate::io::{OutputError, write_atomic};
+
+/// An image that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The file could not be opened or decoded.
+    #[error("{path}: cannot read image: {message}. Fix: pass a PNG or JPEG file")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the decoder said.
+        message: String,
+    },
+    /// The output file name has an extension gsmile cannot write.
+    #[error("{path}: cannot write this image format. Fix: end the file name with .png or .jpg")]
+    UnsupportedOutput {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Encoding failed.
+    #[error(transparent)]
+    Write(#[from] OutputError),
+}
+
+/// Reads a PNG or JPEG file as 8-bit RGB, whatever its extension says.
+pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageError> {
+    let err = |message: String| ImageError::Read { path: path.to_path_buf(), message };
+    let reader = image::ImageReader::open(path).map_err(|e| err(e.to_string()))?;
+    let reader = reader.with_guessed_format().map_err(|e| err(e.to_string()))?;
+    let img = reader.decode().map_err(|e| err(e.to_string()))?;
+    Ok(img.to_rgb8())
+}
+
+/// The format an output path asks for, or an error naming the path.
+pub fn output_format(path: &Path) -> Result<ImageFormat, ImageError> {
+    match ImageFormat::from_path(path) {
+        Ok(f @ (ImageFormat::Png | ImageFormat::Jpeg)) => Ok(f),
+        _ => Err(ImageError::UnsupportedOutput { path: path.to_path_buf() }),
+    }
+}
+
+/// Writes an image atomically, in the format its extension names.
+pub fn save_rgb(img: &RgbImage, path: &Path) -> Result<(), ImageError> {
+    let format = output_format(path)?;
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut bytes, format).map_err(|_| ImageError::UnsupportedOutput { path: path.to_path_buf() })?;
+    write_atomic(path, |f| std::io::Write::write_all(f, bytes.get_ref()))?;
+    Ok(())
+}
+
+/// Converts 8-bit RGB to a `[3,H,W]` array in `[0,1]`.
+pub fn to_tensor(img: &RgbImage) -> Array3<f32> {
+    let (w, h) = img.dimensions();
+    Array3::from_shape_fn((3, h as usize, w as usize), |(c, y, x)| f32::from(img.get_pixel(x as u32, y as u32)[c]) / 255.0)
+}
+
+/// Converts a `[3,H,W]` array in `[0,1]` to 8-bit RGB, clamping and rounding.
+pub fn from_tensor(t: ArrayView3<f32>) -> RgbImage {
+    let (_, h, w) = t.dim();
+    RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let px = |c: usize| (t[[c, y as usize, x as usize]].clamp(0.0, 1.0) * 255.0).round() as u8;
+        image::Rgb([px(0), px(1), px(2)])
+    })
+}
+
+/// Resizes a `[3,H,W]` array to `height`×`width` with a triangle (bilinear) filter; a no-op at the same size.
+pub fn resize_tensor(t: ArrayView3<f32>, height: u32, width: u32) -> Array3<f32> {
+    let (_, h, w) = t.dim();
+    if h == height as usize && w == width as usize {
+        return t.to_owned();
+    }
+    let img = Rgb32FImage::from_fn(w as u32, h as u32, |x, y| {
+        image::Rgb([t[[0, y as usize, x as usize]], t[[1, y as usize, x as usize]], t[[2, y as usize, x as usize]]])
+    });
+    let out = image::imageops::resize(&img, width, height, FilterType::Triangle);
+    Array3::from_shape_fn((3, height as usize, width as usize), |(c, y, x)| out.get_pixel(x as u32, y as u32)[c])
+}
+
+/// Maps a batch in `[0,1]` to what a graph takes: the spec's range, then `(x - mean) / std`.
+pub fn normalize(batch: ArrayView4<f32>, spec: &ImageSpec) -> Array4<f32> {
+    let [lo, hi] = spec.range;
+    let mut out = batch.to_owned();
+    for (c, mut plane) in out.axis_iter_mut(Axis(1)).enumerate() {
+        let (m, s) = (spec.mean[c], spec.std[c]);
+        plane.mapv_inplace(|v| (v * (hi - lo) + lo - m) / s);
+    }
+    out
+}
+
+/// Maps a graph's output in the spec's range back to `[0,1]`, clamped.
+pub fn denormalize_range(batch: Array4<f32>, spec: &ImageSpec) -> Array4<f32> {
+    let [lo, hi] = spec.range;
+    batch.mapv_into(|v| ((v - lo) / (hi - lo)).clamp(0.0, 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tensor_round_trip_is_exact() {
+        let img = RgbImage::from_fn(5, 3, |x, y| image::Rgb([(x * 40) as u8, (y * 80) as u8, 7]));
+        let t = to_tensor(&img);
+        assert_eq!(t.dim(), (3, 3, 5));
+        assert_eq!(from_tensor(t.view()), img);
+    }
+
+    #[test]
+    fn normalize_applies_range_mean_std() {
+        let spec = ImageSpec { height: 1, width: 1, mean: [0.5, 0.0, 0.0], std: [0.5, 2.0, 1.0], range: [-1.0, 1.0] };
+        let batch = Array4::from_elem((1, 3, 1, 1), 1.0f32);
+        let out = normalize(batch.view(), &spec);
+        assert_eq!(out[[0, 0, 0, 0]], (1.0 - 0.5) / 0.5);
+        assert_eq!(out[[0, 1, 0, 0]], 0.5);
+        let back = denormalize_range(Array4::from_elem((1, 3, 1, 1), 0.0), &spec);
+        assert_eq!(back[[0, 0, 0, 0]], 0.5);
+    }
+
+    #[test]
+    fn resize_keeps_constant_images_constant() {
+        let t = Array3::from_elem((3, 8, 8), 0.25f32);
+        let r = resize_tensor(t.view(), 4, 6);
+        assert_eq!(r.dim(), (3, 4, 6));
+        assert!(r.iter().all(|v| (v - 0.25).abs() < 1e-6));
+    }
+
+    #[test]
+    fn non_image_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("fake.png");
+        std::fs::write(&p, b"not an image at all").unwrap();
+        let err = load_rgb(&p).unwrap_err().to_string();
+        assert!(err.contains("fake.png") && err.contains("Fix"), "{err}");
+    }
+
+    #[test]
+    fn unknown_output_extension_is_refused() {
+        assert!(output_format(Path::new("x.bmpx")).is_err());
+        assert!(output_format(Path::new("x.png")).is_ok());
+    }
+}

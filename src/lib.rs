@@ -1,0 +1,22 @@
+//! gsmile explains instruction-based image editors.
+//!
+//! Given an image and an editing instruction ("make the sky orange"), gsmile perturbs the
+//! words of the instruction, runs the editor on every perturbed instruction, measures how
+//! the output changes, and fits a weighted linear surrogate whose coefficients say which
+//! words caused which change (gSMILE: generative Statistical Model-agnostic
+//! Interpretability with Local Explanations).
+//!
+//! This crate is the library; the `gsmile` binary is a thin shell over it. Model bundles
+//! ([`bundle`]) are loaded into wrappers that own their ONNX Runtime sessions
+//! ([`editor`], [`encoder`]); everything else sees plain `ndarray` and `image` types.
+
+pub mod bundle;
+pub mod editor;
+pub mod encoder;
+pub mod error;
+pub mod imaging;
+pub mod io;
+pub mod runtime;
+pub mod tokenizer;
+
+pub use error::{Error, Result};

@@ -1,0 +1,284 @@
+//! ONNX Runtime: finding the shared library, starting it once, and model sessions that
+//! check their contract when they load.
+//!
+//! `ort` runs with its `load-dynamic` feature: the library is found at run time, from
+//! `ORT_DYLIB_PATH` if set, else from the copy `build.rs` fetched from PyPI's
+//! `onnxruntime` wheel. Sessions are built once per model file and reused for every call.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use ort::session::Session;
+use ort::value::{TensorElementType, ValueType};
+
+use crate::bundle::BundleError;
+
+/// The ONNX Runtime version gsmile is built and tested against.
+pub const ORT_VERSION: &str = "1.31.1";
+
+/// ONNX Runtime could not be found or started.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RuntimeError {
+    /// No library at any of the places gsmile looks.
+    #[error(
+        "ONNX Runtime not found: {tried}.\nFix: `python3 -m pip install onnxruntime=={ORT_VERSION}` and point ORT_DYLIB_PATH at its library:\n  export ORT_DYLIB_PATH=$(python3 -c \"import onnxruntime, glob, os; print(sorted(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), 'capi', 'libonnxruntime.so*')))[0])\")\nor rebuild gsmile (`cargo build`) on a machine that reaches PyPI."
+    )]
+    NotFound {
+        /// Where gsmile looked.
+        tried: String,
+    },
+    /// The library was found but ONNX Runtime refused to start from it.
+    #[error("cannot start ONNX Runtime from {path}: {message}. Fix: point ORT_DYLIB_PATH at libonnxruntime from onnxruntime {ORT_VERSION}")]
+    Load {
+        /// The library that failed.
+        path: PathBuf,
+        /// ONNX Runtime's message.
+        message: String,
+    },
+}
+
+/// A model failed while running or returned something its bundle did not promise.
+#[derive(Debug, thiserror::Error)]
+#[error("model {file}: {message}")]
+pub struct ModelError {
+    /// The ONNX file of the model.
+    pub file: PathBuf,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Options for every session gsmile creates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RuntimeOptions {
+    /// Intra-op threads per session; 0 lets ONNX Runtime use all cores.
+    pub threads: usize,
+}
+
+/// The library path `build.rs` recorded, empty when the download failed.
+const BUILD_TIME_DYLIB: &str = env!("GSMILE_ORT_DYLIB");
+
+/// The started runtime: the library it came from and the environment sessions are built in.
+struct Loaded {
+    path: PathBuf,
+    environment: ort::environment::Environment,
+}
+
+static LOADED: OnceLock<Result<Loaded, RuntimeError>> = OnceLock::new();
+
+/// Where the ONNX Runtime library will be loaded from: `ORT_DYLIB_PATH`, else the build-time copy.
+pub fn dylib_path() -> Result<PathBuf, RuntimeError> {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(RuntimeError::NotFound { tried: format!("ORT_DYLIB_PATH={} is not a file", p.display()) })
+        };
+    }
+    if BUILD_TIME_DYLIB.is_empty() {
+        return Err(RuntimeError::NotFound {
+            tried: "ORT_DYLIB_PATH is unset and the build could not fetch onnxruntime from PyPI".into(),
+        });
+    }
+    let p = PathBuf::from(BUILD_TIME_DYLIB);
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(RuntimeError::NotFound {
+            tried: format!("ORT_DYLIB_PATH is unset and the build-time copy {} is gone", p.display()),
+        })
+    }
+}
+
+fn loaded() -> Result<&'static Loaded, RuntimeError> {
+    let loaded = LOADED.get_or_init(|| {
+        let path = dylib_path()?;
+        let load_err = |e: &dyn std::fmt::Display| RuntimeError::Load { path: path.clone(), message: e.to_string() };
+        let builder = ort::init_from(&path).map_err(|e| load_err(&e))?;
+        let environment = builder.with_name("gsmile").build().map_err(|e| load_err(&e))?;
+        Ok(Loaded { path, environment })
+    });
+    loaded.as_ref().map_err(Clone::clone)
+}
+
+/// Loads ONNX Runtime once per process and returns the library it came from.
+pub fn ensure_loaded() -> Result<&'static Path, RuntimeError> {
+    Ok(loaded()?.path.as_path())
+}
+
+/// One dimension of a tensor in a model's contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dim {
+    /// Any size, usually the batch axis.
+    Any,
+    /// Exactly this size; a graph that leaves the axis dynamic also satisfies it.
+    Fixed(i64),
+}
+
+/// What a bundle promises about one input or output tensor of a graph.
+#[derive(Debug, Clone)]
+pub struct TensorContract {
+    /// The manifest field that names the tensor, e.g. `editor.image_input`.
+    pub field: &'static str,
+    /// The tensor's name in the graph.
+    pub name: String,
+    /// Element type the wrapper feeds or reads.
+    pub ty: TensorElementType,
+    /// Expected shape, one entry per axis.
+    pub dims: Vec<Dim>,
+}
+
+impl TensorContract {
+    /// Builds a contract for a tensor named by manifest field `field`.
+    pub fn new(field: &'static str, name: &str, ty: TensorElementType, dims: &[Dim]) -> Self {
+        TensorContract { field, name: name.to_string(), ty, dims: dims.to_vec() }
+    }
+
+    fn describe(&self) -> String {
+        let dims: Vec<String> = self
+            .dims
+            .iter()
+            .map(|d| match d {
+                Dim::Any => "N".to_string(),
+                Dim::Fixed(n) => n.to_string(),
+            })
+            .collect();
+        format!("{} [{}] (rank {})", type_name(self.ty), dims.join(","), self.dims.len())
+    }
+}
+
+fn type_name(ty: TensorElementType) -> String {
+    format!("{ty:?}").to_lowercase()
+}
+
+fn describe_value(v: &ValueType) -> String {
+    match v {
+        ValueType::Tensor { ty, shape, .. } => {
+            let dims: Vec<String> =
+                shape.iter().map(|d| if *d < 0 { "N".to_string() } else { d.to_string() }).collect();
+            format!("{} [{}] (rank {})", type_name(*ty), dims.join(","), shape.len())
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// An ONNX Runtime session for one model file, built once and reused by every call.
+///
+/// `ort` needs `&mut Session` to run, so the session sits behind a mutex; ONNX Runtime
+/// parallelises each call internally with its intra-op threads.
+pub struct ModelSession {
+    session: Mutex<Session>,
+    file: PathBuf,
+    signature: Vec<String>,
+}
+
+impl std::fmt::Debug for ModelSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelSession").field("file", &self.file).finish()
+    }
+}
+
+impl ModelSession {
+    /// Loads `file` of bundle `bundle` and checks it has the promised inputs and outputs.
+    pub fn load(
+        bundle: &Path,
+        file: &Path,
+        inputs: &[TensorContract],
+        outputs: &[TensorContract],
+        options: &RuntimeOptions,
+    ) -> crate::Result<Self> {
+        let environment = &loaded()?.environment;
+        let bundle_err = |message: String| BundleError::Graph {
+            bundle: bundle.to_path_buf(),
+            file: file.to_path_buf(),
+            message,
+        };
+        let mut builder = Session::builder(environment).map_err(|e| bundle_err(e.to_string()))?;
+        if options.threads > 0 {
+            builder = builder.with_intra_threads(options.threads).map_err(|e| bundle_err(e.to_string()))?;
+        }
+        let session = builder.commit_from_file(file).map_err(|e| {
+            bundle_err(format!("ONNX Runtime cannot load it ({e}); Fix: re-export the model or check the file is a complete .onnx file"))
+        })?;
+        check_side(bundle, file, "input", session.inputs().iter().map(|o| (o.name(), o.dtype())), inputs)?;
+        check_side(bundle, file, "output", session.outputs().iter().map(|o| (o.name(), o.dtype())), outputs)?;
+        let signature = session
+            .inputs()
+            .iter()
+            .map(|o| format!("in  {}: {}", o.name(), describe_value(o.dtype())))
+            .chain(session.outputs().iter().map(|o| format!("out {}: {}", o.name(), describe_value(o.dtype()))))
+            .collect();
+        Ok(ModelSession { session: Mutex::new(session), file: file.to_path_buf(), signature })
+    }
+
+    /// The ONNX file this session runs.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    /// The graph's real inputs and outputs, one line each, as `gsmile models` shows them.
+    pub fn signature(&self) -> &[String] {
+        &self.signature
+    }
+
+    /// Runs the graph on named inputs and hands the outputs to `read`, which copies out what it needs.
+    pub fn run<T>(
+        &self,
+        inputs: Vec<(std::borrow::Cow<'_, str>, ort::session::SessionInputValue<'_>)>,
+        read: impl FnOnce(&ort::session::SessionOutputs<'_>) -> Result<T, String>,
+    ) -> Result<T, ModelError> {
+        let err = |message: String| ModelError { file: self.file.clone(), message };
+        let mut session = self.session.lock().map_err(|_| err("session poisoned by an earlier panic".into()))?;
+        let outputs = session.run(inputs).map_err(|e| err(e.to_string()))?;
+        read(&outputs).map_err(err)
+    }
+
+    /// Wraps an `ort` error raised while preparing inputs for this model.
+    pub fn error(&self, e: impl std::fmt::Display) -> ModelError {
+        ModelError { file: self.file.clone(), message: e.to_string() }
+    }
+}
+
+fn check_side<'a>(
+    bundle: &Path,
+    file: &Path,
+    side: &str,
+    found: impl Iterator<Item = (&'a str, &'a ValueType)>,
+    expected: &[TensorContract],
+) -> Result<(), BundleError> {
+    let found: Vec<(&str, &ValueType)> = found.collect();
+    for want in expected {
+        let Some((_, ty)) = found.iter().find(|(n, _)| *n == want.name) else {
+            return Err(BundleError::MissingTensor {
+                bundle: bundle.to_path_buf(),
+                file: file.to_path_buf(),
+                side: side.to_string(),
+                field: want.field,
+                name: want.name.clone(),
+                available: found.iter().map(|(n, _)| n.to_string()).collect(),
+            });
+        };
+        if !value_matches(ty, want) {
+            return Err(BundleError::Contract {
+                bundle: bundle.to_path_buf(),
+                file: file.to_path_buf(),
+                side: side.to_string(),
+                field: want.field,
+                name: want.name.clone(),
+                expected: want.describe(),
+                found: describe_value(ty),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn value_matches(v: &ValueType, want: &TensorContract) -> bool {
+    let ValueType::Tensor { ty, shape, .. } = v else { return false };
+    *ty == want.ty
+        && shape.len() == want.dims.len()
+        && shape.iter().zip(&want.dims).all(|(d, w)| match w {
+            Dim::Any => true,
+            Dim::Fixed(n) => *d < 0 || d == n,
+        })
+}
