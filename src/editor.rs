@@ -7,11 +7,11 @@
 
 use image::RgbImage;
 use ndarray::{Array4, ArrayView3, ArrayView4, Axis, s};
-use ort::value::{TensorElementType, TensorRef};
+use ort::value::TensorElementType;
 
 use crate::bundle::{Bundle, BundleKind, ImageSpec};
 use crate::imaging;
-use crate::runtime::{Dim, ModelSession, RuntimeOptions, TensorContract};
+use crate::runtime::{Dim, ModelSession, RuntimeOptions, TensorContract, read_f32};
 use crate::tokenizer::InstructionTokenizer;
 use crate::{Error, Result};
 
@@ -117,20 +117,12 @@ impl OnnxEditor {
         let enc = self.tokenizer.encode(instructions)?;
         let s = &self.session;
         let inputs = ort::inputs![
-            self.image_input.as_str() => TensorRef::from_array_view(&pixels).map_err(|e| s.error(e))?,
-            self.ids_input.as_str() => TensorRef::from_array_view(&enc.input_ids).map_err(|e| s.error(e))?,
-            self.mask_input.as_str() => TensorRef::from_array_view(&enc.attention_mask).map_err(|e| s.error(e))?,
+            self.image_input.as_str() => s.tensor(&pixels)?,
+            self.ids_input.as_str() => s.tensor(&enc.input_ids)?,
+            self.mask_input.as_str() => s.tensor(&enc.attention_mask)?,
         ];
-        let want = pixels.dim();
-        let out = s.run(inputs, |outputs| {
-            let value = outputs.get(self.output.as_str()).ok_or_else(|| format!("no output `{}`", self.output))?;
-            let arr = value.try_extract_array::<f32>().map_err(|e| e.to_string())?;
-            let arr = arr.into_dimensionality::<ndarray::Ix4>().map_err(|e| e.to_string())?;
-            if arr.dim() != want {
-                return Err(format!("output `{}` has shape {:?}, expected {:?}", self.output, arr.dim(), want));
-            }
-            Ok(arr.to_owned())
-        })?;
+        let want = ndarray::Dim(pixels.dim());
+        let out = s.run(inputs, |outputs| read_f32(outputs, &self.output, want))?;
         Ok(imaging::denormalize_range(out, &self.spec))
     }
 }

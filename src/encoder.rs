@@ -2,11 +2,11 @@
 //! and weighting perturbed instructions (texts).
 
 use ndarray::{Array2, ArrayView4, Axis, s};
-use ort::value::{TensorElementType, TensorRef};
+use ort::value::TensorElementType;
 
 use crate::bundle::{Bundle, BundleKind, ImageSpec};
 use crate::imaging;
-use crate::runtime::{Dim, ModelSession, RuntimeOptions, TensorContract};
+use crate::runtime::{Dim, ModelSession, RuntimeOptions, TensorContract, read_f32};
 use crate::tokenizer::InstructionTokenizer;
 use crate::{Error, Result};
 
@@ -109,20 +109,10 @@ impl ClipEncoder {
     /// Embeds images already at the encoder's size, normalised, `[B,3,H,W]`.
     pub fn embed_pixel_values(&self, pixels: ArrayView4<f32>) -> Result<Array2<f32>> {
         let s = &self.image;
-        let input = pixels.as_standard_layout();
-        let inputs = ort::inputs![self.pixel_input.as_str() => TensorRef::from_array_view(&input).map_err(|e| s.error(e))?];
-        Ok(s.run(inputs, |o| read_embeddings(o, &self.image_output, pixels.dim().0, self.dim))?)
+        let input = pixels.as_standard_layout().into_owned();
+        let inputs = ort::inputs![self.pixel_input.as_str() => s.tensor(&input)?];
+        Ok(s.run(inputs, |o| read_f32(o, &self.image_output, ndarray::Dim((pixels.dim().0, self.dim))))?)
     }
-}
-
-fn read_embeddings(outputs: &ort::session::SessionOutputs<'_>, name: &str, rows: usize, dim: usize) -> Result<Array2<f32>, String> {
-    let value = outputs.get(name).ok_or_else(|| format!("no output `{name}`"))?;
-    let arr = value.try_extract_array::<f32>().map_err(|e| e.to_string())?;
-    let arr = arr.into_dimensionality::<ndarray::Ix2>().map_err(|e| e.to_string())?;
-    if arr.dim() != (rows, dim) {
-        return Err(format!("output `{name}` has shape {:?}, expected ({rows}, {dim})", arr.dim()));
-    }
-    Ok(arr.to_owned())
 }
 
 impl ImageEncoder for ClipEncoder {
@@ -162,10 +152,10 @@ impl TextEncoder for ClipEncoder {
             let enc = self.tokenizer.encode(&texts[start..end])?;
             let s = &self.text;
             let inputs = ort::inputs![
-                self.ids_input.as_str() => TensorRef::from_array_view(&enc.input_ids).map_err(|e| s.error(e))?,
-                self.mask_input.as_str() => TensorRef::from_array_view(&enc.attention_mask).map_err(|e| s.error(e))?,
+                self.ids_input.as_str() => s.tensor(&enc.input_ids)?,
+                self.mask_input.as_str() => s.tensor(&enc.attention_mask)?,
             ];
-            let emb = s.run(inputs, |o| read_embeddings(o, &self.text_output, end - start, self.dim))?;
+            let emb = s.run(inputs, |o| read_f32(o, &self.text_output, ndarray::Dim((end - start, self.dim))))?;
             out.slice_mut(s![start..end, ..]).assign(&emb);
         }
         Ok(out)

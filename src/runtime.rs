@@ -233,10 +233,37 @@ impl ModelSession {
         read(&outputs).map_err(err)
     }
 
+    /// Borrows a contiguous array as an ONNX input tensor (copying only if it is not contiguous).
+    pub fn tensor<'a, T, D>(&self, array: &'a ndarray::Array<T, D>) -> Result<ort::session::SessionInputValue<'a>, ModelError>
+    where
+        T: ort::value::PrimitiveTensorElementType + Clone + std::fmt::Debug + 'static,
+        D: ndarray::Dimension,
+    {
+        let shape: Vec<i64> = array.shape().iter().map(|&d| d as i64).collect();
+        let data = array.as_slice().ok_or_else(|| self.error("input array is not contiguous"))?;
+        let tensor = ort::value::TensorRef::from_array_view((shape, data)).map_err(|e| self.error(e))?;
+        Ok(tensor.into())
+    }
+
     /// Wraps an `ort` error raised while preparing inputs for this model.
     pub fn error(&self, e: impl std::fmt::Display) -> ModelError {
         ModelError { file: self.file.clone(), message: e.to_string() }
     }
+}
+
+/// Copies output `name` out of a run as an `f32` array of the expected shape.
+pub fn read_f32<D: ndarray::Dimension>(
+    outputs: &ort::session::SessionOutputs<'_>,
+    name: &str,
+    expected: D,
+) -> Result<ndarray::Array<f32, D>, String> {
+    let value = outputs.get(name).ok_or_else(|| format!("no output `{name}`"))?;
+    let (shape, data) = value.try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
+    let found: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
+    if found != expected.slice() {
+        return Err(format!("output `{name}` has shape {found:?}, expected {:?}", expected.slice()));
+    }
+    ndarray::Array::from_shape_vec(expected, data.to_vec()).map_err(|e| e.to_string())
 }
 
 fn check_side<'a>(
