@@ -295,6 +295,26 @@ impl Bundle {
             .unwrap_or(0)
     }
 
+    /// SHA-256 over the bundle's files (names and contents, sorted by name): the model's identity in caches and reports.
+    pub fn content_hash(&self) -> Result<String, BundleError> {
+        let err = |e: std::io::Error| BundleError::NotFound { path: self.dir.clone(), what: format!("cannot read its files: {e}") };
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .map_err(err)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        let mut parts = Vec::new();
+        for f in &files {
+            let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            parts.push(name.into_bytes());
+            parts.push(crate::cache::file_sha256(f).map_err(err)?.into_bytes());
+        }
+        let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        Ok(crate::cache::key(&refs))
+    }
+
     fn field_err(&self, field: &str, message: impl Into<String>) -> BundleError {
         BundleError::Field { path: self.dir.join(MANIFEST), field: field.to_string(), message: message.into() }
     }

@@ -21,6 +21,10 @@ pub trait Editor: Send + Sync {
     fn name(&self) -> &str;
     /// `(height, width)` the editor works at.
     fn size(&self) -> (u32, u32);
+    /// Parameters beyond the bundle that change outputs (steps, guidance…), as text for cache keys.
+    fn params(&self) -> String {
+        String::new()
+    }
     /// Checks an instruction can be fed to the editor (e.g. fits its token limit).
     fn check_instruction(&self, instruction: &str) -> Result<()>;
     /// Edits `images[i]` with `instructions[i]`; images are `[B,3,H,W]` in `[0,1]` at [`Editor::size`].

@@ -27,6 +27,15 @@ pub enum Error {
     /// An output file could not be written.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// Perturbation settings that cannot work.
+    #[error(transparent)]
+    Perturb(#[from] crate::perturb::PerturbError),
+    /// Distances asked of the wrong kind of data.
+    #[error(transparent)]
+    Distance(#[from] crate::distance::DistanceError),
+    /// The surrogate could not be fitted.
+    #[error(transparent)]
+    Surrogate(#[from] crate::surrogate::SurrogateError),
     /// A caller passed arguments that cannot work together.
     #[error("invalid input: {0}")]
     InvalidInput(String),

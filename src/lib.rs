@@ -11,12 +11,20 @@
 //! ([`editor`], [`encoder`]); everything else sees plain `ndarray` and `image` types.
 
 pub mod bundle;
+pub mod cache;
+pub mod distance;
 pub mod editor;
 pub mod encoder;
 pub mod error;
+pub mod explain;
 pub mod imaging;
 pub mod io;
+pub mod output;
+pub mod perturb;
+pub mod render;
 pub mod runtime;
+pub mod spatial;
+pub mod surrogate;
 pub mod tokenizer;
 
 pub use error::{Error, Result};

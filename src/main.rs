@@ -9,7 +9,12 @@ use gsmile::bundle::{self, Bundle, BundleKind};
 use gsmile::editor::{self, OnnxEditor};
 use gsmile::encoder::{ClipEncoder, ImageEncoder, TextEncoder};
 use gsmile::imaging;
+use gsmile::distance::Metric;
+use gsmile::explain::{self, ExplainConfig, ImageInfo, ModelInfo, Models, Progress, Reference, RunOptions, Space, Weighting};
+use gsmile::perturb::Strategy;
 use gsmile::runtime::RuntimeOptions;
+use gsmile::surrogate::SurrogateConfig;
+use indicatif::{ProgressBar, ProgressStyle};
 
 /// Explain instruction-based image editors: which words of an instruction caused which change.
 #[derive(Parser)]
@@ -33,6 +38,13 @@ struct Global {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Explain which words of an instruction drove an edit, and where (gSMILE).
+    ///
+    /// Writes explanation.json, words.png, overlays/, overlays.png, samples.png and report.html
+    /// into --out, and prints a ranked table of words.
+    ///
+    /// Example: gsmile explain --image assets/scene-01.png --instruction "please make the car red" --out outputs/car-red
+    Explain(Box<ExplainArgs>),
     /// Edit an image with an instruction using an editor bundle.
     ///
     /// Example: gsmile edit --image assets/scene-01.png --instruction "make the car red" --editor onnx/tiny-editor --out outputs/red-car.png
@@ -65,6 +77,88 @@ struct EditArgs {
 }
 
 #[derive(Args)]
+struct ExplainArgs {
+    /// Input image (PNG or JPEG).
+    #[arg(long, value_name = "FILE")]
+    image: PathBuf,
+    /// Editing instruction to explain.
+    #[arg(long, value_name = "TEXT")]
+    instruction: String,
+    /// Editor bundle folder.
+    #[arg(long, value_name = "DIR", default_value = "onnx/tiny-editor")]
+    editor: PathBuf,
+    /// CLIP-style encoder bundle, for embedding distances and text weights.
+    #[arg(long, value_name = "DIR", default_value = "onnx/tiny-clip")]
+    encoder: PathBuf,
+    /// Output folder; written atomically.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Number of perturbation samples (the full instruction included).
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    samples: usize,
+    /// Seed of the masks and the bootstrap; equal seeds give equal results.
+    #[arg(long, default_value_t = 0, value_name = "S")]
+    seed: u64,
+    /// Mask sampling: lime, kernel-shap or exhaustive (needs --samples ≥ 2^words).
+    #[arg(long, default_value = "lime", value_parser = kebab::<Strategy>, value_name = "NAME")]
+    strategy: Strategy,
+    /// Replace removed words with this token instead of dropping them.
+    #[arg(long, value_name = "TOKEN")]
+    replace: Option<String>,
+    /// Compare outputs with the full instruction's edit (full) or the unedited input (input).
+    #[arg(long, default_value = "full", value_parser = kebab::<Reference>, value_name = "REF")]
+    reference: Reference,
+    /// Measure change on image embeddings (embedding) or pixel distributions (pixels).
+    #[arg(long, default_value = "embedding", value_parser = kebab::<Space>, value_name = "SPACE")]
+    space: Space,
+    /// Distance: wasserstein, sliced-wasserstein (pixels), ks or cosine.
+    #[arg(long, default_value = "wasserstein", value_parser = kebab::<Metric>, value_name = "NAME")]
+    distance: Metric,
+    /// Sample weights from text-embedding Wasserstein distance (text-wasserstein) or LIME's mask cosine (mask-cosine).
+    #[arg(long, default_value = "text-wasserstein", value_parser = kebab::<Weighting>, value_name = "NAME")]
+    weighting: Weighting,
+    /// Kernel width σ of exp(-d²/σ²); default: median instruction distance (text) or 0.25 (mask cosine).
+    #[arg(long, value_name = "SIGMA")]
+    kernel_width: Option<f64>,
+    /// Fit a ridge surrogate with this alpha instead of ordinary weighted least squares.
+    #[arg(long, value_name = "ALPHA")]
+    ridge: Option<f64>,
+    /// Bootstrap replicates for intervals and p-values (0 disables).
+    #[arg(long, default_value_t = 200, value_name = "B")]
+    bootstrap: usize,
+    /// Confidence level of the bootstrap intervals.
+    #[arg(long, default_value_t = 0.95, value_name = "LEVEL")]
+    confidence: f64,
+    /// Keep only the K words with the largest attributions and refit.
+    #[arg(long, value_name = "K")]
+    top_k: Option<usize>,
+    /// Skip the per-word spatial heatmaps.
+    #[arg(long)]
+    no_spatial: bool,
+    /// Pool change maps over PxP patches before the spatial fit.
+    #[arg(long, default_value_t = 1, value_name = "P")]
+    patch: usize,
+    /// Seed passed to stochastic editors, the same for every sample.
+    #[arg(long, default_value_t = 0, value_name = "S")]
+    editor_seed: u64,
+    /// Most images per editor call.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    max_batch: usize,
+    /// Cache folder for edits and embeddings.
+    #[arg(long, default_value = "outputs/.cache", value_name = "DIR")]
+    cache: PathBuf,
+    /// Do not read or write the cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Print explanation.json to standard output instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
 struct EmbedArgs {
     /// Encoder bundle folder (kind = "clip").
     #[arg(long, value_name = "DIR", default_value = "onnx/tiny-clip")]
@@ -91,6 +185,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let options = RuntimeOptions { threads: cli.global.threads };
     let result = match &cli.command {
+        Command::Explain(a) => run_explain(a, &options, cli.global.quiet),
         Command::Edit(a) => run_edit(a, &options, cli.global.quiet),
         Command::Embed(a) => run_embed(a, &options),
         Command::Models(a) => run_models(a, &options),
@@ -220,4 +315,118 @@ fn describe_bundle(dir: &Path, options: &RuntimeOptions) -> Result<String> {
         out += &format!("  licence: {}\n", m.provenance.licence);
     }
     Ok(out)
+}
+
+/// Parses a kebab-case option value into a library enum through its serde names.
+fn kebab<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|e| e.to_string())
+}
+
+/// indicatif bars for the library's progress stages; hidden when stderr is not a terminal.
+struct Bars {
+    bar: std::sync::Mutex<Option<ProgressBar>>,
+    quiet: bool,
+}
+
+impl Progress for Bars {
+    fn stage(&self, name: &str, total: u64) {
+        if self.quiet {
+            return;
+        }
+        let bar = ProgressBar::new(total).with_message(name.to_string());
+        bar.set_style(
+            ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {elapsed_precise} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        if let Ok(mut slot) = self.bar.lock() {
+            *slot = Some(bar);
+        }
+    }
+
+    fn advance(&self, n: u64) {
+        if let Ok(slot) = self.bar.lock()
+            && let Some(bar) = slot.as_ref()
+        {
+            bar.inc(n);
+        }
+    }
+
+    fn finish(&self) {
+        if let Ok(mut slot) = self.bar.lock()
+            && let Some(bar) = slot.take()
+        {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn model_info(bundle: &Bundle) -> Result<ModelInfo> {
+    Ok(ModelInfo {
+        name: bundle.manifest().name.clone(),
+        path: bundle.dir().display().to_string(),
+        sha256: bundle.content_hash()?,
+    })
+}
+
+fn run_explain(a: &ExplainArgs, options: &RuntimeOptions, quiet: bool) -> Result<()> {
+    if a.instruction.trim().is_empty() {
+        bail!("--instruction is empty. Fix: pass the edit to explain, e.g. --instruction \"make the car red\"");
+    }
+    gsmile::output::check_target(&a.out, a.force)?;
+    let config = ExplainConfig {
+        samples: a.samples,
+        seed: a.seed,
+        strategy: a.strategy,
+        replacement: a.replace.clone(),
+        reference: a.reference,
+        space: a.space,
+        distance: a.distance,
+        weighting: a.weighting,
+        kernel_width: a.kernel_width,
+        surrogate: SurrogateConfig {
+            ridge_alpha: a.ridge,
+            bootstrap: a.bootstrap,
+            confidence: a.confidence,
+            seed: a.seed,
+            top_k: a.top_k,
+        },
+        spatial: !a.no_spatial,
+        patch: a.patch,
+        editor_seed: a.editor_seed,
+    };
+    let image = imaging::load_rgb(&a.image)?;
+    let image_info = ImageInfo {
+        path: a.image.display().to_string(),
+        sha256: gsmile::cache::file_sha256(&a.image).map_err(|e| anyhow::anyhow!("{}: {e}", a.image.display()))?,
+        width: image.width(),
+        height: image.height(),
+    };
+    let editor_bundle = Bundle::open(&a.editor)?;
+    let editor = OnnxEditor::load(&editor_bundle, options)?.with_max_batch(a.max_batch);
+    let needs_encoder = config.space == Space::Embedding || config.weighting == Weighting::TextWasserstein;
+    let encoder_bundle = if needs_encoder { Some(Bundle::open(&a.encoder)?) } else { None };
+    let encoder = encoder_bundle.as_ref().map(|b| ClipEncoder::load(b, options)).transpose()?;
+    let models = Models {
+        editor: &editor,
+        editor_info: model_info(&editor_bundle)?,
+        image_encoder: encoder.as_ref().map(|e| e as &dyn ImageEncoder),
+        text_encoder: encoder.as_ref().map(|e| e as &dyn TextEncoder),
+        encoder_info: encoder_bundle.as_ref().map(model_info).transpose()?,
+    };
+    let run_options = RunOptions {
+        max_batch: a.max_batch,
+        cache: if a.no_cache { None } else { Some(gsmile::cache::ArrayCache::new(&a.cache)) },
+    };
+    let bars = Bars { bar: std::sync::Mutex::new(None), quiet };
+    let mut run = explain::explain(&image, image_info, &a.instruction, &models, &config, &run_options, &bars)?;
+    gsmile::spatial::attach(&mut run)?;
+    gsmile::output::write_explanation(&run, &image, &a.out, a.force)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&run.explanation)?);
+    } else if !quiet {
+        print!("{}", gsmile::render::terminal_table(&run.explanation, 40));
+        eprintln!("wrote {}", a.out.display());
+    }
+    Ok(())
 }

@@ -1,0 +1,107 @@
+//! Wall-time breakdown of `gsmile explain` on the shipped tiny models; prints a table.
+//!
+//! Run with `cargo bench --bench explain` (release build). Figures: per-stage seconds at
+//! N = 64 and 256, the share of time outside ONNX inference, batched vs one-at-a-time
+//! editor throughput, a cached re-run with another kernel width, and peak RSS.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use gsmile::bundle::Bundle;
+use gsmile::cache::ArrayCache;
+use gsmile::editor::{Editor, OnnxEditor};
+use gsmile::encoder::{ClipEncoder, ImageEncoder, TextEncoder};
+use gsmile::explain::{self, ExplainConfig, ExplainRun, ImageInfo, ModelInfo, Models, NoProgress, RunOptions};
+use gsmile::runtime::RuntimeOptions;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<f64>().unwrap_or(0.0)))
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn info(b: &Bundle) -> ModelInfo {
+    ModelInfo { name: b.manifest().name.clone(), path: b.dir().display().to_string(), sha256: b.content_hash().unwrap() }
+}
+
+fn main() {
+    let threads: usize = std::env::var("GSMILE_BENCH_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let opts = RuntimeOptions { threads };
+    let eb = Bundle::open(root().join("onnx/tiny-editor")).unwrap();
+    let cb = Bundle::open(root().join("onnx/tiny-clip")).unwrap();
+    let editor = OnnxEditor::load(&eb, &opts).unwrap();
+    let clip = ClipEncoder::load(&cb, &opts).unwrap();
+    let image = gsmile::imaging::load_rgb(&root().join("assets/scene-01.png")).unwrap();
+    let image_info = ImageInfo { path: "scene-01".into(), sha256: String::new(), width: image.width(), height: image.height() };
+    let models = Models {
+        editor: &editor,
+        editor_info: info(&eb),
+        image_encoder: Some(&clip as &dyn ImageEncoder),
+        text_encoder: Some(&clip as &dyn TextEncoder),
+        encoder_info: Some(info(&cb)),
+    };
+    let instruction = "could you please make the car red in the picture";
+    let run = |config: &ExplainConfig, cache: Option<ArrayCache>| -> (ExplainRun, f64) {
+        let out = tempfile::tempdir().unwrap();
+        let t = Instant::now();
+        let mut r = explain::explain(&image, image_info.clone(), instruction, &models, config, &RunOptions { max_batch: 32, cache }, &NoProgress).unwrap();
+        gsmile::spatial::attach(&mut r).unwrap();
+        let before_render = t.elapsed().as_secs_f64();
+        gsmile::output::write_explanation(&r, &image, &out.path().join("x"), false).unwrap();
+        let render = t.elapsed().as_secs_f64() - before_render;
+        (r, render)
+    };
+
+    println!("gsmile explain bench — threads={} ({} cores), instruction {:?}", threads, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), instruction);
+    println!("{:>5} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9}", "N", "editor", "encoder", "distance", "surrogate", "spatial", "render", "total", "non-ONNX");
+    for n in [64usize, 256] {
+        let config = ExplainConfig { samples: n, ..ExplainConfig::default() };
+        let _ = run(&config, None); // warm-up
+        let (r, render) = run(&config, None);
+        let t = r.explanation.timings;
+        let total = t.total + render;
+        let non_onnx = total - t.editor - t.encoder;
+        println!(
+            "{:>5} {:>8.3} {:>8.3} {:>8.3} {:>9.3} {:>8.3} {:>8.3} {:>8.3} {:>8.1}%",
+            n, t.editor, t.encoder, t.distance, t.surrogate, t.spatial, render, total, 100.0 * non_onnx / total
+        );
+    }
+
+    // Batched vs one-at-a-time editor calls over 64 instructions.
+    let words = gsmile::perturb::split_words(instruction);
+    let masks = gsmile::perturb::sample_masks(words.len(), 64, Default::default(), 0).unwrap();
+    let texts: Vec<String> = masks.iter().map(|m| gsmile::perturb::render(instruction, &words, m, None)).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let (h, w) = editor.size();
+    let input = gsmile::imaging::resize_tensor(gsmile::imaging::to_tensor(&image).view(), h, w);
+    println!("\neditor throughput, 64 edits:");
+    for batch in [1usize, 4, 16, 32, 64] {
+        let t = Instant::now();
+        editor.edit_shared(input.view(), &refs, batch).unwrap();
+        let s = t.elapsed().as_secs_f64();
+        println!("  batch {batch:>3}: {s:>7.3} s  {:>8.1} edits/s", 64.0 / s);
+    }
+
+    // Cached re-run with another kernel width.
+    let dir = tempfile::tempdir().unwrap();
+    let config = ExplainConfig { samples: 256, ..ExplainConfig::default() };
+    let t = Instant::now();
+    let _ = run(&config, Some(ArrayCache::new(dir.path())));
+    let first = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let (r, _) = run(&ExplainConfig { kernel_width: Some(0.05), ..config }, Some(ArrayCache::new(dir.path())));
+    let second = t.elapsed().as_secs_f64();
+    println!(
+        "\ncached re-run (N=256, other kernel width): first {first:.3} s, re-run {second:.3} s = {:.1}% ({} of {} edits cached)",
+        100.0 * second / first,
+        r.explanation.counts.cached_edits,
+        r.explanation.counts.distinct_edits
+    );
+    println!("peak RSS: {:.0} MB", peak_rss_mb());
+}

@@ -1,0 +1,135 @@
+//! An on-disk cache of model outputs, so re-analysing an explanation with other surrogate
+//! settings does no model work.
+//!
+//! Entries are keyed by a SHA-256 over everything that determines the output (bundle hash,
+//! input hash, instruction, seeds, model parameters) and hold the raw `f32` array, so a
+//! cached value is bit-identical to the computed one. Unreadable entries count as misses.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{ArrayD, IxDyn};
+use sha2::{Digest, Sha256};
+
+use crate::io::{OutputError, write_atomic};
+
+const MAGIC: &[u8; 8] = b"GSMILEC1";
+
+/// A folder of cached arrays.
+#[derive(Debug, Clone)]
+pub struct ArrayCache {
+    dir: PathBuf,
+}
+
+/// Hex SHA-256 of `parts`, each length-prefixed so no two part lists collide.
+pub fn key(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    hex(&h.finalize())
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hex SHA-256 of a file's bytes.
+pub fn file_sha256(path: &Path) -> std::io::Result<String> {
+    let mut h = Sha256::new();
+    let mut f = std::fs::File::open(path)?;
+    std::io::copy(&mut f, &mut h)?;
+    Ok(hex(&h.finalize()))
+}
+
+/// The bytes of `f32` values, little-endian, for hashing.
+pub fn f32_bytes<'a>(values: impl IntoIterator<Item = &'a f32>) -> Vec<u8> {
+    values.into_iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+impl ArrayCache {
+    /// A cache stored under `dir` (created on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        ArrayCache { dir: dir.into() }
+    }
+
+    /// The cache folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(&key[..2.min(key.len())]).join(format!("{key}.f32"))
+    }
+
+    /// The array stored under `key`, or `None` on a miss or an unreadable entry.
+    pub fn get(&self, key: &str) -> Option<ArrayD<f32>> {
+        let bytes = std::fs::read(self.path(key)).ok()?;
+        let rest = bytes.strip_prefix(MAGIC)?;
+        let (ndim, rest) = rest.split_first_chunk::<4>()?;
+        let ndim = u32::from_le_bytes(*ndim) as usize;
+        let mut shape = Vec::with_capacity(ndim);
+        let mut rest = rest;
+        for _ in 0..ndim {
+            let (d, r) = rest.split_first_chunk::<8>()?;
+            shape.push(usize::try_from(u64::from_le_bytes(*d)).ok()?);
+            rest = r;
+        }
+        let n: usize = shape.iter().product();
+        if rest.len() != n * 4 {
+            return None;
+        }
+        let data = rest.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        ArrayD::from_shape_vec(IxDyn(&shape), data).ok()
+    }
+
+    /// Stores `array` under `key`, atomically.
+    pub fn put(&self, key: &str, array: &ArrayD<f32>) -> Result<(), OutputError> {
+        let path = self.path(key);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| OutputError { path: parent.to_path_buf(), source })?;
+        }
+        let mut bytes = Vec::with_capacity(16 + array.len() * 4);
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&(array.ndim() as u32).to_le_bytes());
+        for d in array.shape() {
+            bytes.extend_from_slice(&(*d as u64).to_le_bytes());
+        }
+        for v in array.iter() {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        write_atomic(&path, |f| std::io::Write::write_all(f, &bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_is_bit_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ArrayCache::new(dir.path());
+        let a = ArrayD::from_shape_fn(IxDyn(&[2, 3, 4]), |i| (i[0] * 12 + i[1] * 4 + i[2]) as f32 / 7.0);
+        let k = key(&[b"edit", b"x"]);
+        assert!(cache.get(&k).is_none());
+        cache.put(&k, &a).unwrap();
+        assert_eq!(cache.get(&k).unwrap(), a);
+    }
+
+    #[test]
+    fn corrupt_entry_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ArrayCache::new(dir.path());
+        let k = key(&[b"y"]);
+        cache.put(&k, &ArrayD::zeros(IxDyn(&[3]))).unwrap();
+        std::fs::write(cache.path(&k), b"GSMILEC1garbage").unwrap();
+        assert!(cache.get(&k).is_none());
+    }
+
+    #[test]
+    fn keys_separate_parts() {
+        assert_ne!(key(&[b"ab", b"c"]), key(&[b"a", b"bc"]));
+    }
+}

@@ -1,0 +1,626 @@
+//! The gSMILE explanation of one (image, instruction) pair: configuration, result types,
+//! and the pipeline that runs perturb → editor → encoder → distance → surrogate → spatial.
+
+use std::time::Instant;
+
+use image::RgbImage;
+use ndarray::{Array1, Array2, Array3, Array4, ArrayView4, Axis, Ix1, Ix3};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::cache::{self, ArrayCache};
+use crate::distance::{self, Metric};
+use crate::editor::Editor;
+use crate::encoder::{ImageEncoder, TextEncoder};
+use crate::perturb::{self, PerturbError, Strategy, Word};
+use crate::surrogate::{self, SurrogateConfig};
+use crate::{Error, Result, imaging};
+
+/// Version tag written into every `explanation.json`; bump it when the schema changes.
+pub const SCHEMA: &str = "gsmile.explanation/1";
+
+/// What each sample's output is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reference {
+    /// The full instruction's output: "how far is this sample from the complete edit" (gSMILE); target = −distance.
+    #[default]
+    Full,
+    /// The unedited input image: "how much did this instruction edit the image"; target = +distance.
+    Input,
+}
+
+/// Where output change is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Space {
+    /// On CLIP-style image embeddings (gSMILE's choice).
+    #[default]
+    Embedding,
+    /// On the images' pixel-intensity distributions.
+    Pixels,
+}
+
+/// How close a perturbed instruction is to the original, for sample weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Weighting {
+    /// Wasserstein-1 between the text-tower embeddings of the two instructions (gSMILE).
+    #[default]
+    TextWasserstein,
+    /// LIME's cosine distance between the binary masks.
+    MaskCosine,
+}
+
+/// Every option that changes an explanation's numbers; written into `explanation.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainConfig {
+    /// Number of perturbation samples, the full instruction included.
+    pub samples: usize,
+    /// Seed of the perturbation masks and the bootstrap.
+    pub seed: u64,
+    /// How masks are drawn.
+    pub strategy: Strategy,
+    /// Token that replaces removed words; `None` drops them.
+    pub replacement: Option<String>,
+    /// What outputs are compared with.
+    pub reference: Reference,
+    /// Where change is measured.
+    pub space: Space,
+    /// The distance between outputs.
+    pub distance: Metric,
+    /// How samples are weighted.
+    pub weighting: Weighting,
+    /// Kernel width σ of exp(−d²/σ²); `None` picks the default of the weighting (see [`ExplainConfig::effective_kernel_width`]).
+    pub kernel_width: Option<f64>,
+    /// Surrogate fitting options.
+    pub surrogate: SurrogateConfig,
+    /// Whether per-word spatial heatmaps are computed (by [`crate::spatial::attach`]).
+    pub spatial: bool,
+    /// Side of the square patches change maps are pooled over before the spatial fit (1 = per pixel).
+    pub patch: usize,
+    /// Seed given to stochastic editors, the same for every sample (common random numbers).
+    pub editor_seed: u64,
+}
+
+impl Default for ExplainConfig {
+    fn default() -> Self {
+        ExplainConfig {
+            samples: 64,
+            seed: 0,
+            strategy: Strategy::Lime,
+            replacement: None,
+            reference: Reference::Full,
+            space: Space::Embedding,
+            distance: Metric::Wasserstein,
+            weighting: Weighting::TextWasserstein,
+            kernel_width: None,
+            surrogate: SurrogateConfig::default(),
+            spatial: true,
+            patch: 1,
+            editor_seed: 0,
+        }
+    }
+}
+
+/// A model as an explanation records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// The bundle's name.
+    pub name: String,
+    /// The bundle folder as given.
+    pub path: String,
+    /// SHA-256 over the bundle's files.
+    pub sha256: String,
+}
+
+/// The explained image as an explanation records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    /// The file as given.
+    pub path: String,
+    /// SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+/// One word's attribution with its uncertainty.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WordAttribution {
+    /// The word and its place in the instruction.
+    #[serde(flatten)]
+    pub word: Word,
+    /// Surrogate coefficient: positive moves the output toward the full edit.
+    pub attribution: f64,
+    /// Lower end of the bootstrap interval.
+    pub ci_low: f64,
+    /// Upper end of the bootstrap interval.
+    pub ci_high: f64,
+    /// Two-sided bootstrap p-value of attribution ≠ 0.
+    pub p_value: f64,
+    /// 1 for the largest |attribution|.
+    pub rank: usize,
+    /// False when the word was left out of the fit (constant column or not in the top-k).
+    pub selected: bool,
+}
+
+/// How well the surrogate reproduces the editor on its own samples.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Fidelity {
+    /// Weighted R² of the surrogate's predictions.
+    pub r2: f64,
+    /// Weighted mean squared error.
+    pub mse: f64,
+}
+
+/// One perturbation sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleRecord {
+    /// Kept words as a string of 0 and 1, word order.
+    pub mask: String,
+    /// The perturbed instruction.
+    pub instruction: String,
+    /// Distance between this sample's output and the reference.
+    pub distance: f64,
+    /// Regression target derived from the distance (see [`Reference`]).
+    pub target: f64,
+    /// Kernel weight π.
+    pub weight: f64,
+    /// The instruction distance the weight came from.
+    pub instruction_distance: f64,
+    /// The surrogate's prediction.
+    pub prediction: f64,
+}
+
+/// How much work a run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Counts {
+    /// Number of words (features).
+    pub words: usize,
+    /// Number of samples in the regression.
+    pub samples: usize,
+    /// Distinct perturbed instructions, each edited once.
+    pub distinct_edits: usize,
+    /// Edits served from the cache.
+    pub cached_edits: usize,
+}
+
+/// Wall time per stage in seconds; the only part of the JSON that varies between identical runs.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct Timings {
+    /// Editor inference (or cache reads).
+    pub editor: f64,
+    /// Image and text encoder inference.
+    pub encoder: f64,
+    /// Output and instruction distances.
+    pub distance: f64,
+    /// Surrogate fit with bootstrap.
+    pub surrogate: f64,
+    /// Per-pixel spatial fit.
+    pub spatial: f64,
+    /// Everything, start to finish.
+    pub total: f64,
+}
+
+/// The result of one explanation, as written to `explanation.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Explanation {
+    /// Schema tag, [`SCHEMA`].
+    pub schema: String,
+    /// The gsmile version that made it.
+    pub gsmile_version: String,
+    /// The explained instruction.
+    pub instruction: String,
+    /// The explained image.
+    pub image: ImageInfo,
+    /// The editor.
+    pub editor: ModelInfo,
+    /// The encoder, when one was used.
+    pub encoder: Option<ModelInfo>,
+    /// Every option that shaped the numbers.
+    pub config: ExplainConfig,
+    /// The kernel width actually used.
+    pub kernel_width: f64,
+    /// One entry per word, in instruction order.
+    pub words: Vec<WordAttribution>,
+    /// Surrogate intercept: the predicted target with every word removed.
+    pub intercept: f64,
+    /// Surrogate fit quality.
+    pub fidelity: Fidelity,
+    /// Every sample, sample 0 being the full instruction.
+    pub samples: Vec<SampleRecord>,
+    /// Work done.
+    pub counts: Counts,
+    /// Wall times.
+    pub timings: Timings,
+}
+
+/// Receives progress of long stages; the library never prints, the CLI draws bars.
+pub trait Progress: Sync {
+    /// A stage with `total` steps begins.
+    fn stage(&self, name: &str, total: u64);
+    /// `n` more steps of the current stage are done.
+    fn advance(&self, n: u64);
+    /// The current stage is over.
+    fn finish(&self);
+}
+
+/// Progress that goes nowhere, for tests and quiet runs.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn stage(&self, _: &str, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// The models an explanation runs, with the identities recorded in its JSON.
+pub struct Models<'a> {
+    /// The editor being explained.
+    pub editor: &'a dyn Editor,
+    /// Its identity.
+    pub editor_info: ModelInfo,
+    /// Image encoder for `Space::Embedding`.
+    pub image_encoder: Option<&'a dyn ImageEncoder>,
+    /// Text encoder for `Weighting::TextWasserstein`.
+    pub text_encoder: Option<&'a dyn TextEncoder>,
+    /// The encoder's identity.
+    pub encoder_info: Option<ModelInfo>,
+}
+
+/// Settings that change speed and memory but never the numbers.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Most images per editor call.
+    pub max_batch: usize,
+    /// Cache of edits and embeddings; `None` disables caching.
+    pub cache: Option<ArrayCache>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { max_batch: 32, cache: None }
+    }
+}
+
+/// An explanation with the arrays renderings need.
+#[derive(Debug, Clone)]
+pub struct ExplainRun {
+    /// The JSON-serialisable result.
+    pub explanation: Explanation,
+    /// The input at the editor's resolution, `[3,H,W]`.
+    pub input: Array3<f32>,
+    /// Edits of the distinct perturbed instructions, `[U,3,H,W]`; row 0 is the full instruction.
+    pub edits: Array4<f32>,
+    /// The perturbed instruction of each row of `edits`.
+    pub edit_instructions: Vec<String>,
+    /// Each row of `edits`' distance to the reference.
+    pub edit_distances: Vec<f64>,
+    /// The image every output was compared with, `[3,H,W]`.
+    pub reference: Array3<f32>,
+    /// The regression design: one 0/1 row per sample, one column per word.
+    pub masks: Array2<f64>,
+    /// Kernel weight of each sample.
+    pub weights: Array1<f64>,
+    /// Row of `edits` each sample uses.
+    pub edit_of_sample: Vec<usize>,
+    /// Per-word heatmaps `[d, h, w]` at the pooled editor resolution (positive: the word
+    /// causes change there); filled by [`crate::spatial::attach`].
+    pub heatmaps: Option<Array3<f32>>,
+}
+
+/// Default kernel width for LIME's mask cosine distance (LIME text: width 25 on 100×cosine).
+pub const MASK_COSINE_WIDTH: f64 = 0.25;
+
+impl ExplainConfig {
+    /// The kernel width used: the configured one, else 0.25 for mask cosine, else the median
+    /// of the non-zero instruction distances (scale-free for any text encoder).
+    pub fn effective_kernel_width(&self, instruction_distances: &[f64]) -> f64 {
+        if let Some(w) = self.kernel_width {
+            return w;
+        }
+        match self.weighting {
+            Weighting::MaskCosine => MASK_COSINE_WIDTH,
+            Weighting::TextWasserstein => {
+                let mut d: Vec<f64> = instruction_distances.iter().copied().filter(|v| *v > 0.0 && v.is_finite()).collect();
+                d.sort_by(f64::total_cmp);
+                if d.is_empty() { 1.0 } else { d[d.len() / 2] }
+            }
+        }
+    }
+
+    /// Checks options against each other and against the models at hand.
+    pub fn validate(&self, models: &Models<'_>) -> Result<()> {
+        let bad = |m: String| Err(Error::InvalidInput(m));
+        if self.space == Space::Embedding && models.image_encoder.is_none() {
+            return bad("--space embedding needs an image encoder. Fix: pass --encoder onnx/tiny-clip or use --space pixels".into());
+        }
+        if self.weighting == Weighting::TextWasserstein && models.text_encoder.is_none() {
+            return bad("--weighting text-wasserstein needs a text encoder. Fix: pass --encoder onnx/tiny-clip or use --weighting mask-cosine".into());
+        }
+        if self.space == Space::Embedding && self.distance == Metric::SlicedWasserstein {
+            return bad("--distance sliced-wasserstein works on pixels only. Fix: add --space pixels or use --distance wasserstein".into());
+        }
+        if let Some(w) = self.kernel_width
+            && !(w.is_finite() && w > 0.0)
+        {
+            return bad(format!("--kernel-width must be a positive number (got {w})"));
+        }
+        if self.patch == 0 {
+            return bad("--patch must be at least 1".into());
+        }
+        if let Some(a) = self.surrogate.ridge_alpha
+            && !(a.is_finite() && a >= 0.0)
+        {
+            return bad(format!("--ridge must be a non-negative number (got {a})"));
+        }
+        if !(self.surrogate.confidence > 0.0 && self.surrogate.confidence < 1.0) {
+            return bad(format!("--confidence must be between 0 and 1 (got {})", self.surrogate.confidence));
+        }
+        Ok(())
+    }
+}
+
+fn secs(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}
+
+/// Runs the editor on the distinct instructions, serving what it can from the cache.
+fn run_edits(
+    models: &Models<'_>,
+    input: &Array3<f32>,
+    texts: &[String],
+    config: &ExplainConfig,
+    run: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<(Array4<f32>, usize)> {
+    let (c, h, w) = input.dim();
+    let image_hash = cache::key(&[&cache::f32_bytes(input.iter())]);
+    let params = models.editor.params();
+    let seed = config.editor_seed.to_le_bytes();
+    let keys: Vec<String> = texts
+        .iter()
+        .map(|t| cache::key(&[b"edit", models.editor_info.sha256.as_bytes(), image_hash.as_bytes(), t.as_bytes(), &seed, params.as_bytes()]))
+        .collect();
+    let mut out = Array4::zeros((texts.len(), c, h, w));
+    let mut missing = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        match run.cache.as_ref().and_then(|cache| cache.get(k)).and_then(|a| a.into_dimensionality::<Ix3>().ok()) {
+            Some(a) if a.dim() == (c, h, w) => out.index_axis_mut(Axis(0), i).assign(&a),
+            _ => missing.push(i),
+        }
+    }
+    let cached = texts.len() - missing.len();
+    progress.stage("editing", texts.len() as u64);
+    progress.advance(cached as u64);
+    for chunk in missing.chunks(run.max_batch.max(1)) {
+        let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
+        let edited = models.editor.edit_shared(input.view(), &batch, run.max_batch)?;
+        for (k, &i) in chunk.iter().enumerate() {
+            let e = edited.index_axis(Axis(0), k);
+            out.index_axis_mut(Axis(0), i).assign(&e);
+            if let Some(cache) = &run.cache {
+                cache.put(&keys[i], &e.to_owned().into_dyn())?;
+            }
+        }
+        progress.advance(chunk.len() as u64);
+    }
+    progress.finish();
+    Ok((out, cached))
+}
+
+/// Rows of an embedding matrix, served from the cache where possible; `compute` embeds the
+/// rows (by index) that were not cached.
+fn cached_rows(
+    keys: &[String],
+    dim: usize,
+    run: &RunOptions,
+    compute: impl FnOnce(&[usize]) -> Result<Array2<f32>>,
+) -> Result<Array2<f32>> {
+    let mut out = Array2::zeros((keys.len(), dim));
+    let mut missing = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        match run.cache.as_ref().and_then(|c| c.get(k)).and_then(|a| a.into_dimensionality::<Ix1>().ok()) {
+            Some(a) if a.len() == dim => out.row_mut(i).assign(&a),
+            _ => missing.push(i),
+        }
+    }
+    if !missing.is_empty() {
+        let emb = compute(&missing)?;
+        for (k, &i) in missing.iter().enumerate() {
+            out.row_mut(i).assign(&emb.row(k));
+            if let Some(c) = &run.cache {
+                c.put(&keys[i], &emb.row(k).to_owned().into_dyn())?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Embeds images, one cache entry per image.
+fn embed_images_cached(encoder: &dyn ImageEncoder, info: &ModelInfo, images: ArrayView4<f32>, run: &RunOptions) -> Result<Array2<f32>> {
+    let keys: Vec<String> = images
+        .axis_iter(Axis(0))
+        .map(|img| cache::key(&[b"image-embed", info.sha256.as_bytes(), &cache::f32_bytes(img.iter())]))
+        .collect();
+    cached_rows(&keys, encoder.dim(), run, |missing| encoder.embed_images(images.select(Axis(0), missing).view()))
+}
+
+/// Embeds texts, one cache entry per text.
+fn embed_texts_cached(encoder: &dyn TextEncoder, info: &ModelInfo, texts: &[String], run: &RunOptions) -> Result<Array2<f32>> {
+    let keys: Vec<String> = texts.iter().map(|t| cache::key(&[b"text-embed", info.sha256.as_bytes(), t.as_bytes()])).collect();
+    cached_rows(&keys, encoder.dim(), run, |missing| {
+        let batch: Vec<&str> = missing.iter().map(|&i| texts[i].as_str()).collect();
+        encoder.embed_texts(&batch)
+    })
+}
+
+/// Explains which words of `instruction` drove the edit of `image` (gSMILE).
+pub fn explain(
+    image: &RgbImage,
+    image_info: ImageInfo,
+    instruction: &str,
+    models: &Models<'_>,
+    config: &ExplainConfig,
+    run: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<ExplainRun> {
+    let start = Instant::now();
+    config.validate(models)?;
+    models.editor.check_instruction(instruction)?;
+    let words = perturb::split_words(instruction);
+    if words.is_empty() {
+        return Err(PerturbError::NoWords(instruction.to_string()).into());
+    }
+    let d = words.len();
+    let masks = perturb::sample_masks(d, config.samples, config.strategy, config.seed)?;
+    let (distinct, of_sample) = perturb::distinct(&masks);
+    let texts: Vec<String> =
+        distinct.iter().map(|m| perturb::render(instruction, &words, m, config.replacement.as_deref())).collect();
+
+    // Edits.
+    let t = Instant::now();
+    let (h, w) = models.editor.size();
+    let input = imaging::resize_tensor(imaging::to_tensor(image).view(), h, w);
+    let (edits, cached) = run_edits(models, &input, &texts, config, run, progress)?;
+    let editor_time = secs(t);
+
+    // Output distances.
+    let mut encoder_time = 0.0;
+    let t = Instant::now();
+    let reference = match config.reference {
+        Reference::Full => edits.index_axis(Axis(0), 0).to_owned(),
+        Reference::Input => input.clone(),
+    };
+    let distances: Vec<f64> = match config.space {
+        Space::Embedding => {
+            let enc = models.image_encoder.ok_or_else(|| Error::InvalidInput("no image encoder".into()))?;
+            let info = models.encoder_info.clone().unwrap_or_else(|| models.editor_info.clone());
+            let te = Instant::now();
+            progress.stage("embedding", 1);
+            let emb = embed_images_cached(enc, &info, edits.view(), run)?;
+            let reference_emb = match config.reference {
+                Reference::Full => emb.row(0).to_owned(),
+                Reference::Input => embed_images_cached(enc, &info, input.view().insert_axis(Axis(0)), run)?.row(0).to_owned(),
+            };
+            progress.finish();
+            encoder_time += secs(te);
+            let r = reference_emb.to_vec();
+            (0..emb.nrows())
+                .into_par_iter()
+                .map(|i| distance::between_vectors(config.distance, &emb.row(i).to_vec(), &r))
+                .collect::<Result<_, _>>()?
+        }
+        Space::Pixels => (0..edits.dim().0)
+            .into_par_iter()
+            .map(|i| distance::between_images(config.distance, edits.index_axis(Axis(0), i), reference.view(), config.seed))
+            .collect::<Result<_, _>>()?,
+    };
+    let sign = match config.reference {
+        Reference::Full => -1.0,
+        Reference::Input => 1.0,
+    };
+
+    // Instruction distances and kernel weights.
+    let instruction_distances: Vec<f64> = match config.weighting {
+        Weighting::TextWasserstein => {
+            let enc = models.text_encoder.ok_or_else(|| Error::InvalidInput("no text encoder".into()))?;
+            let te = Instant::now();
+            let info = models.encoder_info.clone().unwrap_or_else(|| models.editor_info.clone());
+            let emb = embed_texts_cached(enc, &info, &texts, run)?;
+            encoder_time += secs(te);
+            let full = emb.row(0).to_vec();
+            emb.axis_iter(Axis(0)).map(|e| distance::wasserstein_1d(&e.to_vec(), &full)).collect()
+        }
+        Weighting::MaskCosine => distinct
+            .iter()
+            .map(|m| {
+                let kept = m.iter().filter(|&&b| b).count() as f64;
+                if kept == 0.0 { 1.0 } else { 1.0 - (kept / d as f64).sqrt() }
+            })
+            .collect(),
+    };
+    let width = config.effective_kernel_width(&instruction_distances);
+    let distance_time = secs(t) - encoder_time;
+
+    // Surrogate.
+    let t = Instant::now();
+    let n = masks.len();
+    let x = Array2::from_shape_fn((n, d), |(i, k)| if masks[i][k] { 1.0 } else { 0.0 });
+    let y = Array1::from_shape_fn(n, |i| sign * distances[of_sample[i]]);
+    let weights = Array1::from_shape_fn(n, |i| surrogate::exponential_kernel(instruction_distances[of_sample[i]], width));
+    let mut surrogate_config = config.surrogate.clone();
+    surrogate_config.seed = config.seed;
+    let fit = surrogate::fit(x.view(), y.view(), weights.view(), &surrogate_config)?;
+    let surrogate_time = secs(t);
+
+    let mut order: Vec<usize> = (0..d).collect();
+    order.sort_by(|&a, &b| fit.coefficients[b].abs().total_cmp(&fit.coefficients[a].abs()).then(a.cmp(&b)));
+    let mut rank = vec![0; d];
+    for (r, &k) in order.iter().enumerate() {
+        rank[k] = r + 1;
+    }
+    let words = words
+        .into_iter()
+        .enumerate()
+        .map(|(k, word)| WordAttribution {
+            word,
+            attribution: fit.coefficients[k],
+            ci_low: fit.intervals[k].0,
+            ci_high: fit.intervals[k].1,
+            p_value: fit.p_values[k],
+            rank: rank[k],
+            selected: fit.selected[k],
+        })
+        .collect();
+    let samples = (0..n)
+        .map(|i| SampleRecord {
+            mask: masks[i].iter().map(|&b| if b { '1' } else { '0' }).collect(),
+            instruction: texts[of_sample[i]].clone(),
+            distance: distances[of_sample[i]],
+            target: y[i],
+            weight: weights[i],
+            instruction_distance: instruction_distances[of_sample[i]],
+            prediction: fit.predictions[i],
+        })
+        .collect();
+    let explanation = Explanation {
+        schema: SCHEMA.to_string(),
+        gsmile_version: env!("CARGO_PKG_VERSION").to_string(),
+        instruction: instruction.to_string(),
+        image: image_info,
+        editor: models.editor_info.clone(),
+        encoder: models.encoder_info.clone(),
+        config: config.clone(),
+        kernel_width: width,
+        words,
+        intercept: fit.intercept,
+        fidelity: Fidelity { r2: fit.r2, mse: fit.mse },
+        samples,
+        counts: Counts { words: d, samples: n, distinct_edits: texts.len(), cached_edits: cached },
+        timings: Timings {
+            editor: editor_time,
+            encoder: encoder_time,
+            distance: distance_time,
+            surrogate: surrogate_time,
+            spatial: 0.0,
+            total: secs(start),
+        },
+    };
+    Ok(ExplainRun {
+        explanation,
+        input,
+        edits,
+        edit_instructions: texts,
+        edit_distances: distances,
+        reference,
+        masks: x,
+        weights,
+        edit_of_sample: of_sample,
+        heatmaps: None,
+    })
+}
