@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 
-use ab_glyph::{Font, FontRef, GlyphId, OutlinedGlyph, PxScale, ScaleFont, point};
+use ab_glyph::{FontRef, PxScale};
 use base64::Engine as _;
 use image::{Rgb, RgbImage, imageops};
 use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut};
@@ -77,52 +77,14 @@ fn font() -> &'static FontRef<'static> {
     FONT.get_or_init(|| FontRef::try_from_slice(FONT_BYTES).expect("the embedded DejaVuSans.ttf is a valid font"))
 }
 
-/// Lays out one line of `text` at `size` pixels from the origin (top of the line at y = 0),
-/// handing each visible glyph to `f`, and returns the line's width and height.
-///
-/// imageproc's own text drawing sits behind its `text` feature, which gsmile builds without,
-/// so this is the same single-line layout done directly with ab_glyph (kerning included).
-fn layout(size: f32, text: &str, mut f: impl FnMut(OutlinedGlyph)) -> (u32, u32) {
-    let scaled = font().as_scaled(PxScale::from(size));
-    let mut x = 0.0f32;
-    let mut prev: Option<GlyphId> = None;
-    for c in text.chars() {
-        let id = scaled.glyph_id(c);
-        if let Some(prev) = prev {
-            x += scaled.kern(prev, id);
-        }
-        let glyph = id.with_scale_and_position(PxScale::from(size), point(x, scaled.ascent()));
-        x += scaled.h_advance(id);
-        prev = Some(id);
-        if let Some(outlined) = font().outline_glyph(glyph) {
-            f(outlined);
-        }
-    }
-    (x.ceil().max(0.0) as u32, scaled.height().ceil().max(0.0) as u32)
-}
-
 /// Width and height of `text` at `size` pixels.
 fn measure(size: f32, text: &str) -> (u32, u32) {
-    layout(size, text, |_| {})
+    imageproc::drawing::text_size(PxScale::from(size), font(), text)
 }
 
 /// Draws `text` with the top-left corner of its line at (`x`, `y`), anti-aliased over the image.
 fn draw_text(img: &mut RgbImage, color: Rgb<u8>, x: i32, y: i32, size: f32, text: &str) {
-    let (w, h) = (img.width() as i32, img.height() as i32);
-    layout(size, text, |g| {
-        let bb = g.px_bounds();
-        let (gx0, gy0) = (x + bb.min.x.floor() as i32, y + bb.min.y.floor() as i32);
-        g.draw(|gx, gy, cov| {
-            let (px, py) = (gx0 + gx as i32, gy0 + gy as i32);
-            if (0..w).contains(&px) && (0..h).contains(&py) {
-                let a = cov.clamp(0.0, 1.0);
-                let p = img.get_pixel_mut(px as u32, py as u32);
-                for k in 0..3 {
-                    p[k] = (p[k] as f32 * (1.0 - a) + color[k] as f32 * a).round() as u8;
-                }
-            }
-        });
-    });
+    imageproc::drawing::draw_text_mut(img, color, x, y, PxScale::from(size), font(), text);
 }
 
 /// Fills a rectangle, ignoring empty ones.
