@@ -1,0 +1,551 @@
+//! Distances between editor outputs, the `y` of the gSMILE surrogate.
+//!
+//! gSMILE measures how much an edited output changed when words of the instruction were
+//! removed by a distance between the output for the full instruction and the output for the
+//! perturbed one. Outputs are either embeddings (compared as vectors, or as 1-D empirical
+//! distributions of their components, as gSMILE does) or `[3, H, W]` images in `[0, 1]`
+//! (compared as distributions of pixel values per channel, or of projected colours).
+//!
+//! Every 1-D function matches a scipy function, checked against scipy by
+//! `tests/stats_parity.rs`. The functions return `f64` and never panic: an empty input
+//! gives `NaN`, and so does any `NaN` in the input (values are ordered with
+//! [`f32::total_cmp`], but a `NaN` sample has no place on the real line, so the distance is
+//! undefined). [`between_vectors`] and [`between_images`] turn such cases into a
+//! [`DistanceError`].
+
+use std::fmt;
+
+use ndarray::{Array2, ArrayView2, ArrayView3, Axis, CowArray, Ix2};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Number of random directions [`between_images`] uses for [`Metric::SlicedWasserstein`].
+pub const SLICED_PROJECTIONS: usize = 64;
+
+/// Which distance measures the change between two outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Metric {
+    /// 1-Wasserstein (earth mover's) distance between 1-D empirical distributions.
+    Wasserstein,
+    /// Mean 1-Wasserstein distance between pixel colours projected on random directions.
+    SlicedWasserstein,
+    /// Two-sample Kolmogorov–Smirnov statistic (largest gap between empirical CDFs).
+    Ks,
+    /// Cosine distance `1 − u·v / (‖u‖‖v‖)`.
+    Cosine,
+}
+
+impl Metric {
+    /// The name used on the command line and in `explanation.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Wasserstein => "wasserstein",
+            Metric::SlicedWasserstein => "sliced-wasserstein",
+            Metric::Ks => "ks",
+            Metric::Cosine => "cosine",
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a distance could not be computed for a metric and pair of outputs.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DistanceError {
+    /// Sliced Wasserstein was asked for between embedding vectors.
+    #[error(
+        "metric `sliced-wasserstein` is only for pixels (it projects RGB colours); \
+         for embeddings use `wasserstein`, `ks` or `cosine`"
+    )]
+    SlicedOnVectors,
+    /// Cosine distance was asked for between vectors or images of different sizes.
+    #[error(
+        "metric `cosine` needs outputs of the same size, got {left} and {right} values; \
+         use `wasserstein` or `ks`, which compare distributions of different sizes"
+    )]
+    LengthMismatch {
+        /// Number of values in the first output.
+        left: usize,
+        /// Number of values in the second output.
+        right: usize,
+    },
+    /// An image was not `[3, H, W]`.
+    #[error(
+        "metric `{metric}` on images needs [3, H, W] RGB arrays, got shape {shape:?}; \
+         convert the image to 3 channels first"
+    )]
+    NotRgb {
+        /// The metric that was asked for.
+        metric: Metric,
+        /// The offending shape.
+        shape: Vec<usize>,
+    },
+    /// One of the outputs had no values.
+    #[error("metric `{metric}` got an empty {space}; the editor or encoder produced no values")]
+    Empty {
+        /// The metric that was asked for.
+        metric: Metric,
+        /// `"vector"` or `"image"`.
+        space: &'static str,
+    },
+    /// The distance is undefined for these values (NaN input, or a zero vector for cosine).
+    #[error(
+        "metric `{metric}` is undefined here: {reason}; check the model outputs for NaN, \
+         or use `wasserstein` or `ks`"
+    )]
+    Undefined {
+        /// The metric that was asked for.
+        metric: Metric,
+        /// What made it undefined.
+        reason: &'static str,
+    },
+}
+
+/// 1-Wasserstein distance between two unweighted empirical distributions, matching
+/// `scipy.stats.wasserstein_distance(u, v)`.
+///
+/// Integrates `|CDF_u(t) − CDF_v(t)|` over the merged sorted samples (scipy's
+/// `_cdf_distance(1, u, v)`), in `f64`. The samples may differ in length. Returns `NaN` if
+/// either sample is empty or contains `NaN`.
+pub fn wasserstein_1d(u: &[f32], v: &[f32]) -> f64 {
+    let mut su = u.to_vec();
+    let mut sv = v.to_vec();
+    su.sort_unstable_by(f32::total_cmp);
+    sv.sort_unstable_by(f32::total_cmp);
+    w1_sorted(&su, &sv)
+}
+
+/// Two-sided two-sample Kolmogorov–Smirnov statistic, matching
+/// `scipy.stats.ks_2samp(u, v).statistic`.
+///
+/// The largest absolute difference between the two right-continuous empirical CDFs,
+/// evaluated at every sample value (ties are consumed together, as scipy's
+/// `searchsorted(..., side="right")` does). Returns `NaN` if either sample is empty or
+/// contains `NaN`.
+pub fn ks_statistic(u: &[f32], v: &[f32]) -> f64 {
+    let mut su = u.to_vec();
+    let mut sv = v.to_vec();
+    su.sort_unstable_by(f32::total_cmp);
+    sv.sort_unstable_by(f32::total_cmp);
+    ks_sorted(&su, &sv)
+}
+
+/// Cosine distance `1 − u·v / (‖u‖‖v‖)`, matching `scipy.spatial.distance.cosine(u, v)`
+/// (including its clipping to `[0, 2]`).
+///
+/// Returns `NaN` if the lengths differ, either vector is empty or all zeros, or a value is
+/// `NaN`.
+pub fn cosine_distance(u: &[f32], v: &[f32]) -> f64 {
+    if u.len() != v.len() || u.is_empty() {
+        return f64::NAN;
+    }
+    let (mut uv, mut uu, mut vv) = (0.0f64, 0.0f64, 0.0f64);
+    for (&a, &b) in u.iter().zip(v) {
+        let (a, b) = (f64::from(a), f64::from(b));
+        uv += a * b;
+        uu += a * a;
+        vv += b * b;
+    }
+    if uu == 0.0 || vv == 0.0 {
+        return f64::NAN;
+    }
+    // NaN propagates through clamp.
+    (1.0 - uv / (uu * vv).sqrt()).clamp(0.0, 2.0)
+}
+
+/// Sum over channels of the 1-Wasserstein distance between the channels' pixel values
+/// (each channel of `[3, H, W]` images in `[0, 1]` treated as a 1-D empirical distribution,
+/// `scipy.stats.wasserstein_distance` per channel).
+///
+/// The images may differ in size. Returns `NaN` if the channel counts differ, an image is
+/// empty, or a pixel is `NaN`.
+pub fn pixel_wasserstein(a: ArrayView3<f32>, b: ArrayView3<f32>) -> f64 {
+    per_channel(a, b, w1_sorted)
+}
+
+/// Mean over channels of the two-sample KS statistic between the channels' pixel values
+/// (`scipy.stats.ks_2samp(...).statistic` per channel, averaged so the result stays in
+/// `[0, 1]`).
+///
+/// Returns `NaN` under the same conditions as [`pixel_wasserstein`].
+pub fn pixel_ks(a: ArrayView3<f32>, b: ArrayView3<f32>) -> f64 {
+    let channels = a.len_of(Axis(0));
+    per_channel(a, b, ks_sorted) / channels as f64
+}
+
+/// Sliced 1-Wasserstein distance between the colour distributions of two images: the mean,
+/// over `projections` random unit directions `θ` (drawn from a seeded `ChaCha8Rng` as
+/// standard normals, Box–Muller, then normalised), of the 1-Wasserstein distance between
+/// the projected colours `⟨θ, rgb⟩` of the pixels of `a` and of `b`.
+///
+/// Unlike [`pixel_wasserstein`], this sees changes in how channels co-vary (a hue swap that
+/// keeps every channel histogram). The same `seed` always gives the same directions.
+/// Returns `NaN` if `projections` is 0, the channel counts differ, an image is empty, or a
+/// pixel is `NaN`.
+pub fn sliced_wasserstein(
+    a: ArrayView3<f32>,
+    b: ArrayView3<f32>,
+    projections: usize,
+    seed: u64,
+) -> f64 {
+    let channels = a.len_of(Axis(0));
+    if projections == 0 || channels == 0 || channels != b.len_of(Axis(0)) {
+        return f64::NAN;
+    }
+    // Channel planes as rows, [C, H*W]; borrowed when the input is contiguous.
+    let pa = channels_by_row(a);
+    let pb = channels_by_row(b);
+    if pa.ncols() == 0 || pb.ncols() == 0 {
+        return f64::NAN;
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut theta = vec![0.0f64; channels];
+    let mut buf_a = Vec::with_capacity(pa.ncols());
+    let mut buf_b = Vec::with_capacity(pb.ncols());
+    let mut total = 0.0;
+    for _ in 0..projections {
+        random_unit_direction(&mut rng, &mut theta);
+        project(&pa, &theta, &mut buf_a);
+        project(&pb, &theta, &mut buf_b);
+        buf_a.sort_unstable_by(f64::total_cmp);
+        buf_b.sort_unstable_by(f64::total_cmp);
+        total += w1_sorted(&buf_a, &buf_b);
+    }
+    total / projections as f64
+}
+
+/// Distance between two embedding vectors under `metric` (gSMILE compares embeddings with
+/// the 1-Wasserstein distance between their components taken as 1-D empirical
+/// distributions).
+///
+/// [`Metric::SlicedWasserstein`] is rejected: it is defined for pixel colours only.
+pub fn between_vectors(metric: Metric, u: &[f32], v: &[f32]) -> Result<f64, DistanceError> {
+    if u.is_empty() || v.is_empty() {
+        return Err(DistanceError::Empty { metric, space: "vector" });
+    }
+    let d = match metric {
+        Metric::Wasserstein => wasserstein_1d(u, v),
+        Metric::Ks => ks_statistic(u, v),
+        Metric::SlicedWasserstein => return Err(DistanceError::SlicedOnVectors),
+        Metric::Cosine => {
+            if u.len() != v.len() {
+                return Err(DistanceError::LengthMismatch { left: u.len(), right: v.len() });
+            }
+            cosine_distance(u, v)
+        }
+    };
+    check_defined(metric, d)
+}
+
+/// Distance between two `[3, H, W]` images in `[0, 1]` under `metric`:
+/// [`pixel_wasserstein`], [`sliced_wasserstein`] with [`SLICED_PROJECTIONS`] directions
+/// drawn from `seed`, [`pixel_ks`], or the cosine distance of the flattened images.
+pub fn between_images(
+    metric: Metric,
+    a: ArrayView3<f32>,
+    b: ArrayView3<f32>,
+    seed: u64,
+) -> Result<f64, DistanceError> {
+    for shape in [a.shape(), b.shape()] {
+        if shape.len() != 3 || shape[0] != 3 {
+            return Err(DistanceError::NotRgb { metric, shape: shape.to_vec() });
+        }
+        if shape.contains(&0) {
+            return Err(DistanceError::Empty { metric, space: "image" });
+        }
+    }
+    let d = match metric {
+        Metric::Wasserstein => pixel_wasserstein(a, b),
+        Metric::SlicedWasserstein => sliced_wasserstein(a, b, SLICED_PROJECTIONS, seed),
+        Metric::Ks => pixel_ks(a, b),
+        Metric::Cosine => {
+            if a.shape() != b.shape() {
+                return Err(DistanceError::LengthMismatch { left: a.len(), right: b.len() });
+            }
+            let fa: Vec<f32> = a.iter().copied().collect();
+            let fb: Vec<f32> = b.iter().copied().collect();
+            cosine_distance(&fa, &fb)
+        }
+    };
+    check_defined(metric, d)
+}
+
+fn check_defined(metric: Metric, d: f64) -> Result<f64, DistanceError> {
+    if d.is_nan() {
+        let reason = if metric == Metric::Cosine {
+            "an output is all zeros or contains NaN"
+        } else {
+            "an output contains NaN"
+        };
+        Err(DistanceError::Undefined { metric, reason })
+    } else {
+        Ok(d)
+    }
+}
+
+/// Applies a sorted-sample statistic to every channel pair and sums the results, reusing two
+/// buffers for all channels (the hot path: one sort of H*W values per channel and image).
+fn per_channel(a: ArrayView3<f32>, b: ArrayView3<f32>, stat: fn(&[f32], &[f32]) -> f64) -> f64 {
+    let channels = a.len_of(Axis(0));
+    if channels == 0 || channels != b.len_of(Axis(0)) {
+        return f64::NAN;
+    }
+    let mut buf_a: Vec<f32> = Vec::with_capacity(a.len() / channels);
+    let mut buf_b: Vec<f32> = Vec::with_capacity(b.len() / channels);
+    let mut total = 0.0;
+    for c in 0..channels {
+        buf_a.clear();
+        buf_b.clear();
+        fill(&mut buf_a, a.index_axis(Axis(0), c));
+        fill(&mut buf_b, b.index_axis(Axis(0), c));
+        buf_a.sort_unstable_by(f32::total_cmp);
+        buf_b.sort_unstable_by(f32::total_cmp);
+        total += stat(&buf_a, &buf_b);
+    }
+    total
+}
+
+fn fill(buf: &mut Vec<f32>, plane: ArrayView2<f32>) {
+    match plane.as_slice() {
+        Some(s) => buf.extend_from_slice(s),
+        None => buf.extend(plane.iter().copied()),
+    }
+}
+
+/// `[C, H, W]` → `[C, H*W]`, borrowing when the input is in standard layout.
+fn channels_by_row(img: ArrayView3<'_, f32>) -> CowArray<'_, f32, Ix2> {
+    let (c, h, w) = img.dim();
+    let owned = |img: ArrayView3<'_, f32>| {
+        let flat: Vec<f32> = img.iter().copied().collect();
+        // The element count is c*h*w by construction, so this cannot fail.
+        Array2::from_shape_vec((c, h * w), flat).unwrap_or_else(|_| Array2::zeros((c, 0)))
+    };
+    if img.is_standard_layout() {
+        match img.into_shape_with_order((c, h * w)) {
+            Ok(flat) => CowArray::from(flat),
+            Err(_) => CowArray::from(owned(img)),
+        }
+    } else {
+        CowArray::from(owned(img))
+    }
+}
+
+/// Writes `⟨θ, rgb⟩` for every pixel into `out`, one channel plane at a time (contiguous,
+/// vectorisable).
+fn project(planes: &CowArray<'_, f32, Ix2>, theta: &[f64], out: &mut Vec<f64>) {
+    out.clear();
+    out.resize(planes.ncols(), 0.0);
+    for (plane, &t) in planes.outer_iter().zip(theta) {
+        for (o, &x) in out.iter_mut().zip(plane.iter()) {
+            *o += t * f64::from(x);
+        }
+    }
+}
+
+/// Draws a uniformly distributed unit vector: standard normals by Box–Muller, normalised.
+fn random_unit_direction(rng: &mut ChaCha8Rng, theta: &mut [f64]) {
+    loop {
+        for t in theta.iter_mut() {
+            // u1 in (0, 1] so ln(u1) is finite.
+            let u1: f64 = 1.0 - rng.random::<f64>();
+            let u2: f64 = rng.random::<f64>();
+            *t = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+        }
+        let norm = theta.iter().map(|t| t * t).sum::<f64>().sqrt();
+        if norm > 1e-12 {
+            theta.iter_mut().for_each(|t| *t /= norm);
+            return;
+        }
+    }
+}
+
+/// scipy's `_cdf_distance(1, u, v)` on already sorted samples: walks the merged order once,
+/// adding `|F_u − F_v| · Δt` between consecutive merged values.
+fn w1_sorted<T: Copy + Into<f64>>(u: &[T], v: &[T]) -> f64 {
+    let (nu, nv) = (u.len(), v.len());
+    if nu == 0 || nv == 0 {
+        return f64::NAN;
+    }
+    let (mut i, mut j) = (0usize, 0usize);
+    let first: f64 = u[0].into();
+    let mut prev = first.min(v[0].into());
+    let mut total = 0.0f64;
+    while i < nu || j < nv {
+        let take_u = j == nv || (i < nu && u[i].into() <= v[j].into());
+        let x: f64 = if take_u { u[i].into() } else { v[j].into() };
+        if x.is_nan() {
+            return f64::NAN;
+        }
+        // Before consuming x, i and j count the samples <= prev (ties give Δt = 0).
+        // |i/nu − j/nv| = |i·nv − j·nu| / (nu·nv): integer counts, one division at the end.
+        total += (i * nv).abs_diff(j * nu) as f64 * (x - prev);
+        prev = x;
+        if take_u {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    total / (nu as f64 * nv as f64)
+}
+
+/// Two-sided KS statistic on already sorted samples: the largest `|F_u − F_v|` after all
+/// samples equal to each distinct value have been counted.
+fn ks_sorted(u: &[f32], v: &[f32]) -> f64 {
+    let (nu, nv) = (u.len(), v.len());
+    if nu == 0 || nv == 0 {
+        return f64::NAN;
+    }
+    let (fu, fv) = (nu as f64, nv as f64);
+    let (mut i, mut j) = (0usize, 0usize);
+    let mut d = 0.0f64;
+    while i < nu || j < nv {
+        let x = match (u.get(i), v.get(j)) {
+            (Some(&a), Some(&b)) => a.min(b),
+            (Some(&a), None) => a,
+            (None, Some(&b)) => b,
+            (None, None) => break,
+        };
+        if x.is_nan() {
+            return f64::NAN;
+        }
+        while i < nu && u[i] <= x {
+            i += 1;
+        }
+        while j < nv && v[j] <= x {
+            j += 1;
+        }
+        d = d.max(((i as f64) / fu - (j as f64) / fv).abs());
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array3;
+
+    #[test]
+    fn w1_of_shifted_samples_is_the_shift() {
+        let u = [0.1f32, 0.5, 0.2, 0.9, 0.3];
+        let v: Vec<f32> = u.iter().map(|x| x + 2.0).collect();
+        assert!((wasserstein_1d(&u, &v) - 2.0).abs() < 1e-6);
+        assert_eq!(wasserstein_1d(&u, &u), 0.0);
+    }
+
+    #[test]
+    fn w1_of_single_points_is_their_gap() {
+        assert!((wasserstein_1d(&[-1.0], &[2.5]) - 3.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn ks_of_disjoint_samples_is_one() {
+        assert_eq!(ks_statistic(&[0.0, 0.1, 0.2], &[5.0, 6.0]), 1.0);
+        assert_eq!(ks_statistic(&[1.0, 1.0], &[1.0, 1.0, 1.0]), 0.0);
+    }
+
+    #[test]
+    fn ks_handles_ties_across_samples() {
+        // F_u jumps to 1 at 1; F_v is 1/2 at 1 then 1 at 2.
+        assert!((ks_statistic(&[1.0, 1.0], &[1.0, 2.0]) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn cosine_matches_definition() {
+        assert!(cosine_distance(&[1.0, 0.0], &[0.0, 1.0]) - 1.0 < 1e-12);
+        assert_eq!(cosine_distance(&[1.0, 2.0], &[2.0, 4.0]), 0.0);
+        assert_eq!(cosine_distance(&[1.0, 2.0], &[-1.0, -2.0]), 2.0);
+        assert!(cosine_distance(&[0.0, 0.0], &[1.0, 1.0]).is_nan());
+        assert!(cosine_distance(&[1.0], &[1.0, 2.0]).is_nan());
+    }
+
+    #[test]
+    fn empty_and_nan_give_nan_not_panic() {
+        assert!(wasserstein_1d(&[], &[1.0]).is_nan());
+        assert!(ks_statistic(&[1.0], &[]).is_nan());
+        assert!(wasserstein_1d(&[f32::NAN, 1.0], &[1.0]).is_nan());
+        assert!(ks_statistic(&[f32::NAN, 1.0], &[1.0]).is_nan());
+        let e = Array3::<f32>::zeros((3, 0, 0));
+        assert!(pixel_wasserstein(e.view(), e.view()).is_nan());
+        assert!(sliced_wasserstein(e.view(), e.view(), 4, 0).is_nan());
+    }
+
+    fn ramp(shift: f32) -> Array3<f32> {
+        Array3::from_shape_fn((3, 4, 5), |(c, h, w)| {
+            (c as f32 * 0.1 + h as f32 * 0.05 + w as f32 * 0.01 + shift).clamp(0.0, 1.0)
+        })
+    }
+
+    #[test]
+    fn pixel_distances_of_a_brightness_shift() {
+        let a = ramp(0.0);
+        let b = ramp(0.2);
+        assert!((pixel_wasserstein(a.view(), b.view()) - 0.6).abs() < 1e-5);
+        assert_eq!(pixel_wasserstein(a.view(), a.view()), 0.0);
+        assert!(pixel_ks(a.view(), b.view()) > 0.0 && pixel_ks(a.view(), b.view()) <= 1.0);
+        // A uniform shift s along every channel moves every projection by s·Σθ.
+        let sw = sliced_wasserstein(a.view(), b.view(), 16, 7);
+        assert!(sw > 0.0 && sw <= 0.2 * 3f64.sqrt() + 1e-6);
+        assert_eq!(sw, sliced_wasserstein(a.view(), b.view(), 16, 7));
+        assert_eq!(sliced_wasserstein(a.view(), a.view(), 16, 7), 0.0);
+    }
+
+    #[test]
+    fn sliced_sees_a_channel_swap_that_pixel_w1_misses() {
+        let a = ramp(0.0);
+        let mut b = a.clone();
+        // Swap the colours of two pixels in channel 0 only: per-channel histograms unchanged.
+        let t = b[[0, 0, 0]];
+        b[[0, 0, 0]] = b[[0, 3, 4]];
+        b[[0, 3, 4]] = t;
+        assert_eq!(pixel_wasserstein(a.view(), b.view()), 0.0);
+        assert!(sliced_wasserstein(a.view(), b.view(), 64, 1) > 0.0);
+    }
+
+    #[test]
+    fn metric_dispatch_and_errors() {
+        let u = [0.1f32, 0.2, 0.3];
+        let v = [0.2f32, 0.3, 0.4];
+        assert!((between_vectors(Metric::Wasserstein, &u, &v).unwrap() - 0.1).abs() < 1e-6);
+        assert_eq!(
+            between_vectors(Metric::SlicedWasserstein, &u, &v),
+            Err(DistanceError::SlicedOnVectors)
+        );
+        assert!(matches!(
+            between_vectors(Metric::Cosine, &u, &v[..2]),
+            Err(DistanceError::LengthMismatch { left: 3, right: 2 })
+        ));
+        assert!(matches!(
+            between_vectors(Metric::Cosine, &[0.0, 0.0], &[1.0, 0.0]),
+            Err(DistanceError::Undefined { .. })
+        ));
+        assert!(matches!(
+            between_vectors(Metric::Ks, &[], &v),
+            Err(DistanceError::Empty { .. })
+        ));
+        let a = ramp(0.0);
+        let gray = Array3::<f32>::zeros((1, 4, 5));
+        assert!(matches!(
+            between_images(Metric::Wasserstein, a.view(), gray.view(), 0),
+            Err(DistanceError::NotRgb { .. })
+        ));
+        for m in [Metric::Wasserstein, Metric::SlicedWasserstein, Metric::Ks, Metric::Cosine] {
+            assert_eq!(between_images(m, a.view(), a.view(), 3).unwrap(), 0.0, "{m}");
+        }
+        let msg = DistanceError::SlicedOnVectors.to_string();
+        assert!(msg.contains("only for pixels") && msg.contains("wasserstein"));
+    }
+
+    #[test]
+    fn metric_serialises_kebab_case() {
+        let s = serde_json::to_string(&Metric::SlicedWasserstein).unwrap();
+        assert_eq!(s, "\"sliced-wasserstein\"");
+        let m: Metric = serde_json::from_str("\"ks\"").unwrap();
+        assert_eq!(m, Metric::Ks);
+    }
+}
