@@ -510,7 +510,9 @@ pub fn word_panel(
         fmt_signed_pretty(word.ci_low),
         fmt_signed_pretty(word.ci_high)
     );
-    let mut detail = format!("rank {} \u{b7} p = {}", word.rank, fmt_p(word.p_value));
+    let p = fmt_p(word.p_value);
+    let p = if p.starts_with('<') { format!("p {p}") } else { format!("p = {p}") };
+    let mut detail = format!("rank {} \u{b7} {p}", word.rank);
     if !word.selected {
         detail.push_str(" \u{b7} left out of the surrogate fit");
     }
