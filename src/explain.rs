@@ -4,7 +4,9 @@
 use std::time::Instant;
 
 use image::RgbImage;
-use ndarray::{Array1, Array2, Array3, Array4, ArrayView4, Axis, Ix1, Ix3};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ndarray::{Array1, Array2, Array3, Array4, ArrayView3, ArrayView4, Axis, Ix1, Ix3};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -369,48 +371,113 @@ fn secs(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-/// Runs the editor on the distinct instructions, serving what it can from the cache.
-fn run_edits(
-    models: &Models<'_>,
-    input: &Array3<f32>,
-    texts: &[String],
-    config: &ExplainConfig,
-    run: &RunOptions,
-    progress: &dyn Progress,
-) -> Result<(Array4<f32>, usize)> {
-    let (c, h, w) = input.dim();
-    let image_hash = cache::key(&[&cache::f32_bytes(input.iter())]);
-    let params = models.editor.params();
-    let seed = config.editor_seed.to_le_bytes();
-    let keys: Vec<String> = texts
-        .iter()
-        .map(|t| cache::key(&[b"edit", models.editor_info.sha256.as_bytes(), image_hash.as_bytes(), t.as_bytes(), &seed, params.as_bytes()]))
-        .collect();
-    let mut out = Array4::zeros((texts.len(), c, h, w));
-    let mut missing = Vec::new();
-    for (i, k) in keys.iter().enumerate() {
-        match run.cache.as_ref().and_then(|cache| cache.get(k)).and_then(|a| a.into_dimensionality::<Ix3>().ok()) {
-            Some(a) if a.dim() == (c, h, w) => out.index_axis_mut(Axis(0), i).assign(&a),
-            _ => missing.push(i),
-        }
+/// Edits one image with many instructions and measures the outputs, through the cache:
+/// the model work shared by [`explain`] and the evaluator, so both compute identical targets.
+pub struct Measurer<'m, 'a> {
+    models: &'m Models<'a>,
+    config: &'m ExplainConfig,
+    run: &'m RunOptions,
+    input: Array3<f32>,
+    image_hash: String,
+    edits_run: AtomicUsize,
+}
+
+impl<'m, 'a> Measurer<'m, 'a> {
+    /// Prepares `image` at the editor's resolution.
+    pub fn new(image: &RgbImage, models: &'m Models<'a>, config: &'m ExplainConfig, run: &'m RunOptions) -> Self {
+        let (h, w) = models.editor.size();
+        let input = imaging::resize_tensor(imaging::to_tensor(image).view(), h, w);
+        let image_hash = cache::key(&[&cache::f32_bytes(input.iter())]);
+        Measurer { models, config, run, input, image_hash, edits_run: AtomicUsize::new(0) }
     }
-    let cached = texts.len() - missing.len();
-    progress.stage("editing", texts.len() as u64);
-    progress.advance(cached as u64);
-    for chunk in missing.chunks(run.max_batch.max(1)) {
-        let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
-        let edited = models.editor.edit_shared(input.view(), &batch, run.max_batch)?;
-        for (k, &i) in chunk.iter().enumerate() {
-            let e = edited.index_axis(Axis(0), k);
-            out.index_axis_mut(Axis(0), i).assign(&e);
-            if let Some(cache) = &run.cache {
-                cache.put(&keys[i], &e.to_owned().into_dyn())?;
+
+    /// The input at the editor's resolution, `[3,H,W]`.
+    pub fn input(&self) -> ArrayView3<'_, f32> {
+        self.input.view()
+    }
+
+    /// Edits the editor actually ran so far (cache misses).
+    pub fn edits_run(&self) -> usize {
+        self.edits_run.load(Ordering::Relaxed)
+    }
+
+    /// Edits of `texts`, served from the cache where possible, the rest in batches.
+    pub fn edit(&self, texts: &[String], progress: &dyn Progress) -> Result<Array4<f32>> {
+        let (c, h, w) = self.input.dim();
+        let params = self.models.editor.params();
+        let seed = self.config.editor_seed.to_le_bytes();
+        let sha = self.models.editor_info.sha256.as_bytes();
+        let keys: Vec<String> =
+            texts.iter().map(|t| cache::key(&[b"edit", sha, self.image_hash.as_bytes(), t.as_bytes(), &seed, params.as_bytes()])).collect();
+        let mut out = Array4::zeros((texts.len(), c, h, w));
+        let mut missing = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            match self.run.cache.as_ref().and_then(|cache| cache.get(k)).and_then(|a| a.into_dimensionality::<Ix3>().ok()) {
+                Some(a) if a.dim() == (c, h, w) => out.index_axis_mut(Axis(0), i).assign(&a),
+                _ => missing.push(i),
             }
         }
-        progress.advance(chunk.len() as u64);
+        progress.stage("editing", texts.len() as u64);
+        progress.advance((texts.len() - missing.len()) as u64);
+        for chunk in missing.chunks(self.run.max_batch.max(1)) {
+            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
+            let edited = self.models.editor.edit_shared(self.input.view(), &batch, self.run.max_batch)?;
+            for (k, &i) in chunk.iter().enumerate() {
+                let e = edited.index_axis(Axis(0), k);
+                out.index_axis_mut(Axis(0), i).assign(&e);
+                if let Some(cache) = &self.run.cache {
+                    cache.put(&keys[i], &e.to_owned().into_dyn())?;
+                }
+            }
+            self.edits_run.fetch_add(chunk.len(), Ordering::Relaxed);
+            progress.advance(chunk.len() as u64);
+        }
+        progress.finish();
+        Ok(out)
     }
-    progress.finish();
-    Ok((out, cached))
+
+    fn encoder_info(&self) -> &ModelInfo {
+        self.models.encoder_info.as_ref().unwrap_or(&self.models.editor_info)
+    }
+
+    /// Image embeddings, one cache entry per image.
+    pub fn embed_images(&self, images: ArrayView4<f32>) -> Result<Array2<f32>> {
+        let enc = self.models.image_encoder.ok_or_else(|| Error::InvalidInput("--space embedding needs an image encoder".into()))?;
+        let sha = self.encoder_info().sha256.as_bytes();
+        let keys: Vec<String> =
+            images.axis_iter(Axis(0)).map(|img| cache::key(&[b"image-embed", sha, &cache::f32_bytes(img.iter())])).collect();
+        cached_rows(&keys, enc.dim(), self.run, |missing| enc.embed_images(images.select(Axis(0), missing).view()))
+    }
+
+    /// Text embeddings, one cache entry per text.
+    pub fn embed_texts(&self, texts: &[String]) -> Result<Array2<f32>> {
+        let enc = self.models.text_encoder.ok_or_else(|| Error::InvalidInput("--weighting text-wasserstein needs a text encoder".into()))?;
+        let sha = self.encoder_info().sha256.as_bytes();
+        let keys: Vec<String> = texts.iter().map(|t| cache::key(&[b"text-embed", sha, t.as_bytes()])).collect();
+        cached_rows(&keys, enc.dim(), self.run, |missing| {
+            let batch: Vec<&str> = missing.iter().map(|&i| texts[i].as_str()).collect();
+            enc.embed_texts(&batch)
+        })
+    }
+
+    /// Distance of each of `outputs` to `reference` in the configured space and metric.
+    pub fn distances(&self, outputs: ArrayView4<f32>, reference: ArrayView3<f32>) -> Result<Vec<f64>> {
+        let metric = self.config.distance;
+        match self.config.space {
+            Space::Embedding => {
+                let emb = self.embed_images(outputs)?;
+                let r = self.embed_images(reference.insert_axis(Axis(0)))?.row(0).to_vec();
+                (0..emb.nrows())
+                    .into_par_iter()
+                    .map(|i| distance::between_vectors(metric, &emb.row(i).to_vec(), &r).map_err(Error::from))
+                    .collect()
+            }
+            Space::Pixels => (0..outputs.dim().0)
+                .into_par_iter()
+                .map(|i| distance::between_images(metric, outputs.index_axis(Axis(0), i), reference, self.config.seed).map_err(Error::from))
+                .collect(),
+        }
+    }
 }
 
 /// Rows of an embedding matrix, served from the cache where possible; `compute` embeds the
@@ -441,24 +508,6 @@ fn cached_rows(
     Ok(out)
 }
 
-/// Embeds images, one cache entry per image.
-fn embed_images_cached(encoder: &dyn ImageEncoder, info: &ModelInfo, images: ArrayView4<f32>, run: &RunOptions) -> Result<Array2<f32>> {
-    let keys: Vec<String> = images
-        .axis_iter(Axis(0))
-        .map(|img| cache::key(&[b"image-embed", info.sha256.as_bytes(), &cache::f32_bytes(img.iter())]))
-        .collect();
-    cached_rows(&keys, encoder.dim(), run, |missing| encoder.embed_images(images.select(Axis(0), missing).view()))
-}
-
-/// Embeds texts, one cache entry per text.
-fn embed_texts_cached(encoder: &dyn TextEncoder, info: &ModelInfo, texts: &[String], run: &RunOptions) -> Result<Array2<f32>> {
-    let keys: Vec<String> = texts.iter().map(|t| cache::key(&[b"text-embed", info.sha256.as_bytes(), t.as_bytes()])).collect();
-    cached_rows(&keys, encoder.dim(), run, |missing| {
-        let batch: Vec<&str> = missing.iter().map(|&i| texts[i].as_str()).collect();
-        encoder.embed_texts(&batch)
-    })
-}
-
 /// Explains which words of `instruction` drove the edit of `image` (gSMILE).
 pub fn explain(
     image: &RgbImage,
@@ -484,42 +533,20 @@ pub fn explain(
 
     // Edits.
     let t = Instant::now();
-    let (h, w) = models.editor.size();
-    let input = imaging::resize_tensor(imaging::to_tensor(image).view(), h, w);
-    let (edits, cached) = run_edits(models, &input, &texts, config, run, progress)?;
+    let measurer = Measurer::new(image, models, config, run);
+    let edits = measurer.edit(&texts, progress)?;
+    let cached = texts.len() - measurer.edits_run();
     let editor_time = secs(t);
 
-    // Output distances.
-    let mut encoder_time = 0.0;
+    // Output distances (embedding time is counted as encoder time).
     let t = Instant::now();
+    let input = measurer.input().to_owned();
     let reference = match config.reference {
         Reference::Full => edits.index_axis(Axis(0), 0).to_owned(),
         Reference::Input => input.clone(),
     };
-    let distances: Vec<f64> = match config.space {
-        Space::Embedding => {
-            let enc = models.image_encoder.ok_or_else(|| Error::InvalidInput("no image encoder".into()))?;
-            let info = models.encoder_info.clone().unwrap_or_else(|| models.editor_info.clone());
-            let te = Instant::now();
-            progress.stage("embedding", 1);
-            let emb = embed_images_cached(enc, &info, edits.view(), run)?;
-            let reference_emb = match config.reference {
-                Reference::Full => emb.row(0).to_owned(),
-                Reference::Input => embed_images_cached(enc, &info, input.view().insert_axis(Axis(0)), run)?.row(0).to_owned(),
-            };
-            progress.finish();
-            encoder_time += secs(te);
-            let r = reference_emb.to_vec();
-            (0..emb.nrows())
-                .into_par_iter()
-                .map(|i| distance::between_vectors(config.distance, &emb.row(i).to_vec(), &r))
-                .collect::<Result<_, _>>()?
-        }
-        Space::Pixels => (0..edits.dim().0)
-            .into_par_iter()
-            .map(|i| distance::between_images(config.distance, edits.index_axis(Axis(0), i), reference.view(), config.seed))
-            .collect::<Result<_, _>>()?,
-    };
+    let distances = measurer.distances(edits.view(), reference.view())?;
+    let mut encoder_time = if config.space == Space::Embedding { secs(t) } else { 0.0 };
     let sign = match config.reference {
         Reference::Full => -1.0,
         Reference::Input => 1.0,
@@ -528,10 +555,8 @@ pub fn explain(
     // Instruction distances and kernel weights.
     let instruction_distances: Vec<f64> = match config.weighting {
         Weighting::TextWasserstein => {
-            let enc = models.text_encoder.ok_or_else(|| Error::InvalidInput("no text encoder".into()))?;
             let te = Instant::now();
-            let info = models.encoder_info.clone().unwrap_or_else(|| models.editor_info.clone());
-            let emb = embed_texts_cached(enc, &info, &texts, run)?;
+            let emb = measurer.embed_texts(&texts)?;
             encoder_time += secs(te);
             let full = emb.row(0).to_vec();
             emb.axis_iter(Axis(0)).map(|e| distance::wasserstein_1d(&e.to_vec(), &full)).collect()

@@ -16,6 +16,7 @@ pub mod distance;
 pub mod editor;
 pub mod encoder;
 pub mod error;
+pub mod evaluate;
 pub mod explain;
 pub mod imaging;
 pub mod io;

@@ -610,6 +610,18 @@ pub fn contact_sheet(items: &[(String, f64, RgbImage)], columns: usize) -> RgbIm
     img
 }
 
+/// Width and height of `text` drawn at `size` pixels in the embedded font, for callers
+/// (the evaluator's charts) that lay out their own pictures.
+pub fn label_size(size: f32, text: &str) -> (u32, u32) {
+    measure(size, text)
+}
+
+/// Draws `text` in the embedded font with its line's top-left corner at (`x`, `y`), so
+/// other modules' charts share the reports' typeface without embedding it again.
+pub fn draw_label(img: &mut RgbImage, color: Rgb<u8>, x: i32, y: i32, size: f32, text: &str) {
+    draw_text(img, color, x, y, size, text);
+}
+
 /// The image encoded as PNG; an image with a zero side, which PNG cannot hold, is encoded as one white pixel.
 pub fn png_bytes(img: &RgbImage) -> Vec<u8> {
     let blank;

@@ -1,0 +1,375 @@
+//! One scenario's evaluation: the explanation and its accuracy, fidelity, stability,
+//! consistency and faithfulness measurements.
+//!
+//! Held-out fidelity and the deletion/insertion curves need editor outputs for masks that
+//! `explain` did not sample. They are computed by [`explain::Measurer`], which edits, embeds and
+//! measures exactly as `explain` does, with the same cache keys, so every edit and
+//! embedding `explain` already made is reused bit for bit (the `targets_match_explain` test
+//! checks that the two agree exactly).
+
+use std::collections::HashMap;
+
+use image::RgbImage;
+use ndarray::{ArrayView3, Axis};
+use sha2::{Digest, Sha256};
+
+use super::{CurveResult, EvalConfig, EvalError, Result, SCENARIO_SCHEMA, ScenarioResult};
+use crate::cache::{self, file_sha256};
+use crate::explain::{self, ExplainConfig, ExplainRun, ImageInfo, Measurer, Models, NoProgress, Reference, RunOptions};
+use crate::metrics;
+use crate::perturb::{self, Strategy, Word};
+use crate::scenario::Scenario;
+use crate::{Error, imaging};
+
+/// Seed for one purpose derived from the explanation seed, so held-out masks and random
+/// orders never coincide with the masks of seed, seed+1, … that stability uses.
+pub fn derive_seed(seed: u64, purpose: &str) -> u64 {
+    let mut h = Sha256::new();
+    h.update(b"gsmile.evaluate.seed");
+    h.update(seed.to_le_bytes());
+    h.update(purpose.as_bytes());
+    let d = h.finalize();
+    u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
+/// A word as compared with key words: lower case, letters and digits only.
+pub fn key_form(word: &str) -> String {
+    word.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+}
+
+/// Whether each word is one of `key_words` (case- and punctuation-insensitive).
+pub fn key_labels(words: &[String], key_words: &[String]) -> Vec<bool> {
+    let keys: Vec<String> = key_words.iter().map(|k| key_form(k)).collect();
+    words.iter().map(|w| keys.contains(&key_form(w))).collect()
+}
+
+/// Hash of what a scenario's result depends on besides the configuration: its texts, ODD
+/// cell and image bytes (not its paths, so a suite moved to another machine still resumes).
+pub fn scenario_hash(s: &Scenario) -> Result<String> {
+    let sha = |p: &std::path::Path| file_sha256(p).map_err(super::io_err("read", p));
+    let mut parts: Vec<Vec<u8>> = vec![
+        b"gsmile.eval-scenario".to_vec(),
+        s.id.as_bytes().to_vec(),
+        s.instruction.as_bytes().to_vec(),
+        serde_json::to_vec(&(&s.paraphrases, &s.key_words, &s.odd)).unwrap_or_default(),
+        sha(&s.image)?.into_bytes(),
+    ];
+    for r in &s.related_images {
+        parts.push(sha(r)?.into_bytes());
+    }
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    Ok(cache::key(&refs))
+}
+
+/// Number of progress steps [`evaluate_scenario`] reports for `s`.
+pub fn steps(s: &Scenario, config: &EvalConfig) -> usize {
+    3 + config.repeats + s.paraphrases.len() + s.related_images.len()
+}
+
+/// Distances of the edits of `texts` to `reference`, editing each distinct text once.
+fn text_distances(m: &Measurer<'_, '_>, texts: &[String], reference: ArrayView3<f32>) -> Result<Vec<f64>, Error> {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut distinct: Vec<String> = Vec::new();
+    let of: Vec<usize> = texts
+        .iter()
+        .map(|t| {
+            *index.entry(t.as_str()).or_insert_with(|| {
+                distinct.push(t.clone());
+                distinct.len() - 1
+            })
+        })
+        .collect();
+    let edits = m.edit(&distinct, &NoProgress)?;
+    let d = m.distances(edits.view(), reference)?;
+    Ok(of.into_iter().map(|i| d[i]).collect())
+}
+
+/// The regression target `explain` uses for each mask of `instruction` on `image`:
+/// −distance to the full instruction's output (`Reference::Full`) or +distance to the input
+/// (`Reference::Input`), in the configured space, through the same cache.
+pub fn targets(
+    image: &RgbImage,
+    instruction: &str,
+    masks: &[Vec<bool>],
+    models: &Models<'_>,
+    config: &ExplainConfig,
+    run: &RunOptions,
+) -> Result<Vec<f64>, Error> {
+    let words = perturb::split_words(instruction);
+    let tm = Measurer::new(image, models, config, run);
+    let full = perturb::render(instruction, &words, &vec![true; words.len()], config.replacement.as_deref());
+    let reference = match config.reference {
+        Reference::Full => tm.edit(&[full], &NoProgress)?.index_axis(Axis(0), 0).to_owned(),
+        Reference::Input => tm.input().to_owned(),
+    };
+    mask_targets(&tm, instruction, &words, masks, reference.view(), config)
+}
+
+/// Targets of `masks` given the reference image (see [`targets`]).
+fn mask_targets(
+    tm: &Measurer<'_, '_>,
+    instruction: &str,
+    words: &[Word],
+    masks: &[Vec<bool>],
+    reference: ArrayView3<f32>,
+    config: &ExplainConfig,
+) -> Result<Vec<f64>, Error> {
+    let sign = match config.reference {
+        Reference::Full => -1.0,
+        Reference::Input => 1.0,
+    };
+    let texts: Vec<String> = masks.iter().map(|m| perturb::render(instruction, words, m, config.replacement.as_deref())).collect();
+    Ok(text_distances(tm, &texts, reference)?.into_iter().map(|d| sign * d).collect())
+}
+
+/// Masks of a deletion curve: step t removes the first t words of `order` (t = 0..=d).
+pub fn deletion_masks(order: &[usize]) -> Vec<Vec<bool>> {
+    let d = order.len();
+    (0..=d)
+        .map(|t| {
+            let mut m = vec![true; d];
+            for &k in &order[..t] {
+                m[k] = false;
+            }
+            m
+        })
+        .collect()
+}
+
+/// Masks of an insertion curve: step t keeps only the first t words of `order` (t = 0..=d).
+pub fn insertion_masks(order: &[usize]) -> Vec<Vec<bool>> {
+    deletion_masks(order).into_iter().map(|m| m.into_iter().map(|b| !b).collect()).collect()
+}
+
+/// NaN-skipping mean; NaN when nothing remains.
+fn nan_mean(values: impl IntoIterator<Item = f64>) -> f64 {
+    let (mut s, mut n) = (0.0, 0usize);
+    for v in values.into_iter().filter(|v| !v.is_nan()) {
+        s += v;
+        n += 1;
+    }
+    if n == 0 { f64::NAN } else { s / n as f64 }
+}
+
+/// Explains `instruction` on the image at `path`.
+fn explain_file(
+    path: &std::path::Path,
+    instruction: &str,
+    models: &Models<'_>,
+    config: &ExplainConfig,
+    run: &RunOptions,
+) -> Result<(RgbImage, ExplainRun), Error> {
+    let image = imaging::load_rgb(path)?;
+    let info = ImageInfo {
+        path: path.display().to_string(),
+        sha256: file_sha256(path).map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?,
+        width: image.width(),
+        height: image.height(),
+    };
+    let run = explain::explain(&image, info, instruction, models, config, run, &NoProgress)?;
+    Ok((image, run))
+}
+
+/// Edits the editor ran for an explanation (distinct edits not served by the cache).
+fn ran(e: &ExplainRun) -> usize {
+    e.explanation.counts.distinct_edits - e.explanation.counts.cached_edits
+}
+
+/// Attributions of an explanation in word order.
+fn attributions(e: &ExplainRun) -> Vec<f64> {
+    e.explanation.words.iter().map(|w| w.attribution).collect()
+}
+
+/// Evaluates one scenario (see the module docs); `step(what, done, steps)` reports progress.
+/// `seconds` is left at 0 for the caller to fill.
+pub fn evaluate_scenario(
+    scenario: &Scenario,
+    models: &Models<'_>,
+    config: &EvalConfig,
+    run: &RunOptions,
+    config_hash: &str,
+    step: &dyn Fn(&str, usize, usize),
+) -> Result<ScenarioResult> {
+    measure(scenario, models, config, run, config_hash, step).map_err(|e| match e {
+        EvalError::Explain(source) => EvalError::Scenario { id: scenario.id.clone(), file: scenario.file.clone(), source },
+        other => other,
+    })
+}
+
+fn measure(
+    s: &Scenario,
+    models: &Models<'_>,
+    config: &EvalConfig,
+    run: &RunOptions,
+    config_hash: &str,
+    step: &dyn Fn(&str, usize, usize),
+) -> Result<ScenarioResult> {
+    let ec = &config.explain;
+    let total = steps(s, config);
+    let mut done = 0;
+    let mut tick = |what: &str| {
+        done += 1;
+        step(what, done, total);
+    };
+    let mut edits_run = 0;
+
+    // 1–2. Explanation and accuracy.
+    let (image, exp) = explain_file(&s.image, &s.instruction, models, ec, run)?;
+    edits_run += ran(&exp);
+    let words: Vec<Word> = exp.explanation.words.iter().map(|w| w.word.clone()).collect();
+    let texts: Vec<String> = words.iter().map(|w| w.text.clone()).collect();
+    let attr = attributions(&exp);
+    let labels = key_labels(&texts, &s.key_words);
+    let roc_auc = metrics::roc_auc(&attr, &labels)?;
+    let precision_at_k = metrics::precision_at_key_count(&attr, &labels)?;
+    let d = words.len();
+    tick("explanation");
+
+    // 3. Held-out fidelity.
+    let tm = Measurer::new(&image, models, ec, run);
+    let full_edit = exp.edits.index_axis(Axis(0), 0).to_owned();
+    let (held_out_r2, held_out_mse) = if config.held_out >= 2 {
+        let strategy = if ec.strategy == Strategy::Exhaustive { Strategy::Lime } else { ec.strategy };
+        let masks = perturb::sample_masks(d, config.held_out + 1, strategy, derive_seed(ec.seed, "held-out")).map_err(Error::from)?;
+        let masks = &masks[1..];
+        let reference = match ec.reference {
+            Reference::Full => full_edit.view(),
+            Reference::Input => exp.input.view(),
+        };
+        let y = mask_targets(&tm, &s.instruction, &words, masks, reference, ec)?;
+        let intercept = exp.explanation.intercept;
+        let pred: Vec<f64> =
+            masks.iter().map(|m| intercept + m.iter().zip(&attr).map(|(&k, c)| if k { *c } else { 0.0 }).sum::<f64>()).collect();
+        metrics::held_out_fidelity(&y, &pred)?
+    } else {
+        (f64::NAN, f64::NAN)
+    };
+    tick("held-out fidelity");
+
+    // 4. Stability: other mask seeds, same editor seed.
+    let mut runs = vec![attr.clone()];
+    for r in 1..=config.repeats {
+        let mut c = ec.clone();
+        c.seed = ec.seed.wrapping_add(r as u64);
+        let (_, e) = explain_file(&s.image, &s.instruction, models, &c, run)?;
+        edits_run += ran(&e);
+        runs.push(attributions(&e));
+        tick("stability");
+    }
+    let k = labels.iter().filter(|&&l| l).count();
+    let stability_jaccard = metrics::mean_pairwise(&runs, |a, b| metrics::top_k_jaccard(a, b, k).unwrap_or(f64::NAN));
+    let stability_kendall = metrics::mean_pairwise(&runs, |a, b| metrics::kendall_tau(a, b).unwrap_or(f64::NAN));
+
+    // 5. Consistency: paraphrases and related images.
+    let pairs =
+        |e: &ExplainRun| -> Vec<(String, f64)> { e.explanation.words.iter().map(|w| (w.word.text.clone(), w.attribution)).collect() };
+    let original = pairs(&exp);
+    let (mut p_rho, mut p_jac) = (Vec::new(), Vec::new());
+    for p in &s.paraphrases {
+        let (_, e) = explain_file(&s.image, p, models, ec, run)?;
+        edits_run += ran(&e);
+        let agreement = metrics::shared_key_agreement(&original, &pairs(&e), &s.key_words);
+        p_rho.push(agreement.spearman);
+        p_jac.push(agreement.top_k_jaccard);
+        tick("paraphrase");
+    }
+    let mut related = Vec::new();
+    for path in &s.related_images {
+        let (_, e) = explain_file(path, &s.instruction, models, ec, run)?;
+        edits_run += ran(&e);
+        related.push(metrics::spearman(&attr, &attributions(&e))?);
+        tick("related image");
+    }
+
+    // 6. Faithfulness: deletion and insertion along the attribution order vs random orders.
+    let order = metrics::deletion_order(&attr);
+    let randoms = metrics::random_orders(d, config.random_curves, derive_seed(ec.seed, "random-orders"));
+    let mut masks = Vec::new();
+    for o in std::iter::once(&order).chain(&randoms) {
+        masks.extend(deletion_masks(o));
+        masks.extend(insertion_masks(o));
+    }
+    let curve_texts: Vec<String> = masks.iter().map(|m| perturb::render(&s.instruction, &words, m, ec.replacement.as_deref())).collect();
+    let similarity: Vec<f64> = text_distances(&tm, &curve_texts, full_edit.view())?.into_iter().map(|x| -x).collect();
+    let curves: Vec<&[f64]> = similarity.chunks(d + 1).collect();
+    let (del, ins) = (curves[0].to_vec(), curves[1].to_vec());
+    let random_del: Vec<Vec<f64>> = curves.iter().skip(2).step_by(2).map(|c| c.to_vec()).collect();
+    let random_ins: Vec<Vec<f64>> = curves.iter().skip(3).step_by(2).map(|c| c.to_vec()).collect();
+    let curve = |values: Vec<f64>, random: &[Vec<f64>], higher: bool| -> Result<CurveResult> {
+        let c = metrics::compare_to_random(&values, random, higher)?;
+        Ok(CurveResult {
+            curve: values,
+            attribution_auc: c.attribution_auc,
+            random_auc_mean: c.random_auc_mean,
+            random_auc_std: c.random_auc_std,
+            gap: c.gap,
+            beats_random: c.beats_random,
+        })
+    };
+    let deletion = curve(del, &random_del, false)?;
+    let insertion = curve(ins, &random_ins, true)?;
+    edits_run += tm.edits_run();
+    tick("faithfulness");
+
+    Ok(ScenarioResult {
+        schema: SCENARIO_SCHEMA.into(),
+        config_hash: config_hash.into(),
+        scenario_hash: scenario_hash(s)?,
+        id: s.id.clone(),
+        odd: s.odd.clone(),
+        instruction: s.instruction.clone(),
+        key_words: s.key_words.clone(),
+        words: texts,
+        attributions: attr,
+        key_labels: labels,
+        roc_auc,
+        precision_at_k,
+        r2: exp.explanation.fidelity.r2,
+        mse: exp.explanation.fidelity.mse,
+        held_out_r2,
+        held_out_mse,
+        stability_jaccard,
+        stability_kendall,
+        paraphrase_spearman: nan_mean(p_rho),
+        paraphrase_jaccard: nan_mean(p_jac),
+        related_spearman: nan_mean(related),
+        deletion,
+        insertion,
+        edits_run,
+        seconds: 0.0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_labels_ignore_case_and_punctuation() {
+        let words: Vec<String> = ["Color", "the", "CAR", "red!"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(key_labels(&words, &["car".into(), "Red".into()]), [false, false, true, true]);
+    }
+
+    #[test]
+    fn deletion_and_insertion_masks_walk_the_order() {
+        let del = deletion_masks(&[2, 0, 1]);
+        assert_eq!(del, vec![vec![true, true, true], vec![true, true, false], vec![false, true, false], vec![false, false, false]]);
+        let ins = insertion_masks(&[2, 0, 1]);
+        assert_eq!(ins[0], vec![false; 3]);
+        assert_eq!(ins[1], vec![false, false, true]);
+        assert_eq!(ins[3], vec![true; 3]);
+    }
+
+    #[test]
+    fn derived_seeds_differ_by_purpose_and_seed() {
+        assert_ne!(derive_seed(0, "held-out"), derive_seed(0, "random-orders"));
+        assert_ne!(derive_seed(0, "held-out"), derive_seed(1, "held-out"));
+        assert_eq!(derive_seed(5, "x"), derive_seed(5, "x"));
+    }
+
+    #[test]
+    fn nan_mean_skips_nan() {
+        assert_eq!(nan_mean([1.0, f64::NAN, 3.0]), 2.0);
+        assert!(nan_mean([f64::NAN]).is_nan());
+    }
+}

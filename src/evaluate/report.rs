@@ -1,0 +1,186 @@
+//! Self-contained HTML reports of an evaluation and of a comparison: run information, slice
+//! tables, charts inlined as base64 PNG, and the scenarios explained worst.
+
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+
+use super::plots::Chart;
+use super::tables::{self, ALL, SLICE_METRICS, SliceStat};
+use super::{RunInfo, ScenarioResult};
+
+/// Scenarios listed in the "worst explained" table.
+pub const WORST: usize = 10;
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1200px;color:#212529;padding:0 1rem}\
+table{border-collapse:collapse;margin:0.5rem 0 1.5rem;font-size:0.85rem}th,td{border:1px solid #dee2e6;padding:0.25rem 0.5rem;text-align:right}\
+th:first-child,td:first-child{text-align:left}th{background:#f1f3f5}td.t{text-align:left}img{max-width:100%;margin:0.5rem 1rem 0.5rem 0;border:1px solid #eee}\
+pre{background:#f8f9fa;padding:0.75rem;overflow:auto;font-size:0.8rem}.muted{color:#787c82}section{margin-bottom:2rem}";
+
+/// Opens a page.
+pub fn head(title: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>\n",
+        escape(title),
+        escape(title)
+    )
+}
+
+/// An inlined PNG with its caption as alt text.
+pub fn img(chart: &Chart) -> String {
+    format!(
+        "<img alt=\"{}\" title=\"{}\" src=\"data:image/png;base64,{}\">\n",
+        escape(&chart.title),
+        escape(&chart.title),
+        base64::engine::general_purpose::STANDARD.encode(&chart.png)
+    )
+}
+
+/// A table of slices: one row per value of `axis` (or the overall row), one column per metric.
+fn slice_table(slices: &[SliceStat], axis: &str, values: &[String]) -> String {
+    let mut s = String::from("<table><tr><th>value</th><th>n</th>");
+    for m in SLICE_METRICS {
+        let _ = write!(s, "<th>{}</th>", escape(m));
+    }
+    s.push_str("</tr>\n");
+    for v in values {
+        let by = tables::lookup(slices, axis, v);
+        let n = by.values().next().map_or(0, |st| st.n);
+        let _ = write!(s, "<tr><td>{}</td><td>{n}</td>", escape(v));
+        for m in SLICE_METRICS {
+            let cell = by.get(m).map_or("n/a".into(), |st| tables::mean_and_ci(st));
+            let _ = write!(s, "<td>{}</td>", escape(&cell));
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</table>\n");
+    s
+}
+
+/// Key-value rows.
+fn info_table(rows: &[(&str, String)]) -> String {
+    let mut s = String::from("<table>");
+    for (k, v) in rows {
+        let _ = write!(s, "<tr><th>{}</th><td class=\"t\">{}</td></tr>", escape(k), escape(v));
+    }
+    s.push_str("</table>\n");
+    s
+}
+
+/// Run information rows of a `run.json`.
+pub fn run_rows(info: &RunInfo) -> Vec<(&'static str, String)> {
+    vec![
+        ("suite", format!("{} ({} scenarios): {}", info.suite.name, info.suite.scenarios, info.suite.description)),
+        ("editor", format!("{} ({}, sha256 {})", info.editor.name, info.editor.path, info.editor.sha256)),
+        ("encoder", info.encoder.as_ref().map_or("none".into(), |e| format!("{} ({}, sha256 {})", e.name, e.path, e.sha256))),
+        ("shard", info.shard.map_or("all".into(), |(i, n)| format!("{i}/{n}"))),
+        ("merged from", if info.merged_from.is_empty() { "-".into() } else { info.merged_from.join(", ") }),
+        ("config hash", info.config_hash.clone()),
+        ("gsmile", info.gsmile_version.clone()),
+    ]
+}
+
+/// The evaluation report: run info, slice tables with their charts, heatmaps, worst scenarios.
+pub fn suite_report(
+    info: &RunInfo,
+    axes: &[(String, Vec<String>)],
+    slices: &[SliceStat],
+    results: &[ScenarioResult],
+    charts: &[Chart],
+) -> String {
+    let mut s = head(&format!("gsmile evaluation: {} on {}", info.editor.name, info.suite.name));
+    s.push_str("<section><h2>Run</h2>\n");
+    let mut rows = run_rows(info);
+    rows.push(("scenarios evaluated", results.len().to_string()));
+    s.push_str(&info_table(&rows));
+    let config = serde_json::to_string_pretty(&info.config).unwrap_or_default();
+    let _ = writeln!(s, "<details><summary>configuration</summary><pre>{}</pre></details></section>", escape(&config));
+
+    s.push_str("<section><h2>All scenarios</h2>\n<p class=\"muted\">Means with 95% percentile-bootstrap intervals; n/a: undefined for every scenario of the slice.</p>\n");
+    s.push_str(&slice_table(slices, ALL, &[ALL.to_string()]));
+    s.push_str("</section>\n");
+    for (axis, values) in axes {
+        let _ = writeln!(s, "<section><h2>By {}</h2>", escape(axis));
+        s.push_str(&slice_table(slices, axis, values));
+        for c in charts.iter().filter(|c| c.axis.as_deref() == Some(axis)) {
+            s.push_str(&img(c));
+        }
+        s.push_str("</section>\n");
+    }
+    let heatmaps: Vec<&Chart> = charts.iter().filter(|c| c.axis.is_none()).collect();
+    if !heatmaps.is_empty() {
+        s.push_str("<section><h2>Accuracy over pairs of ODD axes</h2>\n");
+        for c in heatmaps {
+            s.push_str(&img(c));
+        }
+        s.push_str("</section>\n");
+    }
+    s.push_str(&worst_table(results));
+    s.push_str("</body></html>\n");
+    s
+}
+
+/// The scenarios with the lowest precision@k (undefined ones left out), worst first, ties by id.
+pub fn worst(results: &[ScenarioResult], count: usize) -> Vec<&ScenarioResult> {
+    let mut w: Vec<&ScenarioResult> = results.iter().filter(|r| !r.precision_at_k.is_nan()).collect();
+    w.sort_by(|a, b| {
+        a.precision_at_k.total_cmp(&b.precision_at_k).then_with(|| a.roc_auc.total_cmp(&b.roc_auc)).then_with(|| a.id.cmp(&b.id))
+    });
+    w.truncate(count);
+    w
+}
+
+fn worst_table(results: &[ScenarioResult]) -> String {
+    let mut s = format!(
+        "<section><h2>Worst {WORST} scenarios by precision@k</h2>\n<table><tr><th>id</th><th>ODD cell</th><th>instruction</th><th>key words</th><th>top words</th><th>precision@k</th><th>ROC AUC</th><th>deletion gap</th></tr>\n"
+    );
+    for r in worst(results, WORST) {
+        let k = r.key_labels.iter().filter(|&&l| l).count();
+        let top: Vec<String> = crate::metrics::deletion_order(&r.attributions)
+            .into_iter()
+            .take(k)
+            .map(|i| format!("{} ({:+.3})", r.words[i], r.attributions[i]))
+            .collect();
+        let odd: Vec<String> = r.odd.iter().map(|(a, v)| format!("{a}={v}")).collect();
+        let _ = writeln!(
+            s,
+            "<tr><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&r.id),
+            escape(&odd.join(", ")),
+            escape(&r.instruction),
+            escape(&r.key_words.join(", ")),
+            escape(&top.join(", ")),
+            tables::fmt3(r.precision_at_k),
+            tables::fmt3(r.roc_auc),
+            tables::fmt3(r.deletion.gap)
+        );
+    }
+    s.push_str("</table></section>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_covers_markup() {
+        assert_eq!(escape("<a href=\"x\">&'</a>"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
+    }
+}
