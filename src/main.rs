@@ -45,6 +45,19 @@ enum Command {
     ///
     /// Example: gsmile explain --image assets/scene-01.png --instruction "please make the car red" --out outputs/car-red
     Explain(Box<ExplainArgs>),
+    /// Evaluate explanation quality over a scenario suite: accuracy, fidelity, stability,
+    /// consistency and faithfulness, per scenario and per ODD slice.
+    ///
+    /// Resumable: every finished scenario is saved; run the same command again to continue.
+    ///
+    /// Example: gsmile evaluate --suite scenarios/odd-world --out outputs/eval
+    Evaluate(Box<EvaluateArgs>),
+    /// Combine the outputs of `gsmile evaluate --shard i/n` runs into one set of tables.
+    Merge(MergeArgs),
+    /// Evaluate several editors on the same suite and compare them slice by slice.
+    ///
+    /// Example: gsmile compare --suite scenarios/odd-world --editor onnx/tiny-editor --editor onnx/tiny-editor-bow --out outputs/compare
+    Compare(Box<CompareArgs>),
     /// Edit an image with an instruction using an editor bundle.
     ///
     /// Example: gsmile edit --image assets/scene-01.png --instruction "make the car red" --editor onnx/tiny-editor --out outputs/red-car.png
@@ -96,6 +109,18 @@ struct ExplainArgs {
     /// Replace --out if it exists.
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    method: MethodArgs,
+    #[command(flatten)]
+    run: RunArgs,
+    /// Print explanation.json to standard output instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of the gSMILE method: everything that changes an explanation's numbers.
+#[derive(Args)]
+struct MethodArgs {
     /// Number of perturbation samples (the full instruction included).
     #[arg(long, default_value_t = 64, value_name = "N")]
     samples: usize,
@@ -144,6 +169,38 @@ struct ExplainArgs {
     /// Seed passed to stochastic editors, the same for every sample.
     #[arg(long, default_value_t = 0, value_name = "S")]
     editor_seed: u64,
+}
+
+impl MethodArgs {
+    /// The library configuration these options describe.
+    fn config(&self) -> ExplainConfig {
+        ExplainConfig {
+            samples: self.samples,
+            seed: self.seed,
+            strategy: self.strategy,
+            replacement: self.replace.clone(),
+            reference: self.reference,
+            space: self.space,
+            distance: self.distance,
+            weighting: self.weighting,
+            kernel_width: self.kernel_width,
+            surrogate: SurrogateConfig {
+                ridge_alpha: self.ridge,
+                bootstrap: self.bootstrap,
+                confidence: self.confidence,
+                seed: self.seed,
+                top_k: self.top_k,
+            },
+            spatial: !self.no_spatial,
+            patch: self.patch,
+            editor_seed: self.editor_seed,
+        }
+    }
+}
+
+/// Options that change speed and memory, never the numbers.
+#[derive(Args)]
+struct RunArgs {
     /// Most images per editor call.
     #[arg(long, default_value_t = 32, value_name = "N")]
     max_batch: usize,
@@ -153,9 +210,96 @@ struct ExplainArgs {
     /// Do not read or write the cache.
     #[arg(long)]
     no_cache: bool,
-    /// Print explanation.json to standard output instead of the table.
+}
+
+impl RunArgs {
+    /// The library's run options.
+    fn options(&self) -> RunOptions {
+        RunOptions {
+            max_batch: self.max_batch,
+            cache: if self.no_cache { None } else { Some(gsmile::cache::ArrayCache::new(&self.cache)) },
+        }
+    }
+}
+
+#[derive(Args)]
+struct EvaluateArgs {
+    /// Scenario suite folder (suite.toml + scenario files), e.g. scenarios/odd-world.
+    #[arg(long, value_name = "DIR")]
+    suite: PathBuf,
+    /// Editor bundle folder.
+    #[arg(long, value_name = "DIR", default_value = "onnx/tiny-editor")]
+    editor: PathBuf,
+    /// CLIP-style encoder bundle, for embedding distances and text weights.
+    #[arg(long, value_name = "DIR", default_value = "onnx/tiny-clip")]
+    encoder: PathBuf,
+    /// Output folder; a killed run started again with the same options resumes here.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Discard results in --out made with other options or models.
     #[arg(long)]
-    json: bool,
+    force: bool,
+    /// Run only shard I of N (0-based, e.g. 0/4): a deterministic slice of the suite; combine with `gsmile merge`.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// Extra explanations per scenario with new perturbation seeds, for stability.
+    #[arg(long, default_value_t = 2, value_name = "R")]
+    repeats: usize,
+    /// Fresh perturbations per scenario for held-out fidelity (0 skips).
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    held_out: usize,
+    /// Random word orders the deletion and insertion curves are compared with.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    random_curves: usize,
+    #[command(flatten)]
+    method: MethodArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// Output folders of `gsmile evaluate --shard` runs (same options and models).
+    #[arg(value_name = "DIR", required = true)]
+    inputs: Vec<PathBuf>,
+    /// Folder for the combined tables.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// Scenario suite folder.
+    #[arg(long, value_name = "DIR")]
+    suite: PathBuf,
+    /// Editor bundle to compare; repeat for each (at least two).
+    #[arg(long = "editor", value_name = "DIR", required = true, num_args = 1)]
+    editors: Vec<PathBuf>,
+    /// CLIP-style encoder bundle shared by every editor's evaluation.
+    #[arg(long, value_name = "DIR", default_value = "onnx/tiny-clip")]
+    encoder: PathBuf,
+    /// Output folder: one evaluation per editor in <DIR>/<editor name>/, the comparison at the top.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Discard earlier results made with other options.
+    #[arg(long)]
+    force: bool,
+    /// Extra explanations per scenario, for stability.
+    #[arg(long, default_value_t = 2, value_name = "R")]
+    repeats: usize,
+    /// Fresh perturbations per scenario for held-out fidelity (0 skips).
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    held_out: usize,
+    /// Random word orders for the faithfulness curves.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    random_curves: usize,
+    #[command(flatten)]
+    method: MethodArgs,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Args)]
@@ -186,6 +330,9 @@ fn main() -> ExitCode {
     let options = RuntimeOptions { threads: cli.global.threads };
     let result = match &cli.command {
         Command::Explain(a) => run_explain(a, &options, cli.global.quiet),
+        Command::Evaluate(a) => run_evaluate(a, &options, cli.global.quiet),
+        Command::Merge(a) => run_merge(a, cli.global.quiet),
+        Command::Compare(a) => run_compare(a, &options, cli.global.quiet),
         Command::Edit(a) => run_edit(a, &options, cli.global.quiet),
         Command::Embed(a) => run_embed(a, &options),
         Command::Models(a) => run_models(a, &options),
@@ -369,32 +516,41 @@ fn model_info(bundle: &Bundle) -> Result<ModelInfo> {
     })
 }
 
+/// An editor and, when the method needs one, an encoder, loaded from their bundles.
+struct Loaded {
+    editor_bundle: Bundle,
+    editor: OnnxEditor,
+    encoder_bundle: Option<Bundle>,
+    encoder: Option<ClipEncoder>,
+}
+
+impl Loaded {
+    fn load(editor: &Path, encoder: &Path, config: &ExplainConfig, max_batch: usize, options: &RuntimeOptions) -> Result<Self> {
+        let editor_bundle = Bundle::open(editor)?;
+        let editor = OnnxEditor::load(&editor_bundle, options)?.with_max_batch(max_batch);
+        let needs_encoder = config.space == Space::Embedding || config.weighting == Weighting::TextWasserstein;
+        let encoder_bundle = if needs_encoder { Some(Bundle::open(encoder)?) } else { None };
+        let encoder = encoder_bundle.as_ref().map(|b| ClipEncoder::load(b, options)).transpose()?;
+        Ok(Loaded { editor_bundle, editor, encoder_bundle, encoder })
+    }
+
+    fn models(&self) -> Result<Models<'_>> {
+        Ok(Models {
+            editor: &self.editor,
+            editor_info: model_info(&self.editor_bundle)?,
+            image_encoder: self.encoder.as_ref().map(|e| e as &dyn ImageEncoder),
+            text_encoder: self.encoder.as_ref().map(|e| e as &dyn TextEncoder),
+            encoder_info: self.encoder_bundle.as_ref().map(model_info).transpose()?,
+        })
+    }
+}
+
 fn run_explain(a: &ExplainArgs, options: &RuntimeOptions, quiet: bool) -> Result<()> {
     if a.instruction.trim().is_empty() {
         bail!("--instruction is empty. Fix: pass the edit to explain, e.g. --instruction \"make the car red\"");
     }
     gsmile::output::check_target(&a.out, a.force)?;
-    let config = ExplainConfig {
-        samples: a.samples,
-        seed: a.seed,
-        strategy: a.strategy,
-        replacement: a.replace.clone(),
-        reference: a.reference,
-        space: a.space,
-        distance: a.distance,
-        weighting: a.weighting,
-        kernel_width: a.kernel_width,
-        surrogate: SurrogateConfig {
-            ridge_alpha: a.ridge,
-            bootstrap: a.bootstrap,
-            confidence: a.confidence,
-            seed: a.seed,
-            top_k: a.top_k,
-        },
-        spatial: !a.no_spatial,
-        patch: a.patch,
-        editor_seed: a.editor_seed,
-    };
+    let config = a.method.config();
     let image = imaging::load_rgb(&a.image)?;
     let image_info = ImageInfo {
         path: a.image.display().to_string(),
@@ -402,22 +558,9 @@ fn run_explain(a: &ExplainArgs, options: &RuntimeOptions, quiet: bool) -> Result
         width: image.width(),
         height: image.height(),
     };
-    let editor_bundle = Bundle::open(&a.editor)?;
-    let editor = OnnxEditor::load(&editor_bundle, options)?.with_max_batch(a.max_batch);
-    let needs_encoder = config.space == Space::Embedding || config.weighting == Weighting::TextWasserstein;
-    let encoder_bundle = if needs_encoder { Some(Bundle::open(&a.encoder)?) } else { None };
-    let encoder = encoder_bundle.as_ref().map(|b| ClipEncoder::load(b, options)).transpose()?;
-    let models = Models {
-        editor: &editor,
-        editor_info: model_info(&editor_bundle)?,
-        image_encoder: encoder.as_ref().map(|e| e as &dyn ImageEncoder),
-        text_encoder: encoder.as_ref().map(|e| e as &dyn TextEncoder),
-        encoder_info: encoder_bundle.as_ref().map(model_info).transpose()?,
-    };
-    let run_options = RunOptions {
-        max_batch: a.max_batch,
-        cache: if a.no_cache { None } else { Some(gsmile::cache::ArrayCache::new(&a.cache)) },
-    };
+    let loaded = Loaded::load(&a.editor, &a.encoder, &config, a.run.max_batch, options)?;
+    let models = loaded.models()?;
+    let run_options = a.run.options();
     let bars = Bars { bar: std::sync::Mutex::new(None), quiet };
     let mut run = explain::explain(&image, image_info, &a.instruction, &models, &config, &run_options, &bars)?;
     gsmile::spatial::attach(&mut run)?;
@@ -426,6 +569,111 @@ fn run_explain(a: &ExplainArgs, options: &RuntimeOptions, quiet: bool) -> Result
         println!("{}", serde_json::to_string_pretty(&run.explanation)?);
     } else if !quiet {
         print!("{}", gsmile::render::terminal_table(&run.explanation, 40));
+        eprintln!("wrote {}", a.out.display());
+    }
+    Ok(())
+}
+
+/// indicatif bars for a suite evaluation: one for the suite (with ETA), one for the scenario's steps.
+struct EvalBars {
+    overall: ProgressBar,
+    current: ProgressBar,
+}
+
+impl EvalBars {
+    fn new(quiet: bool) -> Self {
+        let multi = indicatif::MultiProgress::new();
+        if quiet {
+            multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        let style = |t: &str| ProgressStyle::with_template(t).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> ");
+        let overall = multi.add(ProgressBar::new(0));
+        overall.set_style(style("suite      [{bar:40}] {pos}/{len} scenarios {elapsed_precise} eta {eta}"));
+        let current = multi.add(ProgressBar::new(0));
+        current.set_style(style("{msg:>10} [{bar:40}] {pos}/{len} steps"));
+        EvalBars { overall, current }
+    }
+}
+
+impl gsmile::evaluate::EvalProgress for EvalBars {
+    fn run_started(&self, total: usize, already_done: usize) {
+        self.overall.set_length(total as u64);
+        self.overall.set_position(0);
+        self.overall.reset_eta();
+        let _ = already_done;
+    }
+    fn skipped(&self, _id: &str, _index: usize, _total: usize) {
+        self.overall.inc(1);
+        self.overall.reset_eta();
+    }
+    fn scenario_started(&self, id: &str, _index: usize, _total: usize, steps: usize) {
+        self.current.set_message(id.to_string());
+        self.current.set_length(steps as u64);
+        self.current.set_position(0);
+    }
+    fn scenario_step(&self, _id: &str, _what: &str, done: usize, _steps: usize) {
+        self.current.set_position(done as u64);
+    }
+    fn scenario_finished(&self, _result: &gsmile::evaluate::ScenarioResult, _index: usize, _total: usize) {
+        self.overall.inc(1);
+    }
+    fn writing_tables(&self) {
+        self.current.finish_and_clear();
+        self.overall.finish_and_clear();
+    }
+}
+
+fn eval_config(method: &MethodArgs, repeats: usize, held_out: usize, random_curves: usize) -> gsmile::evaluate::EvalConfig {
+    gsmile::evaluate::EvalConfig { explain: method.config(), repeats, held_out, random_curves }
+}
+
+fn run_evaluate(a: &EvaluateArgs, options: &RuntimeOptions, quiet: bool) -> Result<()> {
+    let shard = a.shard.as_deref().map(gsmile::scenario::parse_shard).transpose()?;
+    let suite = gsmile::scenario::load_suite(&a.suite)?;
+    let config = eval_config(&a.method, a.repeats, a.held_out, a.random_curves);
+    let loaded = Loaded::load(&a.editor, &a.encoder, &config.explain, a.run.max_batch, options)?;
+    let models = loaded.models()?;
+    let bars = EvalBars::new(quiet);
+    let summary = gsmile::evaluate::evaluate_suite(&suite, shard, &models, &config, &a.run.options(), &a.out, a.force, &bars)?;
+    if !quiet {
+        print!("{}", summary.table());
+    }
+    Ok(())
+}
+
+fn run_merge(a: &MergeArgs, quiet: bool) -> Result<()> {
+    let summary = gsmile::evaluate::merge(&a.inputs, &a.out, a.force)?;
+    if !quiet {
+        print!("{}", summary.table());
+    }
+    Ok(())
+}
+
+fn run_compare(a: &CompareArgs, options: &RuntimeOptions, quiet: bool) -> Result<()> {
+    if a.editors.len() < 2 {
+        bail!("compare needs at least two --editor bundles. Fix: repeat --editor, e.g. --editor onnx/tiny-editor --editor onnx/tiny-editor-bow");
+    }
+    let suite = gsmile::scenario::load_suite(&a.suite)?;
+    let config = eval_config(&a.method, a.repeats, a.held_out, a.random_curves);
+    let mut runs = Vec::new();
+    for editor in &a.editors {
+        let loaded = Loaded::load(editor, &a.encoder, &config.explain, a.run.max_batch, options)?;
+        let models = loaded.models()?;
+        let name = models.editor_info.name.clone();
+        if runs.iter().any(|(n, _): &(String, PathBuf)| *n == name) {
+            bail!("two editors are both named {name:?} (bundle.toml `name`). Fix: give each bundle its own name");
+        }
+        let out = a.out.join(&name);
+        if !quiet {
+            eprintln!("evaluating {name} on {} into {}", suite.name, out.display());
+        }
+        let bars = EvalBars::new(quiet);
+        gsmile::evaluate::evaluate_suite(&suite, None, &models, &config, &a.run.options(), &out, a.force, &bars)?;
+        runs.push((name, out));
+    }
+    let summary = gsmile::evaluate::compare(&runs, &a.out)?;
+    if !quiet {
+        print!("{}", summary.table());
         eprintln!("wrote {}", a.out.display());
     }
     Ok(())

@@ -62,6 +62,42 @@ pub struct CompareSummary {
     pub files: Vec<PathBuf>,
 }
 
+impl CompareSummary {
+    /// A plain-text table of every metric's overall mean per editor and each pair's
+    /// difference with its p-values, for the terminal.
+    pub fn table(&self) -> String {
+        let mut s = format!("{} scenarios shared by {} in {}\n", self.shared, self.editors.join(", "), self.out.display());
+        s.push_str(&format!("{:<22}", "metric"));
+        for e in &self.editors {
+            s.push_str(&format!(" {e:>18}"));
+        }
+        s.push('\n');
+        let overall = |stats: &[SliceStat], metric: &str| {
+            stats.iter().find(|st| st.axis == ALL && st.metric == metric).map(|st| st.mean).unwrap_or(f64::NAN)
+        };
+        for st in self.stats.first().map(Vec::as_slice).unwrap_or(&[]).iter().filter(|st| st.axis == ALL) {
+            s.push_str(&format!("{:<22}", st.metric));
+            for stats in &self.stats {
+                s.push_str(&format!(" {:>18}", tables::fmt3(overall(stats, &st.metric))));
+            }
+            s.push('\n');
+        }
+        for d in self.diffs.iter().filter(|d| d.axis == ALL) {
+            s.push_str(&format!(
+                "{} − {} {:<20} diff {:>8}  p(bootstrap) {:>6}  p(Wilcoxon) {:>6}  n {}\n",
+                d.a,
+                d.b,
+                d.metric,
+                tables::fmt3(d.diff),
+                tables::fmt3(d.p_bootstrap),
+                tables::fmt3(d.p_wilcoxon),
+                d.n_pairs
+            ));
+        }
+        s
+    }
+}
+
 struct Run {
     name: String,
     dir: PathBuf,
