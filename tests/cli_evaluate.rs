@@ -1,0 +1,94 @@
+//! End-to-end tests of `gsmile evaluate`, `merge` and `compare` on the smoke suite.
+
+mod common;
+
+use common::{copy_bundle, edit_manifest, gsmile, stderr};
+
+const BUDGET: [&str; 8] = ["--samples", "16", "--repeats", "1", "--held-out", "4", "--random-curves", "3"];
+
+fn evaluate(out: &std::path::Path, cache: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["evaluate", "--suite", "scenarios/smoke", "--out", out.to_str().unwrap(), "--cache", cache.to_str().unwrap()];
+    args.extend_from_slice(&BUDGET);
+    args.extend_from_slice(extra);
+    gsmile(&args)
+}
+
+#[test]
+fn evaluate_resumes_and_shards_merge_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let full = dir.path().join("full");
+    let o = evaluate(&full, &cache, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("6 scenarios (6 evaluated, 0 reused)") && table.contains("precision_at_k"), "{table}");
+    for f in ["rows.csv", "rows.jsonl", "slices.csv", "slices.md", "report.html", "run.json"] {
+        assert!(full.join(f).is_file(), "missing {f}");
+    }
+    // Running again reuses every saved scenario.
+    let o = evaluate(&full, &cache, &[]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("(0 evaluated, 6 reused)"), "{}", String::from_utf8_lossy(&o.stdout));
+    // Three shards merged give the single run's tables.
+    let mut shards = Vec::new();
+    for i in 0..3 {
+        let out = dir.path().join(format!("shard{i}"));
+        let shard = format!("{i}/3");
+        let o = evaluate(&out, &cache, &["--shard", &shard]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        shards.push(out);
+    }
+    let merged = dir.path().join("merged");
+    let mut args = vec!["merge", "--out", merged.to_str().unwrap()];
+    args.extend(shards.iter().map(|p| p.to_str().unwrap()));
+    let o = gsmile(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in ["rows.csv", "slices.csv"] {
+        assert_eq!(std::fs::read(full.join(f)).unwrap(), std::fs::read(merged.join(f)).unwrap(), "{f} differs after merge");
+    }
+}
+
+#[test]
+fn evaluate_rejects_bad_shard_and_changed_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let out = dir.path().join("e");
+    let o = evaluate(&out, &cache, &["--shard", "3/3"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("3/3"), "{}", stderr(&o));
+    assert!(evaluate(&out, &cache, &[]).status.success());
+    let o = evaluate(&out, &cache, &["--seed", "9"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+}
+
+#[test]
+fn compare_two_editors_writes_a_slice_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let twin = copy_bundle("tiny-editor", dir.path());
+    edit_manifest(&twin, "name = \"tiny-editor\"", "name = \"tiny-editor-twin\"");
+    let out = dir.path().join("cmp");
+    let cache = dir.path().join("cache");
+    let mut args = vec![
+        "compare",
+        "--suite",
+        "scenarios/smoke",
+        "--editor",
+        "onnx/tiny-editor",
+        "--editor",
+        twin.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--cache",
+        cache.to_str().unwrap(),
+    ];
+    args.extend_from_slice(&BUDGET);
+    let o = gsmile(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
+    assert!(md.contains("tiny-editor-twin") && md.contains("time_of_day"), "{md}");
+    assert!(out.join("tiny-editor/rows.csv").is_file() && out.join("tiny-editor-twin/rows.csv").is_file());
+    // Identical weights: every overall difference is zero.
+    let table = String::from_utf8_lossy(&o.stdout);
+    let diffs: Vec<&str> = table.lines().filter(|l| l.contains(" diff ")).collect();
+    assert!(!diffs.is_empty() && diffs.iter().all(|l| l.contains("diff    0.000")), "{table}");
+}
