@@ -242,6 +242,15 @@ struct EvaluateArgs {
     /// Run only shard I of N (0-based, e.g. 0/4): a deterministic slice of the suite; combine with `gsmile merge`.
     #[arg(long, value_name = "I/N")]
     shard: Option<String>,
+    #[command(flatten)]
+    quality: QualityArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// What an evaluation measures on top of each explanation.
+#[derive(Args)]
+struct QualityArgs {
     /// Extra explanations per scenario with new perturbation seeds, for stability.
     #[arg(long, default_value_t = 2, value_name = "R")]
     repeats: usize,
@@ -253,8 +262,18 @@ struct EvaluateArgs {
     random_curves: usize,
     #[command(flatten)]
     method: MethodArgs,
-    #[command(flatten)]
-    run: RunArgs,
+}
+
+impl QualityArgs {
+    /// The library's evaluation configuration.
+    fn config(&self) -> gsmile::evaluate::EvalConfig {
+        gsmile::evaluate::EvalConfig {
+            explain: self.method.config(),
+            repeats: self.repeats,
+            held_out: self.held_out,
+            random_curves: self.random_curves,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -287,17 +306,8 @@ struct CompareArgs {
     /// Discard earlier results made with other options.
     #[arg(long)]
     force: bool,
-    /// Extra explanations per scenario, for stability.
-    #[arg(long, default_value_t = 2, value_name = "R")]
-    repeats: usize,
-    /// Fresh perturbations per scenario for held-out fidelity (0 skips).
-    #[arg(long, default_value_t = 16, value_name = "N")]
-    held_out: usize,
-    /// Random word orders for the faithfulness curves.
-    #[arg(long, default_value_t = 10, value_name = "N")]
-    random_curves: usize,
     #[command(flatten)]
-    method: MethodArgs,
+    quality: QualityArgs,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -623,14 +633,10 @@ impl gsmile::evaluate::EvalProgress for EvalBars {
     }
 }
 
-fn eval_config(method: &MethodArgs, repeats: usize, held_out: usize, random_curves: usize) -> gsmile::evaluate::EvalConfig {
-    gsmile::evaluate::EvalConfig { explain: method.config(), repeats, held_out, random_curves }
-}
-
 fn run_evaluate(a: &EvaluateArgs, options: &RuntimeOptions, quiet: bool) -> Result<()> {
     let shard = a.shard.as_deref().map(gsmile::scenario::parse_shard).transpose()?;
     let suite = gsmile::scenario::load_suite(&a.suite)?;
-    let config = eval_config(&a.method, a.repeats, a.held_out, a.random_curves);
+    let config = a.quality.config();
     let loaded = Loaded::load(&a.editor, &a.encoder, &config.explain, a.run.max_batch, options)?;
     let models = loaded.models()?;
     let bars = EvalBars::new(quiet);
@@ -654,7 +660,7 @@ fn run_compare(a: &CompareArgs, options: &RuntimeOptions, quiet: bool) -> Result
         bail!("compare needs at least two --editor bundles. Fix: repeat --editor, e.g. --editor onnx/tiny-editor --editor onnx/tiny-editor-bow");
     }
     let suite = gsmile::scenario::load_suite(&a.suite)?;
-    let config = eval_config(&a.method, a.repeats, a.held_out, a.random_curves);
+    let config = a.quality.config();
     let mut runs = Vec::new();
     for editor in &a.editors {
         let loaded = Loaded::load(editor, &a.encoder, &config.explain, a.run.max_batch, options)?;

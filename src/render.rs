@@ -654,7 +654,7 @@ pub struct ReportImages {
 }
 
 /// `s` with the five HTML special characters escaped, safe in text and quoted attributes.
-fn esc(s: &str) -> String {
+pub fn escape_html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -675,7 +675,7 @@ fn img_tag(png: &[u8], alt: &str, class: &str) -> String {
         return String::new();
     }
     let b64 = base64::engine::general_purpose::STANDARD.encode(png);
-    format!("<img class=\"{}\" alt=\"{}\" src=\"data:image/png;base64,{b64}\">", esc(class), esc(alt))
+    format!("<img class=\"{}\" alt=\"{}\" src=\"data:image/png;base64,{b64}\">", escape_html(class), escape_html(alt))
 }
 
 /// The first 12 hex digits of a hash, enough to tell bundles apart.
@@ -743,35 +743,35 @@ pub fn report_html(explanation: &Explanation, images: &ReportImages) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>gSMILE \u{b7} {}</title>\n<style>{REPORT_CSS}</style>\n</head>\n<body>\n<main>\n",
-        esc(&e.instruction)
+        escape_html(&e.instruction)
     );
 
     // Header.
     let _ = write!(
         h,
         "<header>\n<h1>gSMILE explanation</h1>\n<p class=\"instruction\">\u{201c}{}\u{201d}</p>\n<dl class=\"meta\">\n",
-        esc(&e.instruction)
+        escape_html(&e.instruction)
     );
     let mut meta = |k: &str, v: String| {
-        let _ = writeln!(h, "<dt>{}</dt><dd>{v}</dd>", esc(k));
+        let _ = writeln!(h, "<dt>{}</dt><dd>{v}</dd>", escape_html(k));
     };
     meta(
         "image",
         format!(
             "{} <span class=\"note\">({}\u{d7}{} \u{b7} sha256 <code>{}</code>)</span>",
-            esc(&e.image.path),
+            escape_html(&e.image.path),
             e.image.width,
             e.image.height,
-            esc(short_hash(&e.image.sha256))
+            escape_html(short_hash(&e.image.sha256))
         ),
     );
     meta(
         "editor",
         format!(
             "{} <span class=\"note\">({} \u{b7} <code>{}</code>)</span>",
-            esc(&e.editor.name),
-            esc(&e.editor.path),
-            esc(short_hash(&e.editor.sha256))
+            escape_html(&e.editor.name),
+            escape_html(&e.editor.path),
+            escape_html(short_hash(&e.editor.sha256))
         ),
     );
     meta(
@@ -779,14 +779,14 @@ pub fn report_html(explanation: &Explanation, images: &ReportImages) -> String {
         match &e.encoder {
             Some(m) => format!(
                 "{} <span class=\"note\">({} \u{b7} <code>{}</code>)</span>",
-                esc(&m.name),
-                esc(&m.path),
-                esc(short_hash(&m.sha256))
+                escape_html(&m.name),
+                escape_html(&m.path),
+                escape_html(short_hash(&m.sha256))
             ),
             None => "<span class=\"note\">none</span>".to_string(),
         },
     );
-    meta("gsmile", format!("{} <span class=\"note\">({})</span>", esc(&e.gsmile_version), esc(&e.schema)));
+    meta("gsmile", format!("{} <span class=\"note\">({})</span>", escape_html(&e.gsmile_version), escape_html(&e.schema)));
     h.push_str("</dl>\n</header>\n");
 
     // Input vs full edit.
@@ -798,7 +798,7 @@ pub fn report_html(explanation: &Explanation, images: &ReportImages) -> String {
                     h,
                     "<figure>{}<figcaption>{}</figcaption></figure>",
                     img_tag(png, label, "pixel"),
-                    esc(label)
+                    escape_html(label)
                 );
             }
         }
@@ -835,11 +835,11 @@ pub fn report_html(explanation: &Explanation, images: &ReportImages) -> String {
              <td class=\"num\">{}</td><td class=\"num\">[{}, {}]</td><td class=\"num\">{}</td><td>{}</td></tr>",
             if w.selected { "" } else { " class=\"unselected\"" },
             w.rank,
-            esc(&w.word.text),
-            esc(&fmt_signed(w.attribution)),
-            esc(&fmt_signed(w.ci_low)),
-            esc(&fmt_signed(w.ci_high)),
-            esc(&fmt_p(w.p_value)),
+            escape_html(&w.word.text),
+            escape_html(&fmt_signed(w.attribution)),
+            escape_html(&fmt_signed(w.ci_low)),
+            escape_html(&fmt_signed(w.ci_high)),
+            escape_html(&fmt_p(w.p_value)),
             if w.selected { "yes" } else { "no" }
         );
     }
@@ -862,7 +862,7 @@ pub fn report_html(explanation: &Explanation, images: &ReportImages) -> String {
                     h,
                     "<figure>{}<figcaption>{}</figcaption></figure>",
                     img_tag(png, label, "panel"),
-                    esc(label)
+                    escape_html(label)
                 );
             }
             h.push_str("</div>\n");
@@ -879,9 +879,9 @@ pub fn report_html(explanation: &Explanation, images: &ReportImages) -> String {
          <div><b>{}</b><span>intercept</span></div>\n\
          <div><b>{}</b><span>kernel width \u{3c3}</span></div>\n</div>\n</section>\n",
         e.fidelity.r2,
-        esc(&fmt_plain(e.fidelity.mse)),
-        esc(&fmt_signed(e.intercept)),
-        esc(&fmt_plain(e.kernel_width)),
+        escape_html(&fmt_plain(e.fidelity.mse)),
+        escape_html(&fmt_signed(e.intercept)),
+        escape_html(&fmt_plain(e.kernel_width)),
     );
 
     // Samples.
@@ -897,12 +897,12 @@ pub fn report_html(explanation: &Explanation, images: &ReportImages) -> String {
             h,
             "<tr><td class=\"num\">{i}</td><td class=\"mono\">{}</td><td>{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            esc(&s.mask),
-            esc(&s.instruction),
-            esc(&fmt_plain(s.distance)),
-            esc(&fmt_signed(s.target)),
-            esc(&fmt_plain(s.weight)),
-            esc(&fmt_signed(s.prediction)),
+            escape_html(&s.mask),
+            escape_html(&s.instruction),
+            escape_html(&fmt_plain(s.distance)),
+            escape_html(&fmt_signed(s.target)),
+            escape_html(&fmt_plain(s.weight)),
+            escape_html(&fmt_signed(s.prediction)),
         );
     }
     h.push_str("</tbody>\n</table>\n");
@@ -917,7 +917,7 @@ pub fn report_html(explanation: &Explanation, images: &ReportImages) -> String {
 
     // Configuration.
     let config = serde_json::to_string_pretty(&e.config).unwrap_or_else(|err| format!("(cannot serialise: {err})"));
-    let _ = write!(h, "<section id=\"config\">\n<h2>Configuration</h2>\n<pre>{}</pre>\n</section>\n", esc(&config));
+    let _ = write!(h, "<section id=\"config\">\n<h2>Configuration</h2>\n<pre>{}</pre>\n</section>\n", escape_html(&config));
 
     // Counts and timings.
     let c = &e.counts;
@@ -946,7 +946,7 @@ pub fn report_html(explanation: &Explanation, images: &ReportImages) -> String {
         h,
         "<footer>Made by gsmile {}. This file is self-contained: it loads nothing from elsewhere.</footer>\n\
          </main>\n</body>\n</html>\n",
-        esc(&e.gsmile_version)
+        escape_html(&e.gsmile_version)
     );
     h
 }
@@ -1288,7 +1288,7 @@ mod tests {
         assert!(html.contains("&lt;script&gt;"));
         assert!(html.contains("&amp;") && html.contains("&quot;shiny&quot;"));
         for w in &e.words {
-            assert!(html.contains(&esc(&w.word.text)), "missing word {}", w.word.text);
+            assert!(html.contains(&escape_html(&w.word.text)), "missing word {}", w.word.text);
         }
         assert!(html.contains("0.9100"), "fidelity R² shown");
         assert!(html.contains("&quot;samples&quot;: 64"), "config JSON shown");

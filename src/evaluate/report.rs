@@ -12,21 +12,7 @@ use super::{RunInfo, ScenarioResult};
 /// Scenarios listed in the "worst explained" table.
 pub const WORST: usize = 10;
 
-/// Escapes text for HTML element content and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::render::escape_html as escape;
 
 const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1200px;color:#212529;padding:0 1rem}\
 table{border-collapse:collapse;margin:0.5rem 0 1.5rem;font-size:0.85rem}th,td{border:1px solid #dee2e6;padding:0.25rem 0.5rem;text-align:right}\
