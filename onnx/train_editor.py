@@ -5,8 +5,11 @@ Usage (from the repository root, with the venv of onnx/requirements.txt)::
     PY=/opt/gsmile-py/bin/python
     # tiny-editor: train (cosine schedule over whichever ends first: --steps or --minutes)
     $PY onnx/train_editor.py --seed 0 --batch 16 --steps 3000 --minutes 12 --stop-at 3000 --save /tmp/ed_main.pt
+    # fine-tune (more small-object recolours, lower lr)
+    $PY onnx/train_editor.py --seed 0 --init /tmp/ed_main.pt --batch 16 --lr 6e-4 --p-small 0.7 \\
+        --steps 3000 --minutes 4 --stop-at 3000 --threads 1 --save /tmp/ed_ft.pt
     # evaluate + export the bundle onnx/tiny-editor/
-    $PY onnx/train_editor.py --seed 0 --init /tmp/ed_main.pt --steps 0
+    $PY onnx/train_editor.py --seed 0 --init /tmp/ed_ft.pt --steps 0
     # tiny-editor-bow: same, order-blind bag-of-words text encoder
     $PY onnx/train_editor.py --seed 0 --text bow --batch 16 --steps 3000 --minutes 6 --stop-at 3000 --save /tmp/ed_bow.pt
     $PY onnx/train_editor.py --seed 0 --text bow --init /tmp/ed_bow.pt --steps 0 --out onnx/tiny-editor-bow
@@ -543,17 +546,20 @@ def main():
 
 
 RECIPES = {
-    "tiny-editor": """Trained by `onnx/train_editor.py` in one run (the schedule is a cosine over
-whichever budget ends first, {steps_schedule} steps or `--minutes`; on the busy shared
-2-core machine the time budget ended it after {steps} steps, {train_min:.1f} min),
-then evaluated and exported from the saved weights:
+    "tiny-editor": """Trained by `onnx/train_editor.py` in two runs, each a warm-up + cosine schedule
+over whichever budget ends first (`--steps` or `--minutes`; on the busy shared 2-core
+machine the time budget ended both): 1348 steps in 12 min at lr 2e-3, then a
+fine-tune from those weights ({steps} steps, {train_min:.1f} min, lr 6e-4, 70% small-object
+recolours, 1 thread), then evaluated and exported from the saved weights:
 
     PY=/opt/gsmile-py/bin/python
     $PY onnx/train_editor.py --seed 0 --batch 16 --steps 3000 --minutes 12 --stop-at 3000 --save /tmp/ed_main.pt
-    $PY onnx/train_editor.py --seed 0 --init /tmp/ed_main.pt --steps 0   # evaluate + export
+    $PY onnx/train_editor.py --seed 0 --init /tmp/ed_main.pt --batch 16 --lr 6e-4 --p-small 0.7 \\
+        --steps 3000 --minutes 4 --stop-at 3000 --threads 1 --save /tmp/ed_ft.pt
+    $PY onnx/train_editor.py --seed 0 --init /tmp/ed_ft.pt --steps 0   # evaluate + export
 
-(`--steps {steps} --stop-at {steps}` without `--minutes` gives the same step count
-but a slightly different learning-rate curve.)
+(`--steps N --stop-at N` without `--minutes`, N = 1348 and {steps}, gives the same
+step counts but slightly different learning-rate curves.)
 """,
     "tiny-editor-bow": """Trained by `onnx/train_editor.py --text bow` (same image network, loss and
 data as `tiny-editor`; cosine schedule over the time budget, which ended it after
@@ -633,6 +639,18 @@ This model exists to be compared with `tiny-editor` (same image network, loss,
 data and tokenizer; only the text encoder differs).  Being order-blind, it
 cannot tell "make the car red and the sky orange" from "make the car orange and
 the sky red", nor which of two edits comes first.
+""")
+    worse = [k for k, v in r["per_kind"].items() if v["mae"] >= v["identity_mae"]]
+    weak = ("" if not worse else f"""
+**Known weakness: edits leak outside small objects.**  Recolours of small
+objects now change the right object (MAE on the changed pixels
+{min(r['per_kind'][k]['mae_changed_pixels'] for k in worse):.3f}-{max(r['per_kind'][k]['mae_changed_pixels'] for k in worse):.3f}
+vs identity ~0.3-0.4), but the gates also open on parts of other objects, so over
+the whole image the MAE of these kinds is *above* the identity baseline
+(the target changes only 1-5% of the pixels): {', '.join(worse)}.  For "make the
+car red" only {100 * r['car_red_fraction_of_change_inside_car']:.0f}% of the change (held-out) /
+{100 * car['fraction_of_change_inside_car']:.0f}% (scene-01) is inside the car; the goal of > 60% was not reached
+in the time available (more training steps are the obvious next step).
 """)
     readme = f"""# {name}
 
@@ -729,7 +747,7 @@ most three masked colour maps per instruction.  Two-edit instructions are less
 exact than single edits (see the per-style MAE).  Output on out-of-grammar text
 (e.g. key words dropped) is whatever the network does - which is exactly what
 gsmile explains.
-"""
+{weak}"""
     with open(os.path.join(out, "README.md"), "w") as f:
         f.write(readme)
 
