@@ -209,15 +209,19 @@ class Editor(nn.Module):
 SMALL = ("car", "roof", "sun", "moon", "tree", "house", "water")
 
 
-def sample(seed: int, rng, p_small: float, p_drop: float = 0.1):
+def sample(seed: int, rng, p_small: float, p_drop: float = 0.1, obj: str | None = None):
     """editor_sample with (prob p_small) a rejection-sampled instruction whose first edit
-    recolours a small object (car/roof/sun/moon/tree/house/water) when the scene has one."""
+    recolours a small object (car/roof/sun/moon/tree/house/water) when the scene has one.
+    With ``obj``: the first edit must recolour that object (contrast pairs)."""
     spec, img, masks = scene.make_scene(seed)
     want = rng.random() < p_small and any(o in SMALL for o in grammar.recolourable(masks))
-    for _ in range(30):
-        ins = grammar.sample_instruction(rng, masks)
+    for _ in range(60 if obj else 30):
+        ins = grammar.sample_instruction(rng, masks, p_global=0.0 if obj else 0.3)
         e = ins["edits"][0]
-        if not want or (e["op"] == "recolour" and e["object"] in SMALL):
+        if obj is not None:
+            if e["op"] == "recolour" and e["object"] == obj:
+                break
+        elif not want or (e["op"] == "recolour" and e["object"] in SMALL):
             break
     tgt = grammar.apply_edits(img, masks, ins["edits"])
     text = ins["text"]
@@ -228,24 +232,40 @@ def sample(seed: int, rng, p_small: float, p_drop: float = 0.1):
     return img, tgt, text
 
 
-def make_batch(tok, rng, seeds, p_small=0.55, p_drop=0.1):
+def make_batch(tok, rng, seeds, p_small=0.55, p_drop=0.1, p_contrast=0.0):
+    """A batch of samples; with prob ``p_contrast`` a pair of consecutive slots becomes a
+    contrast pair: the same scene, two different small objects recoloured (so a mask that
+    also opens on the other object is penalised in one of the two)."""
     xs, ts, texts = [], [], []
-    for s in seeds:
-        x, t, text = sample(int(s), rng, p_small, p_drop)
-        xs.append(chw(x))
-        ts.append(chw(t))
-        texts.append(text)
+    seeds = [int(s) for s in seeds]
+    i = 0
+    while i < len(seeds):
+        pair = None
+        if i + 1 < len(seeds) and p_contrast > 0 and rng.random() < p_contrast:
+            _, _, masks = scene.make_scene(seeds[i])
+            objs = [o for o in grammar.recolourable(masks) if o in SMALL]
+            if len(objs) >= 2:
+                a, b = rng.choice(len(objs), 2, replace=False)
+                pair = [objs[int(a)], objs[int(b)]]
+        for obj in (pair or [None]):
+            x, t, text = sample(seeds[i], rng, p_small, p_drop, obj=obj)
+            xs.append(chw(x))
+            ts.append(chw(t))
+            texts.append(text)
+        i += 2 if pair else 1
     ids, mask = encode(tok, texts)
     return (torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts)),
             torch.from_numpy(ids), torch.from_numpy(mask))
 
 
-def loss_fn(out, x, t, logits=None, gate_w: float = 0.3):
+def loss_fn(out, x, t, logits=None, gate_w: float = 0.3, keep_w: float = 1.0):
     """L1 over all pixels + balanced term: per-sample mean L1 over the pixels the target
     changes + per-sample mean L1 over the pixels it keeps (small objects count as much as
     the sky, false positives still cost).  Plus (``gate_w``) a balanced log-loss between
     the union of the K gates, 1 - prod_k(1 - m_k), and the set of pixels the target
-    changes: it keeps gradients alive where a closed sigmoid gate would saturate."""
+    changes: it keeps gradients alive where a closed sigmoid gate would saturate.
+    ``keep_w`` weights the kept-pixel halves of both balanced terms (> 1 punishes edits /
+    open gates on pixels the target keeps, e.g. other objects, harder)."""
     changed = ((t - x).abs().sum(1, keepdim=True) > 1e-3).float()
     e = (out - t).abs().mean(1, keepdim=True)
     n_ch = changed.sum((1, 2, 3))
@@ -253,7 +273,7 @@ def loss_fn(out, x, t, logits=None, gate_w: float = 0.3):
     def balanced(v):
         v_ch = (v * changed).sum((1, 2, 3)) / n_ch.clamp(min=1.0)
         v_keep = (v * (1 - changed)).sum((1, 2, 3)) / (4096 - n_ch).clamp(min=1.0)
-        return (v_ch + v_keep).mean()
+        return (v_ch + keep_w * v_keep).mean()
 
     loss = e.mean() + balanced(e)
     if logits is not None and gate_w > 0:
@@ -458,6 +478,10 @@ def main():
     ap.add_argument("--p-small", type=float, default=0.55,
                     help="fraction of samples whose first edit recolours a small object")
     ap.add_argument("--gate-w", type=float, default=0.3, help="weight of the gate log-loss")
+    ap.add_argument("--keep-w", type=float, default=1.0,
+                    help="weight of the kept-pixel half of the balanced L1 and gate log-loss")
+    ap.add_argument("--p-contrast", type=float, default=0.0,
+                    help="prob. that a pair of batch slots is a contrast pair (same scene, two small objects)")
     ap.add_argument("--minutes", type=float, default=None,
                     help="stop training after this many minutes (schedule still --steps)")
     ap.add_argument("--stop-at", type=int, default=None,
@@ -495,9 +519,9 @@ def main():
             g["lr"] = args.lr * min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * prog))
         seeds = np.arange(seed_ctr, seed_ctr + args.batch)
         seed_ctr += args.batch
-        x, t, ids, mask = make_batch(tok, rng, seeds, p_small=args.p_small)
+        x, t, ids, mask = make_batch(tok, rng, seeds, p_small=args.p_small, p_contrast=args.p_contrast)
         out, logits = model(x, ids, mask, return_logits=True)
-        loss = loss_fn(out, x, t, logits, args.gate_w)
+        loss = loss_fn(out, x, t, logits, args.gate_w, args.keep_w)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -519,7 +543,7 @@ def main():
     torch.save(model.state_dict(), args.save)
     info = {"train_wall_s": round(train_s, 1), "steps": steps_done, "steps_schedule": args.steps,
             "minutes": args.minutes, "batch": args.batch, "threads": args.threads, "lr": args.lr,
-            "gate_w": args.gate_w, "p_small": args.p_small, "text_encoder": args.text, "final_loss_ema": ema}
+            "gate_w": args.gate_w, "keep_w": args.keep_w, "p_contrast": args.p_contrast, "p_small": args.p_small, "text_encoder": args.text, "final_loss_ema": ema}
     if args.steps > 0:
         with open(args.save + ".json", "w") as f:
             json.dump(info, f, indent=1)

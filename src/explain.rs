@@ -32,6 +32,17 @@ pub enum Reference {
     Input,
 }
 
+impl Reference {
+    /// Sign that turns a distance into the regression target, so a positive attribution
+    /// always means "moves the output toward the full edit".
+    pub fn target_sign(self) -> f64 {
+        match self {
+            Reference::Full => -1.0,
+            Reference::Input => 1.0,
+        }
+    }
+}
+
 /// Where output change is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -547,10 +558,7 @@ pub fn explain(
     };
     let distances = measurer.distances(edits.view(), reference.view())?;
     let mut encoder_time = if config.space == Space::Embedding { secs(t) } else { 0.0 };
-    let sign = match config.reference {
-        Reference::Full => -1.0,
-        Reference::Input => 1.0,
-    };
+    let sign = config.reference.target_sign();
 
     // Instruction distances and kernel weights.
     let instruction_distances: Vec<f64> = match config.weighting {

@@ -9,7 +9,7 @@
 use ndarray::{Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Axis};
 use rayon::prelude::*;
 
-use crate::explain::{ExplainRun, Reference};
+use crate::explain::ExplainRun;
 use crate::surrogate::{self, SurrogateError};
 
 /// Mean over channels of |a − b|, averaged over `patch`×`patch` blocks (edge blocks may be smaller).
@@ -59,10 +59,7 @@ pub fn attach(run: &mut ExplainRun) -> Result<(), SurrogateError> {
         return Ok(());
     }
     let start = std::time::Instant::now();
-    let sign = match config.reference {
-        Reference::Full => -1.0,
-        Reference::Input => 1.0,
-    };
+    let sign = config.reference.target_sign();
     let maps: Vec<Array2<f32>> = (0..run.edits.dim().0)
         .into_par_iter()
         .map(|i| change_map(run.edits.index_axis(Axis(0), i), run.reference.view(), config.patch))

@@ -114,10 +114,7 @@ fn mask_targets(
     reference: ArrayView3<f32>,
     config: &ExplainConfig,
 ) -> Result<Vec<f64>, Error> {
-    let sign = match config.reference {
-        Reference::Full => -1.0,
-        Reference::Input => 1.0,
-    };
+    let sign = config.reference.target_sign();
     let texts: Vec<String> = masks.iter().map(|m| perturb::render(instruction, words, m, config.replacement.as_deref())).collect();
     Ok(text_distances(tm, &texts, reference)?.into_iter().map(|d| sign * d).collect())
 }
