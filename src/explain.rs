@@ -91,6 +91,10 @@ pub struct ExplainConfig {
     pub surrogate: SurrogateConfig,
     /// Whether per-word spatial heatmaps are computed (by [`crate::spatial::attach`]).
     pub spatial: bool,
+    /// What the spatial change maps compare each sample's output with: `Input` (default)
+    /// shows where a word makes the editor change the image; `Full` also lights up the places
+    /// a word keeps unchanged (e.g. "car" stops the editor painting the roof).
+    pub spatial_reference: Reference,
     /// Side of the square patches change maps are pooled over before the spatial fit (1 = per pixel).
     pub patch: usize,
     /// Seed given to stochastic editors, the same for every sample (common random numbers).
@@ -111,6 +115,7 @@ impl Default for ExplainConfig {
             kernel_width: None,
             surrogate: SurrogateConfig::default(),
             spatial: true,
+            spatial_reference: Reference::Input,
             patch: 1,
             editor_seed: 0,
         }
@@ -313,8 +318,6 @@ pub struct ExplainRun {
     pub edit_instructions: Vec<String>,
     /// Each row of `edits`' distance to the reference.
     pub edit_distances: Vec<f64>,
-    /// The image every output was compared with, `[3,H,W]`.
-    pub reference: Array3<f32>,
     /// The regression design: one 0/1 row per sample, one column per word.
     pub masks: Array2<f64>,
     /// Kernel weight of each sample.
@@ -650,7 +653,6 @@ pub fn explain(
         edits,
         edit_instructions: texts,
         edit_distances: distances,
-        reference,
         masks: x,
         weights,
         edit_of_sample: of_sample,

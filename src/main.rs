@@ -163,6 +163,10 @@ struct MethodArgs {
     /// Skip the per-word spatial heatmaps.
     #[arg(long)]
     no_spatial: bool,
+    /// Spatial maps compare outputs with the input (input: where a word makes the editor change
+    /// the image) or with the full edit (full: also where a word keeps the image unchanged).
+    #[arg(long, default_value = "input", value_parser = kebab::<Reference>, value_name = "REF")]
+    spatial_reference: Reference,
     /// Pool change maps over PxP patches before the spatial fit.
     #[arg(long, default_value_t = 1, value_name = "P")]
     patch: usize,
@@ -192,6 +196,7 @@ impl MethodArgs {
                 top_k: self.top_k,
             },
             spatial: !self.no_spatial,
+            spatial_reference: self.spatial_reference,
             patch: self.patch,
             editor_seed: self.editor_seed,
         }

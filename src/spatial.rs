@@ -1,7 +1,8 @@
 //! Per-word spatial heatmaps computed black-box: where in the image each word causes change.
 //!
 //! For every sample a change map |output_i − reference| (mean over channels, pooled over
-//! square patches) is computed; the same weighted linear regression as the word surrogate
+//! square patches) is computed, the reference being the input image by default (where the
+//! word makes the editor change the image) or the full instruction's edit; the same weighted linear regression as the word surrogate
 //! is then fitted for every pixel at once (one design matrix, one factorisation, many
 //! targets). Word k's coefficients over the pixels form its heatmap. Unlike DAAM this needs
 //! nothing but the editor's outputs.
@@ -9,7 +10,7 @@
 use ndarray::{Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Axis};
 use rayon::prelude::*;
 
-use crate::explain::ExplainRun;
+use crate::explain::{ExplainRun, Reference};
 use crate::surrogate::{self, SurrogateError};
 
 /// Mean over channels of |a − b|, averaged over `patch`×`patch` blocks (edge blocks may be smaller).
@@ -59,10 +60,14 @@ pub fn attach(run: &mut ExplainRun) -> Result<(), SurrogateError> {
         return Ok(());
     }
     let start = std::time::Instant::now();
-    let sign = config.reference.target_sign();
+    let sign = config.spatial_reference.target_sign();
+    let reference = match config.spatial_reference {
+        Reference::Input => run.input.view(),
+        Reference::Full => run.edits.index_axis(Axis(0), 0),
+    };
     let maps: Vec<Array2<f32>> = (0..run.edits.dim().0)
         .into_par_iter()
-        .map(|i| change_map(run.edits.index_axis(Axis(0), i), run.reference.view(), config.patch))
+        .map(|i| change_map(run.edits.index_axis(Axis(0), i), reference, config.patch))
         .collect();
     let (gh, gw) = maps.first().map(|m| m.dim()).unwrap_or((0, 0));
     let n = run.edit_of_sample.len();
