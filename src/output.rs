@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use image::RgbImage;
 use ndarray::Axis;
+use rayon::prelude::*;
 
 use crate::explain::ExplainRun;
 use crate::io::{OutputError, write_bytes_atomic};
@@ -73,19 +74,39 @@ fn fill(run: &ExplainRun, image: &RgbImage, dir: &Path) -> Result<()> {
     let full = imaging::resize_tensor(run.edits.index_axis(Axis(0), 0), h, w);
     let edited = imaging::from_tensor(full.view());
 
-    let words_png = render::png_bytes(&render::words_image(ex));
+    let items: Vec<(String, f64, RgbImage)> = run
+        .edits
+        .axis_iter(Axis(0))
+        .zip(&run.edit_instructions)
+        .zip(&run.edit_distances)
+        .take(CONTACT_SHEET_MAX)
+        .map(|((e, t), d)| (if t.is_empty() { "(empty)".to_string() } else { t.clone() }, *d, imaging::from_tensor(e)))
+        .collect();
+    let (words_png, samples_png) = rayon::join(
+        || render::png_bytes(&render::words_image(ex)),
+        || render::png_bytes(&render::contact_sheet(&items, 6)),
+    );
     write_bytes_atomic(&dir.join("words.png"), &words_png)?;
+    write_bytes_atomic(&dir.join("samples.png"), &samples_png)?;
 
+    // Panels are independent: render and encode them in parallel, then write in word order.
     let mut panels = Vec::new();
     let mut per_word = Vec::new();
     if let Some(maps) = &run.heatmaps {
         let overlays = dir.join("overlays");
         std::fs::create_dir_all(&overlays).map_err(io_err(&overlays))?;
-        let upsampled: Vec<_> = maps.axis_iter(Axis(0)).map(|m| spatial::upsample(m, h, w)).collect();
+        let upsampled: Vec<_> = (0..maps.dim().0).into_par_iter().map(|k| spatial::upsample(maps.index_axis(Axis(0), k), h, w)).collect();
         let vmax = upsampled.iter().flat_map(|m| m.iter()).fold(0.0f32, |a, v| a.max(v.abs()));
-        for (k, (heat, word)) in upsampled.iter().zip(&ex.words).enumerate() {
-            let panel = render::word_panel(image, &edited, heat.view(), vmax, word).map_err(|e| Error::InvalidInput(e.to_string()))?;
-            let bytes = render::png_bytes(&panel);
+        let rendered: Vec<(RgbImage, Vec<u8>)> = upsampled
+            .par_iter()
+            .zip(&ex.words)
+            .map(|(heat, word)| {
+                let panel = render::word_panel(image, &edited, heat.view(), vmax, word).map_err(|e| Error::InvalidInput(e.to_string()))?;
+                let bytes = render::png_bytes(&panel);
+                Ok((panel, bytes))
+            })
+            .collect::<Result<_>>()?;
+        for (k, ((panel, bytes), word)) in rendered.into_iter().zip(&ex.words).enumerate() {
             write_bytes_atomic(&overlays.join(overlay_name(k, &word.word.text)), &bytes)?;
             per_word.push((word.word.text.clone(), bytes));
             panels.push(panel);
@@ -95,17 +116,6 @@ fn fill(run: &ExplainRun, image: &RgbImage, dir: &Path) -> Result<()> {
     if !overlays_png.is_empty() {
         write_bytes_atomic(&dir.join("overlays.png"), &overlays_png)?;
     }
-
-    let items: Vec<(String, f64, RgbImage)> = run
-        .edits
-        .axis_iter(Axis(0))
-        .zip(&run.edit_instructions)
-        .zip(&run.edit_distances)
-        .take(CONTACT_SHEET_MAX)
-        .map(|((e, t), d)| (if t.is_empty() { "(empty)".to_string() } else { t.clone() }, *d, imaging::from_tensor(e)))
-        .collect();
-    let samples_png = render::png_bytes(&render::contact_sheet(&items, 6));
-    write_bytes_atomic(&dir.join("samples.png"), &samples_png)?;
 
     let images = ReportImages {
         words: words_png,
