@@ -47,6 +47,13 @@ pub struct Word {
 
 /// Splits an instruction into words by Unicode word boundaries (UAX #29); punctuation and
 /// spaces are not features but stay in perturbed renderings.
+///
+/// ```
+/// let words = gsmile::perturb::split_words("please, make the car red!");
+/// let texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
+/// assert_eq!(texts, ["please", "make", "the", "car", "red"]);
+/// assert_eq!((words[3].start, words[3].end), (17, 20));
+/// ```
 pub fn split_words(instruction: &str) -> Vec<Word> {
     instruction
         .unicode_word_indices()
@@ -148,6 +155,14 @@ pub fn distinct(masks: &[Vec<bool>]) -> (Vec<Vec<bool>>, Vec<usize>) {
 
 /// Renders the instruction a mask describes: removed words are dropped (`replacement` None)
 /// or replaced by `replacement`; spacing is tidied so the editor sees natural text.
+///
+/// ```
+/// use gsmile::perturb::{render, split_words};
+/// let text = "please, make the car red!";
+/// let words = split_words(text);
+/// assert_eq!(render(text, &words, &[false, true, true, true, false], None), ", make the car!");
+/// assert_eq!(render(text, &words, &[true, true, true, false, true], Some("[UNK]")), "please, make the [UNK] red!");
+/// ```
 pub fn render(instruction: &str, words: &[Word], mask: &[bool], replacement: Option<&str>) -> String {
     let mut out = String::with_capacity(instruction.len());
     let mut pos = 0;
