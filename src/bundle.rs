@@ -4,6 +4,10 @@
 //! to use, and how images and text must be prepared. Loading a bundle validates the
 //! manifest; the model wrappers then check it against the graphs' real inputs and outputs.
 
+// Errors here carry the paths, fields and fixes a user needs; they are returned on cold
+// load paths only, so their size does not matter.
+#![allow(clippy::result_large_err)]
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};

@@ -12,9 +12,10 @@ pub enum Error {
     /// ONNX Runtime could not be found or started.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
-    /// A model bundle is missing, malformed, or does not match its ONNX graphs.
+    /// A model bundle is missing, malformed, or does not match its ONNX graphs (boxed: its
+    /// messages carry several paths and names, and errors travel through every `Result`).
     #[error(transparent)]
-    Bundle(#[from] BundleError),
+    Bundle(Box<BundleError>),
     /// A model failed while running.
     #[error(transparent)]
     Model(#[from] ModelError),
@@ -39,6 +40,12 @@ pub enum Error {
     /// A caller passed arguments that cannot work together.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+}
+
+impl From<BundleError> for Error {
+    fn from(e: BundleError) -> Self {
+        Error::Bundle(Box::new(e))
+    }
 }
 
 /// Result with the crate's [`Error`].

@@ -736,7 +736,7 @@ pub fn wilcoxon_signed_rank_p(a: &[f64], b: &[f64]) -> Result<f64> {
         .map(|t| (t * t * t - t) as f64)
         .sum();
     let var = (n * (n + 1.0) * (2.0 * n + 1.0) - ties / 2.0) / 24.0;
-    if !(var > 0.0) {
+    if var.is_nan() || var <= 0.0 {
         return Ok(f64::NAN);
     }
     let z = (r_plus - n * (n + 1.0) * 0.25) / var.sqrt();

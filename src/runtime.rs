@@ -5,6 +5,10 @@
 //! `ORT_DYLIB_PATH` if set, else from the copy `build.rs` fetched from PyPI's
 //! `onnxruntime` wheel. Sessions are built once per model file and reused for every call.
 
+// Errors here carry the paths, fields and fixes a user needs; they are returned on cold
+// load paths only, so their size does not matter.
+#![allow(clippy::result_large_err)]
+
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
