@@ -669,6 +669,11 @@ pub fn escape_html(s: &str) -> String {
     out
 }
 
+/// A `<figure>` holding an inlined PNG captioned with `label`, on its own line.
+fn figure(png: &[u8], label: &str, class: &str) -> String {
+    format!("<figure>{}<figcaption>{}</figcaption></figure>\n", img_tag(png, label, class), escape_html(label))
+}
+
 /// An `<img>` with the PNG inlined as a data URI, or nothing for empty bytes.
 fn img_tag(png: &[u8], alt: &str, class: &str) -> String {
     if png.is_empty() {
@@ -794,12 +799,7 @@ pub fn report_html(explanation: &Explanation, images: &ReportImages) -> String {
         h.push_str("<section id=\"edit\">\n<h2>Input and full edit</h2>\n<div class=\"pair\">\n");
         for (png, label) in [(&images.input, "input"), (&images.edited, "full instruction's edit")] {
             if !png.is_empty() {
-                let _ = writeln!(
-                    h,
-                    "<figure>{}<figcaption>{}</figcaption></figure>",
-                    img_tag(png, label, "pixel"),
-                    escape_html(label)
-                );
+                h.push_str(&figure(png, label, "pixel"));
             }
         }
         h.push_str("</div>\n</section>\n");
@@ -858,12 +858,7 @@ pub fn report_html(explanation: &Explanation, images: &ReportImages) -> String {
         if !images.per_word.is_empty() {
             h.push_str("\n<h3>Per word</h3>\n<div class=\"panels\">\n");
             for (label, png) in &images.per_word {
-                let _ = writeln!(
-                    h,
-                    "<figure>{}<figcaption>{}</figcaption></figure>",
-                    img_tag(png, label, "panel"),
-                    escape_html(label)
-                );
+                h.push_str(&figure(png, label, "panel"));
             }
             h.push_str("</div>\n");
         }
