@@ -120,6 +120,8 @@ pub enum BundleKind {
     Editor,
     /// A CLIP-style dual encoder with separate image and text graphs.
     Clip,
+    /// A diffusers InstructPix2Pix pipeline in the ONNX layout (text encoder, UNet, VAE encoder and decoder, scheduler config).
+    InstructPix2Pix,
 }
 
 impl std::fmt::Display for BundleKind {
@@ -127,6 +129,7 @@ impl std::fmt::Display for BundleKind {
         f.write_str(match self {
             BundleKind::Editor => "editor",
             BundleKind::Clip => "clip",
+            BundleKind::InstructPix2Pix => "instruct-pix2pix",
         })
     }
 }
@@ -150,7 +153,7 @@ pub struct Provenance {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenizerSpec {
-    /// A Hugging Face `tokenizers` JSON file, relative to the bundle.
+    /// A Hugging Face `tokenizers` JSON file, or a tokenizer folder (`tokenizer.json`, or CLIP's `vocab.json` + `merges.txt`), relative to the bundle.
     pub file: PathBuf,
     /// Token sequence length the graphs take; longer instructions are rejected.
     pub max_length: usize,
@@ -197,6 +200,9 @@ pub struct ClipSection {
     /// Whether the graphs already L2-normalise their embeddings.
     #[serde(default)]
     pub normalized: bool,
+    /// A Hugging Face `preprocessor_config.json` (CLIPImageProcessor) that replaces the `[image]` section's plain resize.
+    #[serde(default)]
+    pub preprocessor: Option<PathBuf>,
     /// Image tower ONNX file.
     pub image_file: PathBuf,
     /// Image tower input `[B,3,H,W]` float32, normalised.
@@ -229,15 +235,48 @@ pub struct Manifest {
     pub provenance: Provenance,
     /// Tokenizer settings.
     pub tokenizer: TokenizerSpec,
-    /// Image settings.
-    pub image: ImageSpec,
+    /// Image settings; optional for clip bundles with a `preprocessor` and for instruct-pix2pix bundles.
+    #[serde(default)]
+    pub image: Option<ImageSpec>,
     /// Present for `kind = "editor"`.
     #[serde(default)]
     pub editor: Option<EditorSection>,
     /// Present for `kind = "clip"`.
     #[serde(default)]
     pub clip: Option<ClipSection>,
+    /// Optional for `kind = "instruct-pix2pix"`: default sampling settings.
+    #[serde(default)]
+    pub pix2pix: Option<Pix2PixSection>,
 }
+
+/// Default sampling settings of an instruct-pix2pix bundle; command-line flags override them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pix2PixSection {
+    /// Denoising steps.
+    pub steps: Option<usize>,
+    /// Text guidance scale.
+    pub guidance_scale: Option<f32>,
+    /// Image guidance scale.
+    pub image_guidance_scale: Option<f32>,
+    /// Working height in pixels (a multiple of the VAE's downsampling factor).
+    pub height: Option<u32>,
+    /// Working width in pixels.
+    pub width: Option<u32>,
+}
+
+/// The diffusers pipeline index of an ONNX InstructPix2Pix folder.
+pub const MODEL_INDEX: &str = "model_index.json";
+
+/// The files of the diffusers ONNX layout that an instruct-pix2pix bundle must have.
+pub const PIX2PIX_FILES: [&str; 6] = [
+    "scheduler/scheduler_config.json",
+    "text_encoder/model.onnx",
+    "unet/model.onnx",
+    "vae_encoder/model.onnx",
+    "vae_decoder/model.onnx",
+    "tokenizer",
+];
 
 /// A bundle folder with its validated manifest.
 #[derive(Debug, Clone)]
@@ -254,8 +293,15 @@ impl Bundle {
             return Err(BundleError::NotFound { path: dir, what: "no such folder".into() });
         }
         let path = dir.join(MANIFEST);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| BundleError::NotFound { path: dir.clone(), what: format!("cannot read {MANIFEST}: {e}") })?;
+        if !path.is_file() && dir.join(MODEL_INDEX).is_file() {
+            let bundle = Bundle { manifest: diffusers_manifest(&dir)?, dir };
+            bundle.validate()?;
+            return Ok(bundle);
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| BundleError::NotFound {
+            path: dir.clone(),
+            what: format!("cannot read {MANIFEST} ({e}) and no diffusers {MODEL_INDEX} either"),
+        })?;
         let manifest: Manifest =
             toml::from_str(&text).map_err(|e| BundleError::Manifest { path: path.clone(), message: e.to_string() })?;
         let bundle = Bundle { dir, manifest };
@@ -292,26 +338,23 @@ impl Bundle {
         }
     }
 
-    /// Total size of the bundle's files in bytes.
-    pub fn size_bytes(&self) -> u64 {
-        std::fs::read_dir(&self.dir)
-            .map(|rd| rd.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
-            .unwrap_or(0)
+    /// The image settings; `field` names what needs them in the error when the bundle has none.
+    pub fn image_spec(&self, field: &str) -> Result<&ImageSpec, BundleError> {
+        self.manifest.image.as_ref().ok_or_else(|| self.field_err("image", format!("is missing but {field} needs it")))
     }
 
-    /// SHA-256 over the bundle's files (names and contents, sorted by name): the model's identity in caches and reports.
+    /// Total size of the bundle's files in bytes, subfolders included.
+    pub fn size_bytes(&self) -> u64 {
+        files_under(&self.dir).map(|files| files.iter().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum()).unwrap_or(0)
+    }
+
+    /// SHA-256 over the bundle's files (relative paths and contents, sorted): the model's identity in caches and reports.
     pub fn content_hash(&self) -> Result<String, BundleError> {
         let err = |e: std::io::Error| BundleError::NotFound { path: self.dir.clone(), what: format!("cannot read its files: {e}") };
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .map_err(err)?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_file())
-            .collect();
-        files.sort();
+        let files = files_under(&self.dir).map_err(err)?;
         let mut parts = Vec::new();
         for f in &files {
-            let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = f.strip_prefix(&self.dir).unwrap_or(f).to_string_lossy().into_owned();
             parts.push(name.into_bytes());
             parts.push(crate::cache::file_sha256(f).map_err(err)?.into_bytes());
         }
@@ -324,7 +367,7 @@ impl Bundle {
     }
 
     fn require_file(&self, field: &str, rel: &Path) -> Result<(), BundleError> {
-        if self.file(rel).is_file() {
+        if self.file(rel).exists() {
             Ok(())
         } else {
             Err(self.field_err(
@@ -336,18 +379,19 @@ impl Bundle {
 
     fn validate(&self) -> Result<(), BundleError> {
         let m = &self.manifest;
-        let img = &m.image;
-        if img.height == 0 || img.width == 0 {
-            return Err(self.field_err("image.height/width", "must be positive"));
-        }
-        if img.std.iter().any(|s| !s.is_finite() || *s <= 0.0) {
-            return Err(self.field_err("image.std", "must be positive numbers"));
-        }
-        if img.mean.iter().any(|s| !s.is_finite()) {
-            return Err(self.field_err("image.mean", "must be finite numbers"));
-        }
-        if !(img.range[0].is_finite() && img.range[1].is_finite() && img.range[0] < img.range[1]) {
-            return Err(self.field_err("image.range", "must be [low, high] with low < high, e.g. [0.0, 1.0]"));
+        if let Some(img) = &m.image {
+            if img.height == 0 || img.width == 0 {
+                return Err(self.field_err("image.height/width", "must be positive"));
+            }
+            if img.std.iter().any(|s| !s.is_finite() || *s <= 0.0) {
+                return Err(self.field_err("image.std", "must be positive numbers"));
+            }
+            if img.mean.iter().any(|s| !s.is_finite()) {
+                return Err(self.field_err("image.mean", "must be finite numbers"));
+            }
+            if !(img.range[0].is_finite() && img.range[1].is_finite() && img.range[0] < img.range[1]) {
+                return Err(self.field_err("image.range", "must be [low, high] with low < high, e.g. [0.0, 1.0]"));
+            }
         }
         if m.tokenizer.max_length == 0 {
             return Err(self.field_err("tokenizer.max_length", "must be at least 1"));
@@ -356,12 +400,29 @@ impl Bundle {
         match m.kind {
             BundleKind::Editor => {
                 let e = m.editor.as_ref().ok_or_else(|| self.field_err("editor", "is missing: an editor bundle needs an [editor] section"))?;
+                self.image_spec("an editor bundle")?;
                 self.require_file("editor.file", &e.file)?;
+            }
+            BundleKind::InstructPix2Pix => {
+                for rel in PIX2PIX_FILES {
+                    if !self.dir.join(rel).exists() {
+                        return Err(BundleError::NotFound {
+                            path: self.dir.clone(),
+                            what: format!("the diffusers ONNX layout needs {rel}, which is missing. Fix: export the pipeline with `python onnx/export_ip2p.py CHECKPOINT {}`", self.dir.display()),
+                        });
+                    }
+                }
             }
             BundleKind::Clip => {
                 let c = m.clip.as_ref().ok_or_else(|| self.field_err("clip", "is missing: a clip bundle needs a [clip] section"))?;
                 if c.embed_dim == 0 {
                     return Err(self.field_err("clip.embed_dim", "must be at least 1"));
+                }
+                match &c.preprocessor {
+                    Some(p) => self.require_file("clip.preprocessor", p)?,
+                    None => {
+                        self.image_spec("a clip bundle without clip.preprocessor")?;
+                    }
                 }
                 self.require_file("clip.image_file", &c.image_file)?;
                 self.require_file("clip.text_file", &c.text_file)?;
@@ -371,14 +432,71 @@ impl Bundle {
     }
 }
 
-/// Bundle folders under `root`: `root` itself if it holds a manifest, else its direct children that do.
+/// The manifest of a diffusers ONNX folder that has no `bundle.toml`: its name is the folder's.
+fn diffusers_manifest(dir: &Path) -> Result<Manifest, BundleError> {
+    let index = dir.join(MODEL_INDEX);
+    let text = std::fs::read_to_string(&index).map_err(|e| BundleError::NotFound { path: dir.to_path_buf(), what: format!("cannot read {MODEL_INDEX}: {e}") })?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| BundleError::Manifest { path: index.clone(), message: format!("not valid JSON: {e}") })?;
+    let class = value.get("_class_name").and_then(serde_json::Value::as_str).unwrap_or("");
+    if !class.contains("InstructPix2Pix") {
+        return Err(BundleError::Field {
+            path: index,
+            field: "_class_name".into(),
+            message: format!("is {class:?}; gsmile runs StableDiffusionInstructPix2PixPipeline exports. Fix: export an InstructPix2Pix checkpoint with onnx/export_ip2p.py"),
+        });
+    }
+    let tokenizer_config = dir.join("tokenizer/tokenizer_config.json");
+    let max_length = std::fs::read_to_string(&tokenizer_config)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("model_max_length").and_then(serde_json::Value::as_u64))
+        .filter(|&n| n > 0 && n < 100_000)
+        .unwrap_or(77) as usize;
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "instruct-pix2pix".into());
+    Ok(Manifest {
+        kind: BundleKind::InstructPix2Pix,
+        name,
+        description: format!("diffusers {class} exported to ONNX"),
+        provenance: Provenance::default(),
+        tokenizer: TokenizerSpec { file: PathBuf::from("tokenizer"), max_length },
+        image: None,
+        editor: None,
+        clip: None,
+        pix2pix: None,
+    })
+}
+
+/// Every file under `dir`, recursively, sorted by path.
+fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.is_file() {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Whether `dir` is a bundle: it has a `bundle.toml` or a diffusers `model_index.json`.
+pub fn is_bundle(dir: &Path) -> bool {
+    dir.join(MANIFEST).is_file() || dir.join(MODEL_INDEX).is_file()
+}
+
+/// Bundle folders under `root`: `root` itself if it is one, else its direct children that are.
 pub fn discover(root: &Path) -> Vec<PathBuf> {
-    if root.join(MANIFEST).is_file() {
+    if is_bundle(root) {
         return vec![root.to_path_buf()];
     }
-    let mut found: Vec<PathBuf> = std::fs::read_dir(root)
-        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.join(MANIFEST).is_file()).collect())
-        .unwrap_or_default();
+    let mut found: Vec<PathBuf> =
+        std::fs::read_dir(root).map(|rd| rd.flatten().map(|e| e.path()).filter(|p| is_bundle(p)).collect()).unwrap_or_default();
     found.sort();
     found
 }

@@ -1,11 +1,12 @@
 //! Encoders: images and texts to embedding vectors, for measuring output change (images)
 //! and weighting perturbed instructions (texts).
 
-use ndarray::{Array2, ArrayView4, Axis, s};
-use ort::value::TensorElementType;
+use image::RgbImage;
+use ndarray::{Array2, Array3, ArrayView4, Axis, s};
 
 use crate::bundle::{Bundle, BundleKind, ImageSpec};
 use crate::imaging;
+use crate::preprocess::ClipImageProcessor;
 use crate::runtime::{Dim, ModelSession, RuntimeOptions, TensorContract, read_f32};
 use crate::tokenizer::InstructionTokenizer;
 use crate::{Error, Result};
@@ -26,11 +27,20 @@ pub trait TextEncoder: Send + Sync {
     fn embed_texts(&self, texts: &[&str]) -> Result<Array2<f32>>;
 }
 
+/// How a CLIP bundle turns pictures into `pixel_values`.
+#[derive(Debug, Clone)]
+enum Preprocessing {
+    /// Stretch to the bundle's `[image]` size, then map and normalise (gsmile's own bundles).
+    Resize(ImageSpec),
+    /// transformers' CLIPImageProcessor: shortest-edge bicubic resize, centre crop, rescale, normalise (real exports).
+    Processor(ClipImageProcessor),
+}
+
 /// A CLIP-style dual encoder from a `kind = "clip"` bundle: image and text towers as two graphs.
 #[derive(Debug)]
 pub struct ClipEncoder {
     name: String,
-    spec: ImageSpec,
+    preprocessing: Preprocessing,
     dim: usize,
     normalized: bool,
     tokenizer: InstructionTokenizer,
@@ -50,33 +60,36 @@ impl ClipEncoder {
         bundle.expect_kind(BundleKind::Clip, "--encoder")?;
         let m = bundle.manifest();
         let c = m.clip.as_ref().ok_or_else(|| Error::InvalidInput("clip section missing".into()))?;
-        let (h, w) = (i64::from(m.image.height), i64::from(m.image.width));
+        let preprocessing = match &c.preprocessor {
+            Some(p) => Preprocessing::Processor(ClipImageProcessor::from_file(&bundle.file(p))?),
+            None => Preprocessing::Resize(bundle.image_spec("a clip bundle")?.clone()),
+        };
+        let (h, w) = match &preprocessing {
+            Preprocessing::Resize(spec) => (spec.height, spec.width),
+            Preprocessing::Processor(p) => p.output_size(),
+        };
         let l = m.tokenizer.max_length as i64;
         let d = c.embed_dim as i64;
-        let f32t = TensorElementType::Float32;
-        let i64t = TensorElementType::Int64;
         let emb = [Dim::Any, Dim::Fixed(d)];
         let tok = [Dim::Any, Dim::Fixed(l)];
+        let pixels = [Dim::Any, Dim::Fixed(3), Dim::Fixed(i64::from(h)), Dim::Fixed(i64::from(w))];
         let image = ModelSession::load(
             bundle.dir(),
             &bundle.file(&c.image_file),
-            &[TensorContract::new("clip.pixel_input", &c.pixel_input, f32t, &[Dim::Any, Dim::Fixed(3), Dim::Fixed(h), Dim::Fixed(w)])],
-            &[TensorContract::new("clip.image_output", &c.image_output, f32t, &emb)],
+            &[TensorContract::float("clip.pixel_input", &c.pixel_input, &pixels)],
+            &[TensorContract::float("clip.image_output", &c.image_output, &emb)],
             options,
         )?;
         let text = ModelSession::load(
             bundle.dir(),
             &bundle.file(&c.text_file),
-            &[
-                TensorContract::new("clip.ids_input", &c.ids_input, i64t, &tok),
-                TensorContract::new("clip.mask_input", &c.mask_input, i64t, &tok),
-            ],
-            &[TensorContract::new("clip.text_output", &c.text_output, f32t, &emb)],
+            &[TensorContract::ids("clip.ids_input", &c.ids_input, &tok), TensorContract::ids("clip.mask_input", &c.mask_input, &tok)],
+            &[TensorContract::float("clip.text_output", &c.text_output, &emb)],
             options,
         )?;
         Ok(ClipEncoder {
             name: m.name.clone(),
-            spec: m.image.clone(),
+            preprocessing,
             dim: c.embed_dim,
             normalized: c.normalized,
             tokenizer: InstructionTokenizer::from_bundle(bundle)?,
@@ -101,17 +114,54 @@ impl ClipEncoder {
         self.image.signature().iter().chain(self.text.signature()).cloned().collect()
     }
 
+    /// How pictures are prepared, in words, for listings.
+    pub fn preprocessing(&self) -> String {
+        match &self.preprocessing {
+            Preprocessing::Resize(i) => format!("{}x{} range {:?} mean {:?} std {:?}", i.height, i.width, i.range, i.mean, i.std),
+            Preprocessing::Processor(p) => {
+                let (h, w) = p.output_size();
+                format!("CLIPImageProcessor to {h}x{w}")
+            }
+        }
+    }
+
     /// Whether the graphs return unit-length embeddings.
     pub fn normalized(&self) -> bool {
         self.normalized
+    }
+
+    /// The tokenizer of the text tower.
+    pub fn tokenizer(&self) -> &InstructionTokenizer {
+        &self.tokenizer
     }
 
     /// Embeds images already at the encoder's size, normalised, `[B,3,H,W]`.
     pub fn embed_pixel_values(&self, pixels: ArrayView4<f32>) -> Result<Array2<f32>> {
         let s = &self.image;
         let input = pixels.as_standard_layout().into_owned();
-        let inputs = ort::inputs![self.pixel_input.as_str() => s.tensor(&input)?];
+        let inputs = ort::inputs![self.pixel_input.as_str() => s.float_input(&self.pixel_input, &input)?];
         Ok(s.run(inputs, |o| read_f32(o, &self.image_output, ndarray::Dim((pixels.dim().0, self.dim))))?)
+    }
+
+    /// Embeds 8-bit pictures of any size, prepared as the bundle says.
+    pub fn embed_pictures(&self, pictures: &[RgbImage]) -> Result<Array2<f32>> {
+        let tensors: Vec<Array3<f32>> = pictures.iter().map(imaging::to_tensor).collect();
+        let mut out = Array2::zeros((pictures.len(), self.dim));
+        for (k, chunk) in pictures.chunks(self.max_batch).enumerate() {
+            let pixels = match &self.preprocessing {
+                Preprocessing::Processor(p) => p.preprocess(chunk),
+                Preprocessing::Resize(spec) => {
+                    let start = k * self.max_batch;
+                    let batch: Vec<_> = tensors[start..start + chunk.len()].iter().map(|t| imaging::resize_tensor(t.view(), spec.height, spec.width)).collect();
+                    let views: Vec<_> = batch.iter().map(|t| t.view()).collect();
+                    let stacked = ndarray::stack(Axis(0), &views).map_err(|e| Error::InvalidInput(e.to_string()))?;
+                    imaging::normalize(stacked.view(), spec)
+                }
+            };
+            let start = k * self.max_batch;
+            out.slice_mut(s![start..start + chunk.len(), ..]).assign(&self.embed_pixel_values(pixels.view())?);
+        }
+        Ok(out)
     }
 }
 
@@ -125,7 +175,15 @@ impl ImageEncoder for ClipEncoder {
         if c != 3 {
             return Err(Error::InvalidInput(format!("encoder {} takes RGB images, got {c} channels", self.name)));
         }
-        let (h, w) = (self.spec.height, self.spec.width);
+        let spec = match &self.preprocessing {
+            Preprocessing::Resize(spec) => spec,
+            Preprocessing::Processor(_) => {
+                // The processor works on 8-bit pictures, as the reference does on saved images.
+                let pictures: Vec<RgbImage> = images.axis_iter(Axis(0)).map(imaging::from_tensor).collect();
+                return self.embed_pictures(&pictures);
+            }
+        };
+        let (h, w) = (spec.height, spec.width);
         let mut out = Array2::zeros((b, self.dim));
         for start in (0..b).step_by(self.max_batch) {
             let end = (start + self.max_batch).min(b);
@@ -133,7 +191,7 @@ impl ImageEncoder for ClipEncoder {
             for (k, img) in images.slice(s![start..end, .., .., ..]).axis_iter(Axis(0)).enumerate() {
                 resized.index_axis_mut(Axis(0), k).assign(&imaging::resize_tensor(img, h, w));
             }
-            let pixels = imaging::normalize(resized.view(), &self.spec);
+            let pixels = imaging::normalize(resized.view(), spec);
             out.slice_mut(s![start..end, ..]).assign(&self.embed_pixel_values(pixels.view())?);
         }
         Ok(out)
@@ -152,8 +210,8 @@ impl TextEncoder for ClipEncoder {
             let enc = self.tokenizer.encode(&texts[start..end])?;
             let s = &self.text;
             let inputs = ort::inputs![
-                self.ids_input.as_str() => s.tensor(&enc.input_ids)?,
-                self.mask_input.as_str() => s.tensor(&enc.attention_mask)?,
+                self.ids_input.as_str() => s.ids_input(&self.ids_input, &enc.input_ids)?,
+                self.mask_input.as_str() => s.ids_input(&self.mask_input, &enc.attention_mask)?,
             ];
             let emb = s.run(inputs, |o| read_f32(o, &self.text_output, ndarray::Dim((end - start, self.dim))))?;
             out.slice_mut(s![start..end, ..]).assign(&emb);

@@ -37,6 +37,12 @@ pub enum Error {
     /// The surrogate could not be fitted.
     #[error(transparent)]
     Surrogate(#[from] crate::surrogate::SurrogateError),
+    /// A diffusion scheduler config that cannot be run.
+    #[error(transparent)]
+    Scheduler(#[from] crate::editor::scheduler::SchedulerError),
+    /// A CLIP image preprocessor config that cannot be used.
+    #[error(transparent)]
+    Preprocess(#[from] crate::preprocess::PreprocessError),
     /// A caller passed arguments that cannot work together.
     #[error("invalid input: {0}")]
     InvalidInput(String),

@@ -23,6 +23,7 @@ pub mod io;
 pub mod metrics;
 pub mod output;
 pub mod perturb;
+pub mod preprocess;
 pub mod render;
 pub mod runtime;
 pub mod scenario;

@@ -87,6 +87,52 @@ struct EditArgs {
     /// Keep the editor's own resolution instead of resizing back to the input's size.
     #[arg(long)]
     model_size: bool,
+    /// Noise seed of diffusion editors.
+    #[arg(long, default_value_t = 0, value_name = "S")]
+    seed: u64,
+    #[command(flatten)]
+    diffusion: DiffusionArgs,
+}
+
+/// Sampling settings of diffusion editors (instruct-pix2pix bundles); one-step editors ignore them.
+#[derive(Args)]
+struct DiffusionArgs {
+    /// Denoising steps [default: the bundle's, else 20].
+    #[arg(long, value_name = "N")]
+    steps: Option<usize>,
+    /// Text guidance scale [default: the bundle's, else 7.5].
+    #[arg(long, value_name = "G")]
+    guidance_scale: Option<f32>,
+    /// Image guidance scale [default: the bundle's, else 1.5].
+    #[arg(long, value_name = "G")]
+    image_guidance_scale: Option<f32>,
+    /// Working size, N or WxH, a multiple of the VAE's factor [default: the UNet's sample size × factor].
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    size: Option<(u32, u32)>,
+}
+
+impl DiffusionArgs {
+    /// The library's overrides, with noise seed `seed`.
+    fn overrides(&self, seed: u64) -> gsmile::editor::pix2pix::Pix2PixOverrides {
+        gsmile::editor::pix2pix::Pix2PixOverrides {
+            steps: self.steps,
+            guidance_scale: self.guidance_scale,
+            image_guidance_scale: self.image_guidance_scale,
+            seed: Some(seed),
+            width: self.size.map(|(w, _)| w),
+            height: self.size.map(|(_, h)| h),
+        }
+    }
+}
+
+/// Parses `N` or `WxH` into (width, height).
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let parse = |t: &str| t.trim().parse::<u32>().ok().filter(|&n| n > 0);
+    let parsed = match s.split_once(['x', 'X']) {
+        Some((w, h)) => parse(w).zip(parse(h)),
+        None => parse(s).map(|n| (n, n)),
+    };
+    parsed.ok_or_else(|| format!("{s:?} is not a size. Fix: pass N or WxH with positive integers, e.g. 512 or 512x384"))
 }
 
 #[derive(Args)]
@@ -173,6 +219,8 @@ struct MethodArgs {
     /// Seed passed to stochastic editors, the same for every sample.
     #[arg(long, default_value_t = 0, value_name = "S")]
     editor_seed: u64,
+    #[command(flatten)]
+    diffusion: DiffusionArgs,
 }
 
 impl MethodArgs {
@@ -368,10 +416,10 @@ fn run_edit(a: &EditArgs, options: &RuntimeOptions, quiet: bool) -> Result<()> {
     imaging::output_format(&a.out)?;
     let image = imaging::load_rgb(&a.image)?;
     let bundle = Bundle::open(&a.editor)?;
-    let editor = OnnxEditor::load(&bundle, options)?;
-    let mut edited = editor::edit_image(&editor, &image, &a.instruction)?;
+    let editor = editor::load(&bundle, options, a.diffusion.overrides(a.seed), 32)?;
+    let mut edited = editor::edit_image(editor.as_ref(), &image, &a.instruction)?;
     if a.model_size {
-        let (h, w) = gsmile::editor::Editor::size(&editor);
+        let (h, w) = editor.size();
         let t = imaging::resize_tensor(imaging::to_tensor(&edited).view(), h, w);
         edited = imaging::from_tensor(t.view());
     }
@@ -389,13 +437,11 @@ fn run_embed(a: &EmbedArgs, options: &RuntimeOptions) -> Result<()> {
     let images: Vec<_> = a.image.iter().map(|p| imaging::load_rgb(p)).collect::<Result<_, _>>()?;
     let bundle = Bundle::open(&a.encoder)?;
     let encoder = ClipEncoder::load(&bundle, options)?;
-    let image_embeds: Vec<Vec<f32>> = images
-        .iter()
-        .map(|img| {
-            let t = imaging::to_tensor(img).insert_axis(ndarray::Axis(0));
-            encoder.embed_images(t.view()).map(|e| e.row(0).to_vec())
-        })
-        .collect::<Result<_, _>>()?;
+    let image_embeds: Vec<Vec<f32>> = if images.is_empty() {
+        Vec::new()
+    } else {
+        encoder.embed_pictures(&images)?.rows().into_iter().map(|r| r.to_vec()).collect()
+    };
     let texts: Vec<&str> = a.text.iter().map(String::as_str).collect();
     let text_embeds = if texts.is_empty() { ndarray::Array2::zeros((0, 0)) } else { encoder.embed_texts(&texts)? };
     let cosine = |u: &[f32], v: &[f32]| {
@@ -448,21 +494,29 @@ fn run_models(a: &ModelsArgs, options: &RuntimeOptions) -> Result<()> {
 fn describe_bundle(dir: &Path, options: &RuntimeOptions) -> Result<String> {
     let b = Bundle::open(dir)?;
     let m = b.manifest();
-    let signature = match m.kind {
-        BundleKind::Editor => OnnxEditor::load(&b, options)?.signature().to_vec(),
-        BundleKind::Clip => ClipEncoder::load(&b, options)?.signature(),
+    let (signature, image) = match m.kind {
+        BundleKind::Editor => (OnnxEditor::load(&b, options)?.signature().to_vec(), None),
+        BundleKind::Clip => {
+            let enc = ClipEncoder::load(&b, options)?;
+            (enc.signature(), Some(enc.preprocessing()))
+        }
+        BundleKind::InstructPix2Pix => {
+            let p = gsmile::editor::pix2pix::InstructPix2Pix::load(&b, options, Default::default())?;
+            let s = p.settings();
+            let line = format!("{}x{}, {} steps, guidance {} / image {}", s.width, s.height, s.steps, s.guidance_scale, s.image_guidance_scale);
+            (p.signature(), Some(line))
+        }
     };
+    let image = image.unwrap_or_else(|| match &m.image {
+        Some(i) => format!("{}x{} range {:?} mean {:?} std {:?}", i.height, i.width, i.range, i.mean, i.std),
+        None => "-".into(),
+    });
     let mut out = format!(
-        "{} ({})\n  kind: {}\n  {}\n  image: {}x{} range {:?} mean {:?} std {:?}\n  tokens: {} (tokenizer {})\n  size: {:.2} MB\n",
+        "{} ({})\n  kind: {}\n  {}\n  image: {image}\n  tokens: {} (tokenizer {})\n  size: {:.2} MB\n",
         m.name,
         dir.display(),
         m.kind,
         m.description,
-        m.image.height,
-        m.image.width,
-        m.image.range,
-        m.image.mean,
-        m.image.std,
         m.tokenizer.max_length,
         m.tokenizer.file.display(),
         b.size_bytes() as f64 / 1e6
@@ -534,15 +588,22 @@ fn model_info(bundle: &Bundle) -> Result<ModelInfo> {
 /// An editor and, when the method needs one, an encoder, loaded from their bundles.
 struct Loaded {
     editor_bundle: Bundle,
-    editor: OnnxEditor,
+    editor: Box<dyn gsmile::editor::Editor>,
     encoder_bundle: Option<Bundle>,
     encoder: Option<ClipEncoder>,
 }
 
 impl Loaded {
-    fn load(editor: &Path, encoder: &Path, config: &ExplainConfig, max_batch: usize, options: &RuntimeOptions) -> Result<Self> {
+    fn load(
+        editor: &Path,
+        encoder: &Path,
+        config: &ExplainConfig,
+        diffusion: &DiffusionArgs,
+        max_batch: usize,
+        options: &RuntimeOptions,
+    ) -> Result<Self> {
         let editor_bundle = Bundle::open(editor)?;
-        let editor = OnnxEditor::load(&editor_bundle, options)?.with_max_batch(max_batch);
+        let editor = editor::load(&editor_bundle, options, diffusion.overrides(config.editor_seed), max_batch)?;
         let needs_encoder = config.space == Space::Embedding || config.weighting == Weighting::TextWasserstein;
         let encoder_bundle = if needs_encoder { Some(Bundle::open(encoder)?) } else { None };
         let encoder = encoder_bundle.as_ref().map(|b| ClipEncoder::load(b, options)).transpose()?;
@@ -551,7 +612,7 @@ impl Loaded {
 
     fn models(&self) -> Result<Models<'_>> {
         Ok(Models {
-            editor: &self.editor,
+            editor: self.editor.as_ref(),
             editor_info: model_info(&self.editor_bundle)?,
             image_encoder: self.encoder.as_ref().map(|e| e as &dyn ImageEncoder),
             text_encoder: self.encoder.as_ref().map(|e| e as &dyn TextEncoder),
@@ -573,7 +634,7 @@ fn run_explain(a: &ExplainArgs, options: &RuntimeOptions, quiet: bool) -> Result
         width: image.width(),
         height: image.height(),
     };
-    let loaded = Loaded::load(&a.editor, &a.encoder, &config, a.run.max_batch, options)?;
+    let loaded = Loaded::load(&a.editor, &a.encoder, &config, &a.method.diffusion, a.run.max_batch, options)?;
     let models = loaded.models()?;
     let run_options = a.run.options();
     let bars = Bars { bar: std::sync::Mutex::new(None), quiet };
@@ -642,7 +703,7 @@ fn run_evaluate(a: &EvaluateArgs, options: &RuntimeOptions, quiet: bool) -> Resu
     let shard = a.shard.as_deref().map(gsmile::scenario::parse_shard).transpose()?;
     let suite = gsmile::scenario::load_suite(&a.suite)?;
     let config = a.quality.config();
-    let loaded = Loaded::load(&a.editor, &a.encoder, &config.explain, a.run.max_batch, options)?;
+    let loaded = Loaded::load(&a.editor, &a.encoder, &config.explain, &a.quality.method.diffusion, a.run.max_batch, options)?;
     let models = loaded.models()?;
     let bars = EvalBars::new(quiet);
     let summary = gsmile::evaluate::evaluate_suite(&suite, shard, &models, &config, &a.run.options(), &a.out, a.force, &bars)?;
@@ -668,7 +729,7 @@ fn run_compare(a: &CompareArgs, options: &RuntimeOptions, quiet: bool) -> Result
     let config = a.quality.config();
     let mut runs = Vec::new();
     for editor in &a.editors {
-        let loaded = Loaded::load(editor, &a.encoder, &config.explain, a.run.max_batch, options)?;
+        let loaded = Loaded::load(editor, &a.encoder, &config.explain, &a.quality.method.diffusion, a.run.max_batch, options)?;
         let models = loaded.models()?;
         let name = models.editor_info.name.clone();
         if runs.iter().any(|(n, _): &(String, PathBuf)| *n == name) {

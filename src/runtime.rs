@@ -126,16 +126,32 @@ pub struct TensorContract {
     pub field: &'static str,
     /// The tensor's name in the graph.
     pub name: String,
-    /// Element type the wrapper feeds or reads.
-    pub ty: TensorElementType,
+    /// Element types the wrapper can feed or read; the first is the preferred one.
+    pub types: Vec<TensorElementType>,
     /// Expected shape, one entry per axis.
     pub dims: Vec<Dim>,
 }
 
 impl TensorContract {
-    /// Builds a contract for a tensor named by manifest field `field`.
+    /// Builds a contract for a tensor named by manifest field `field` with exactly element type `ty`.
     pub fn new(field: &'static str, name: &str, ty: TensorElementType, dims: &[Dim]) -> Self {
-        TensorContract { field, name: name.to_string(), ty, dims: dims.to_vec() }
+        TensorContract { field, name: name.to_string(), types: vec![ty], dims: dims.to_vec() }
+    }
+
+    /// A float tensor: float32, or float16 converted at the boundary (fp16 exports).
+    pub fn float(field: &'static str, name: &str, dims: &[Dim]) -> Self {
+        Self::new(field, name, TensorElementType::Float32, dims).or(TensorElementType::Float16)
+    }
+
+    /// A token-id tensor: int64, or int32 as diffusers' ONNX exports take it.
+    pub fn ids(field: &'static str, name: &str, dims: &[Dim]) -> Self {
+        Self::new(field, name, TensorElementType::Int64, dims).or(TensorElementType::Int32)
+    }
+
+    /// Also accepts element type `ty`.
+    pub fn or(mut self, ty: TensorElementType) -> Self {
+        self.types.push(ty);
+        self
     }
 
     fn describe(&self) -> String {
@@ -147,7 +163,8 @@ impl TensorContract {
                 Dim::Fixed(n) => n.to_string(),
             })
             .collect();
-        format!("{} [{}] (rank {})", type_name(self.ty), dims.join(","), self.dims.len())
+        let types: Vec<String> = self.types.iter().map(|t| type_name(*t)).collect();
+        format!("{} [{}] (rank {})", types.join(" or "), dims.join(","), self.dims.len())
     }
 }
 
@@ -174,6 +191,9 @@ pub struct ModelSession {
     session: Mutex<Session>,
     file: PathBuf,
     signature: Vec<String>,
+    /// Declared element type and shape of every input and output, by name.
+    tensors: Vec<(String, TensorElementType, Vec<i64>)>,
+    provider: &'static str,
 }
 
 impl std::fmt::Debug for ModelSession {
@@ -201,6 +221,7 @@ impl ModelSession {
         if options.threads > 0 {
             builder = builder.with_intra_threads(options.threads).map_err(|e| bundle_err(e.to_string()))?;
         }
+        let provider = register_accelerator(&mut builder, file);
         let session = builder.commit_from_file(file).map_err(|e| {
             bundle_err(format!("ONNX Runtime cannot load it ({e}); Fix: re-export the model or check the file is a complete .onnx file"))
         })?;
@@ -212,7 +233,65 @@ impl ModelSession {
             .map(|o| format!("in  {}: {}", o.name(), describe_value(o.dtype())))
             .chain(session.outputs().iter().map(|o| format!("out {}: {}", o.name(), describe_value(o.dtype()))))
             .collect();
-        Ok(ModelSession { session: Mutex::new(session), file: file.to_path_buf(), signature })
+        let tensors = session
+            .inputs()
+            .iter()
+            .map(|o| (o.name(), o.dtype()))
+            .chain(session.outputs().iter().map(|o| (o.name(), o.dtype())))
+            .filter_map(|(name, v)| match v {
+                ValueType::Tensor { ty, shape, .. } => Some((name.to_string(), *ty, shape.to_vec())),
+                _ => None,
+            })
+            .collect();
+        Ok(ModelSession { session: Mutex::new(session), file: file.to_path_buf(), signature, tensors, provider })
+    }
+
+    /// The execution provider the session runs on: `cpu`, or `cuda` with the `cuda` feature and a usable GPU.
+    pub fn provider(&self) -> &'static str {
+        self.provider
+    }
+
+    /// The element type the graph declares for tensor `name`.
+    pub fn element_type(&self, name: &str) -> Option<TensorElementType> {
+        self.tensors.iter().find(|(n, _, _)| n == name).map(|(_, ty, _)| *ty)
+    }
+
+    /// The shape the graph declares for tensor `name`; dynamic axes are negative.
+    pub fn declared_shape(&self, name: &str) -> Option<&[i64]> {
+        self.tensors.iter().find(|(n, _, _)| n == name).map(|(_, _, s)| s.as_slice())
+    }
+
+    /// A float array as input `name`: borrowed when the graph takes float32, converted when it takes float16.
+    pub fn float_input<'a, D: ndarray::Dimension>(
+        &self,
+        name: &str,
+        array: &'a ndarray::Array<f32, D>,
+    ) -> Result<ort::session::SessionInputValue<'a>, ModelError> {
+        if self.element_type(name) != Some(TensorElementType::Float16) {
+            return self.tensor(array);
+        }
+        let shape: Vec<i64> = array.shape().iter().map(|&d| d as i64).collect();
+        let data: Vec<half::f16> = array.iter().map(|&x| half::f16::from_f32(x)).collect();
+        let tensor = ort::value::Tensor::from_array((shape, data)).map_err(|e| self.error(e))?;
+        Ok(tensor.into())
+    }
+
+    /// Token ids as input `name`: borrowed when the graph takes int64, converted when it takes int32.
+    pub fn ids_input<'a, D: ndarray::Dimension>(
+        &self,
+        name: &str,
+        array: &'a ndarray::Array<i64, D>,
+    ) -> Result<ort::session::SessionInputValue<'a>, ModelError> {
+        if self.element_type(name) != Some(TensorElementType::Int32) {
+            return self.tensor(array);
+        }
+        let shape: Vec<i64> = array.shape().iter().map(|&d| d as i64).collect();
+        let data = array
+            .iter()
+            .map(|&x| i32::try_from(x).map_err(|_| self.error(format!("token id {x} does not fit the graph's int32 `{name}`"))))
+            .collect::<Result<Vec<i32>, _>>()?;
+        let tensor = ort::value::Tensor::from_array((shape, data)).map_err(|e| self.error(e))?;
+        Ok(tensor.into())
     }
 
     /// The ONNX file this session runs.
@@ -255,19 +334,55 @@ impl ModelSession {
     }
 }
 
-/// Copies output `name` out of a run as an `f32` array of the expected shape.
+/// Copies output `name` out of a run as an `f32` array of the expected shape (float16 outputs are widened).
 pub fn read_f32<D: ndarray::Dimension>(
     outputs: &ort::session::SessionOutputs<'_>,
     name: &str,
     expected: D,
 ) -> Result<ndarray::Array<f32, D>, String> {
-    let value = outputs.get(name).ok_or_else(|| format!("no output `{name}`"))?;
-    let (shape, data) = value.try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
-    let found: Vec<usize> = shape.iter().map(|&d| d.max(0) as usize).collect();
-    if found != expected.slice() {
-        return Err(format!("output `{name}` has shape {found:?}, expected {:?}", expected.slice()));
+    let (shape, data) = read_f32_dyn(outputs, name)?;
+    if shape != expected.slice() {
+        return Err(format!("output `{name}` has shape {shape:?}, expected {:?}", expected.slice()));
     }
-    ndarray::Array::from_shape_vec(expected, data.to_vec()).map_err(|e| e.to_string())
+    ndarray::Array::from_shape_vec(expected, data).map_err(|e| e.to_string())
+}
+
+/// Copies output `name` out of a run as `(shape, f32 data)`, whatever its shape (float16 outputs are widened).
+pub fn read_f32_dyn(outputs: &ort::session::SessionOutputs<'_>, name: &str) -> Result<(Vec<usize>, Vec<f32>), String> {
+    let value = outputs.get(name).ok_or_else(|| format!("no output `{name}`"))?;
+    let dims = |shape: &ort::value::Shape| shape.iter().map(|&d| d.max(0) as usize).collect::<Vec<usize>>();
+    if let Ok((shape, data)) = value.try_extract_tensor::<f32>() {
+        return Ok((dims(shape), data.to_vec()));
+    }
+    let (shape, data) = value.try_extract_tensor::<half::f16>().map_err(|e| format!("output `{name}`: {e}"))?;
+    Ok((dims(shape), data.iter().map(|x| x.to_f32()).collect()))
+}
+
+/// Why sessions fell back from an accelerator to the CPU, reported once per process.
+static FALLBACK: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Accelerator fallbacks since the last call (e.g. "CUDA unavailable: …; running on CPU"), for the CLI to log.
+pub fn take_fallback_warnings() -> Vec<String> {
+    FALLBACK.lock().map(|mut w| std::mem::take(&mut *w)).unwrap_or_default()
+}
+
+#[cfg(feature = "cuda")]
+fn register_accelerator(builder: &mut ort::session::builder::SessionBuilder, file: &Path) -> &'static str {
+    use ort::ep::ExecutionProvider;
+    match ort::ep::CUDA::default().register(builder) {
+        Ok(()) => "cuda",
+        Err(e) => {
+            if let Ok(mut w) = FALLBACK.lock() {
+                w.push(format!("CUDA execution provider unavailable for {} ({e}); running on CPU", file.display()));
+            }
+            "cpu"
+        }
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+fn register_accelerator(_builder: &mut ort::session::builder::SessionBuilder, _file: &Path) -> &'static str {
+    "cpu"
 }
 
 fn check_side<'a>(
@@ -306,7 +421,7 @@ fn check_side<'a>(
 
 fn value_matches(v: &ValueType, want: &TensorContract) -> bool {
     let ValueType::Tensor { ty, shape, .. } = v else { return false };
-    *ty == want.ty
+    want.types.contains(ty)
         && shape.len() == want.dims.len()
         && shape.iter().zip(&want.dims).all(|(d, w)| match w {
             Dim::Any => true,

@@ -9,6 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use ndarray::Array2;
 use tokenizers::{PaddingDirection, Tokenizer};
@@ -71,7 +72,35 @@ impl InstructionTokenizer {
     /// Loads the tokenizer a bundle's manifest names.
     pub fn from_bundle(bundle: &Bundle) -> Result<Self, BundleError> {
         let spec = &bundle.manifest().tokenizer;
-        Self::from_file(bundle.dir(), &bundle.file(&spec.file), spec.max_length)
+        Self::load(bundle.dir(), &bundle.file(&spec.file), spec.max_length)
+    }
+
+    /// Loads a tokenizer from a `tokenizer.json` file or a Hugging Face tokenizer folder (see [`InstructionTokenizer::from_folder`]).
+    pub fn load(bundle: &Path, path: &Path, max_length: usize) -> Result<Self, BundleError> {
+        if path.is_dir() { Self::from_folder(bundle, path, max_length) } else { Self::from_file(bundle, path, max_length) }
+    }
+
+    /// Loads a Hugging Face tokenizer folder: its `tokenizer.json` if present, else a CLIP BPE
+    /// tokenizer built from `vocab.json` and `merges.txt` (the files diffusers checkpoints ship);
+    /// the pad token comes from `tokenizer_config.json` or `special_tokens_map.json`.
+    pub fn from_folder(bundle: &Path, dir: &Path, max_length: usize) -> Result<Self, BundleError> {
+        let err = |file: &Path, message: String| BundleError::Tokenizer { bundle: bundle.to_path_buf(), file: file.to_path_buf(), message };
+        let json = dir.join("tokenizer.json");
+        let mut tok = if json.is_file() {
+            Self::from_file(bundle, &json, max_length)?
+        } else {
+            let vocab = dir.join("vocab.json");
+            let merges = dir.join("merges.txt");
+            let definition = clip_bpe_definition(&vocab, &merges).map_err(|m| err(dir, m))?;
+            let inner = Tokenizer::from_str(&definition).map_err(|e| err(dir, format!("cannot build a CLIP BPE tokenizer: {e}")))?;
+            InstructionTokenizer { inner, max_length, pad_id: 0, pad_left: false, file: dir.to_path_buf() }
+        };
+        if let Some(pad) = special_token(dir, "pad_token").map_err(|m| err(dir, m))? {
+            tok.pad_id = i64::from(tok.inner.token_to_id(&pad).ok_or_else(|| {
+                err(dir, format!("pad_token {pad:?} is not in the vocabulary. Fix: set pad_token in tokenizer_config.json to a vocabulary token"))
+            })?);
+        }
+        Ok(tok)
     }
 
     /// Loads a `tokenizer.json`; its padding settings give the pad id and side, default 0 and right.
@@ -129,4 +158,72 @@ impl InstructionTokenizer {
         }
         Ok(Encoded { input_ids, attention_mask })
     }
+}
+
+/// CLIP's start-of-text token.
+const BOS: &str = "<|startoftext|>";
+/// CLIP's end-of-text token, also its unknown and (in Stable Diffusion 1.x) padding token.
+const EOS: &str = "<|endoftext|>";
+/// The word pattern of OpenAI CLIP's `simple_tokenizer.py`, as transformers' converter writes it.
+const CLIP_WORDS: &str = r"'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+";
+
+/// A special token (`pad_token`, …) from a tokenizer folder's `tokenizer_config.json`, else `special_tokens_map.json`.
+fn special_token(dir: &Path, key: &str) -> Result<Option<String>, String> {
+    for name in ["tokenizer_config.json", "special_tokens_map.json"] {
+        let path = dir.join(name);
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", path.display()))?;
+        match value.get(key) {
+            Some(serde_json::Value::String(s)) => return Ok(Some(s.clone())),
+            Some(serde_json::Value::Object(o)) => {
+                if let Some(serde_json::Value::String(s)) = o.get("content") {
+                    return Ok(Some(s.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(None)
+}
+
+/// The `tokenizers` JSON definition of OpenAI CLIP's tokenizer over a `vocab.json` and `merges.txt`.
+///
+/// Mirrors what transformers' `CLIPTokenizerFast` converter writes (NFC, whitespace collapsing and
+/// lower-casing; CLIP's word regex; byte-level BPE with a `</w>` end-of-word suffix; start and end
+/// tokens around every text), so checkpoints that ship only the slow tokenizer files still load.
+fn clip_bpe_definition(vocab: &Path, merges: &Path) -> Result<String, String> {
+    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}. Fix: the folder needs tokenizer.json, or vocab.json and merges.txt", p.display()));
+    let vocab_map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&read(vocab)?).map_err(|e| format!("{}: not a JSON object of token ids: {e}", vocab.display()))?;
+    let merges_text = read(merges)?;
+    let merges: Vec<String> = merges_text
+        .lines()
+        .filter(|l| !l.starts_with("#version") && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    let id = |t: &str| vocab_map.get(t).and_then(serde_json::Value::as_u64).ok_or_else(|| format!("{}: no {t} token; not a CLIP vocabulary", vocab.display()));
+    let (bos, eos) = (id(BOS)?, id(EOS)?);
+    let special = |content: &str, id: u64| {
+        serde_json::json!({"id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true})
+    };
+    let definition = serde_json::json!({
+        "version": "1.0",
+        "truncation": null,
+        "padding": null,
+        "added_tokens": [special(BOS, bos), special(EOS, eos)],
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "NFC"},
+            {"type": "Replace", "pattern": {"Regex": "\\s+"}, "content": " "},
+            {"type": "Lowercase"}
+        ]},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": CLIP_WORDS}, "behavior": "Removed", "invert": true},
+            {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}
+        ]},
+        "post_processor": {"type": "RobertaProcessing", "sep": [EOS, eos], "cls": [BOS, bos], "trim_offsets": false, "add_prefix_space": false},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true, "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": EOS, "continuing_subword_prefix": "", "end_of_word_suffix": "</w>",
+                  "fuse_unk": false, "byte_fallback": false, "ignore_merges": false, "vocab": vocab_map, "merges": merges}
+    });
+    Ok(definition.to_string())
 }

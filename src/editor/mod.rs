@@ -5,9 +5,11 @@
 //! editor's own resolution ([`Editor::size`]); [`edit_image`] handles resizing for callers
 //! that start from an arbitrary picture.
 
+pub mod pix2pix;
+pub mod scheduler;
+
 use image::RgbImage;
 use ndarray::{Array4, ArrayView3, ArrayView4, Axis, s};
-use ort::value::TensorElementType;
 
 use crate::bundle::{Bundle, BundleKind, ImageSpec};
 use crate::imaging;
@@ -45,6 +47,23 @@ pub trait Editor: Send + Sync {
     }
 }
 
+/// Loads the editor a bundle holds, whatever its kind: a one-step ONNX editor or an InstructPix2Pix pipeline.
+///
+/// `max_batch` caps the images (one-step) or UNet rows (diffusion) of one graph call; `diffusion`
+/// overrides an InstructPix2Pix bundle's sampling defaults and is ignored by one-step editors.
+pub fn load(
+    bundle: &Bundle,
+    options: &RuntimeOptions,
+    diffusion: pix2pix::Pix2PixOverrides,
+    max_batch: usize,
+) -> Result<Box<dyn Editor>> {
+    match bundle.manifest().kind {
+        BundleKind::Editor => Ok(Box::new(OnnxEditor::load(bundle, options)?.with_max_batch(max_batch))),
+        BundleKind::InstructPix2Pix => Ok(Box::new(pix2pix::InstructPix2Pix::load(bundle, options, diffusion)?.with_max_batch(max_batch))),
+        BundleKind::Clip => Err(bundle.expect_kind(BundleKind::Editor, "--editor").err().map(Error::from).unwrap_or_else(|| Error::InvalidInput("not an editor".into()))),
+    }
+}
+
 /// Edits an arbitrary-size picture: resizes to the editor's size, edits, and resizes back.
 pub fn edit_image(editor: &dyn Editor, image: &RgbImage, instruction: &str) -> Result<RgbImage> {
     editor.check_instruction(instruction)?;
@@ -75,21 +94,22 @@ impl OnnxEditor {
         bundle.expect_kind(BundleKind::Editor, "--editor")?;
         let m = bundle.manifest();
         let sec = m.editor.as_ref().ok_or_else(|| Error::InvalidInput("editor section missing".into()))?;
-        let (h, w) = (i64::from(m.image.height), i64::from(m.image.width));
+        let spec = bundle.image_spec("an editor bundle")?.clone();
+        let (h, w) = (i64::from(spec.height), i64::from(spec.width));
         let l = m.tokenizer.max_length as i64;
         let image_dims = [Dim::Any, Dim::Fixed(3), Dim::Fixed(h), Dim::Fixed(w)];
         let token_dims = [Dim::Any, Dim::Fixed(l)];
         let inputs = [
-            TensorContract::new("editor.image_input", &sec.image_input, TensorElementType::Float32, &image_dims),
-            TensorContract::new("editor.ids_input", &sec.ids_input, TensorElementType::Int64, &token_dims),
-            TensorContract::new("editor.mask_input", &sec.mask_input, TensorElementType::Int64, &token_dims),
+            TensorContract::float("editor.image_input", &sec.image_input, &image_dims),
+            TensorContract::ids("editor.ids_input", &sec.ids_input, &token_dims),
+            TensorContract::ids("editor.mask_input", &sec.mask_input, &token_dims),
         ];
-        let outputs = [TensorContract::new("editor.output", &sec.output, TensorElementType::Float32, &image_dims)];
+        let outputs = [TensorContract::float("editor.output", &sec.output, &image_dims)];
         let tokenizer = InstructionTokenizer::from_bundle(bundle)?;
         let session = ModelSession::load(bundle.dir(), &bundle.file(&sec.file), &inputs, &outputs, options)?;
         Ok(OnnxEditor {
             name: m.name.clone(),
-            spec: m.image.clone(),
+            spec,
             tokenizer,
             session,
             image_input: sec.image_input.clone(),
@@ -121,9 +141,9 @@ impl OnnxEditor {
         let enc = self.tokenizer.encode(instructions)?;
         let s = &self.session;
         let inputs = ort::inputs![
-            self.image_input.as_str() => s.tensor(&pixels)?,
-            self.ids_input.as_str() => s.tensor(&enc.input_ids)?,
-            self.mask_input.as_str() => s.tensor(&enc.attention_mask)?,
+            self.image_input.as_str() => s.float_input(&self.image_input, &pixels)?,
+            self.ids_input.as_str() => s.ids_input(&self.ids_input, &enc.input_ids)?,
+            self.mask_input.as_str() => s.ids_input(&self.mask_input, &enc.attention_mask)?,
         ];
         let want = ndarray::Dim(pixels.dim());
         let out = s.run(inputs, |outputs| read_f32(outputs, &self.output, want))?;

@@ -1,0 +1,509 @@
+//! InstructPix2Pix from its diffusers ONNX export: CLIP text encoder, VAE encoder, an 8-channel
+//! UNet driven by the Euler ancestral sampler with three-branch classifier-free guidance, and
+//! the VAE decoder — diffusers' `StableDiffusionInstructPix2PixPipeline`, batched for gSMILE.
+//!
+//! gSMILE edits one image with many perturbed instructions, so the image latents are computed
+//! once, every step runs the UNet on all samples × 3 guidance branches in batches under a
+//! row cap, and all samples share the same seeded noise: a sample's edit depends only on its
+//! instruction, not on which batch it landed in.
+
+// Errors here carry the paths, fields and fixes a user needs; they are returned on cold
+// load paths only, so their size does not matter.
+#![allow(clippy::result_large_err)]
+
+use std::path::Path;
+
+use ndarray::{Array2, Array3, Array4, ArrayView3, ArrayView4, Axis, s};
+
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::Deserialize;
+
+use super::Editor;
+use super::scheduler::{EulerAncestral, Scheduler, SchedulerConfig};
+use crate::bundle::{Bundle, BundleError, BundleKind};
+use crate::runtime::{Dim, ModelSession, RuntimeOptions, TensorContract, read_f32_dyn};
+use crate::tokenizer::InstructionTokenizer;
+use crate::{Error, Result};
+
+/// Sampling settings of one InstructPix2Pix run; they change outputs, so they enter cache keys.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Pix2PixSettings {
+    /// Denoising steps.
+    pub steps: usize,
+    /// Text guidance scale (diffusers' `guidance_scale`).
+    pub guidance_scale: f32,
+    /// Image guidance scale (diffusers' `image_guidance_scale`).
+    pub image_guidance_scale: f32,
+    /// Seed of the initial latents and of every step's noise.
+    pub seed: u64,
+    /// Working height in pixels.
+    pub height: u32,
+    /// Working width in pixels.
+    pub width: u32,
+}
+
+impl Pix2PixSettings {
+    /// Whether the three-branch guidance runs (diffusers: `guidance_scale > 1 and image_guidance_scale >= 1`).
+    pub fn guided(&self) -> bool {
+        self.guidance_scale > 1.0 && self.image_guidance_scale >= 1.0
+    }
+}
+
+/// Optional overrides of a bundle's default settings, as the command line gives them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Pix2PixOverrides {
+    /// Denoising steps.
+    pub steps: Option<usize>,
+    /// Text guidance scale.
+    pub guidance_scale: Option<f32>,
+    /// Image guidance scale.
+    pub image_guidance_scale: Option<f32>,
+    /// Noise seed.
+    pub seed: Option<u64>,
+    /// Working height.
+    pub height: Option<u32>,
+    /// Working width.
+    pub width: Option<u32>,
+}
+
+/// The initial latents and per-step noise of a run; the leading axis is 1 (shared by all samples) or the batch size.
+#[derive(Debug, Clone)]
+pub struct NoisePlan {
+    /// Standard normal initial latents `[1|B, C, h, w]`, before scaling by the scheduler's `init_noise_sigma`.
+    pub initial: Array4<f32>,
+    /// Standard normal noise added at each step, `[1|B, C, h, w]` each.
+    pub steps: Vec<Array4<f32>>,
+}
+
+impl NoisePlan {
+    /// Seeded standard normal noise for `steps` steps of latents `[1, c, h, w]` (ChaCha8, so it is the same on every machine).
+    pub fn seeded(seed: u64, steps: usize, c: usize, h: usize, w: usize) -> Self {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut draw = || Array4::from_shape_simple_fn((1, c, h, w), || StandardNormal.sample(&mut rng));
+        let initial = draw();
+        let steps = (0..steps).map(|_| draw()).collect();
+        NoisePlan { initial, steps }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct VaeConfig {
+    #[serde(default = "default_scaling")]
+    scaling_factor: f32,
+    #[serde(default)]
+    block_out_channels: Vec<usize>,
+    #[serde(default = "default_latent_channels")]
+    latent_channels: usize,
+}
+
+fn default_scaling() -> f32 {
+    0.18215
+}
+fn default_latent_channels() -> usize {
+    4
+}
+
+#[derive(Debug, Deserialize)]
+struct UnetConfig {
+    #[serde(default)]
+    sample_size: Option<u32>,
+}
+
+/// An InstructPix2Pix pipeline loaded from a `kind = "instruct-pix2pix"` bundle (diffusers ONNX layout).
+#[derive(Debug)]
+pub struct InstructPix2Pix {
+    name: String,
+    tokenizer: InstructionTokenizer,
+    text_encoder: ModelSession,
+    unet: ModelSession,
+    vae_encoder: ModelSession,
+    vae_decoder: ModelSession,
+    scheduler: SchedulerConfig,
+    scaling_factor: f32,
+    latent_channels: usize,
+    vae_factor: u32,
+    settings: Pix2PixSettings,
+    vae_encoder_output: String,
+    text_output: String,
+    text_mask: Option<String>,
+    max_batch: usize,
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(bundle: &Bundle, rel: &str) -> std::result::Result<Option<T>, BundleError> {
+    let path = bundle.dir().join(rel);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| BundleError::Manifest { path: path.clone(), message: e.to_string() })?;
+    serde_json::from_str(&text).map(Some).map_err(|e| BundleError::Manifest { path, message: format!("not a diffusers config: {e}") })
+}
+
+impl InstructPix2Pix {
+    /// Loads the pipeline, checks every graph's signature and the scheduler config, and applies `overrides` to the bundle's defaults.
+    pub fn load(bundle: &Bundle, options: &RuntimeOptions, overrides: Pix2PixOverrides) -> Result<Self> {
+        bundle.expect_kind(BundleKind::InstructPix2Pix, "--editor")?;
+        let dir = bundle.dir();
+        let m = bundle.manifest();
+        let vae: VaeConfig = match read_json(bundle, "vae_decoder/config.json")? {
+            Some(v) => v,
+            None => read_json(bundle, "vae_encoder/config.json")?.unwrap_or(VaeConfig {
+                scaling_factor: default_scaling(),
+                block_out_channels: vec![0; 4],
+                latent_channels: 4,
+            }),
+        };
+        let vae_factor = 1u32 << vae.block_out_channels.len().saturating_sub(1);
+        let unet_config: Option<UnetConfig> = read_json(bundle, "unet/config.json")?;
+        let default_size = unet_config.and_then(|u| u.sample_size).map(|s| s * vae_factor).unwrap_or(512);
+        let scheduler = SchedulerConfig::from_file(&dir.join("scheduler/scheduler_config.json"))?;
+        let defaults = m.pix2pix.clone().unwrap_or_default();
+        let settings = Pix2PixSettings {
+            steps: overrides.steps.or(defaults.steps).unwrap_or(20),
+            guidance_scale: overrides.guidance_scale.or(defaults.guidance_scale).unwrap_or(7.5),
+            image_guidance_scale: overrides.image_guidance_scale.or(defaults.image_guidance_scale).unwrap_or(1.5),
+            seed: overrides.seed.unwrap_or(0),
+            height: overrides.height.or(defaults.height).unwrap_or(default_size),
+            width: overrides.width.or(defaults.width).unwrap_or(default_size),
+        };
+        check_settings(&settings, vae_factor)?;
+
+        let c = vae.latent_channels as i64;
+        let l = m.tokenizer.max_length as i64;
+        let any4 = [Dim::Any, Dim::Any, Dim::Any, Dim::Any];
+        let session = |rel: &str, inputs: &[TensorContract], outputs: &[TensorContract]| {
+            ModelSession::load(dir, &dir.join(rel), inputs, outputs, options)
+        };
+        let text_encoder = session(
+            "text_encoder/model.onnx",
+            &[TensorContract::ids("text_encoder.input_ids", "input_ids", &[Dim::Any, Dim::Fixed(l)])],
+            &[],
+        )?;
+        let text_output = first_output(&text_encoder, "last_hidden_state");
+        let text_mask = text_encoder_mask(&text_encoder);
+        let unet = session(
+            "unet/model.onnx",
+            &[
+                TensorContract::float("unet.sample", "sample", &[Dim::Any, Dim::Fixed(2 * c), Dim::Any, Dim::Any]),
+                TensorContract::float("unet.timestep", "timestep", &[Dim::Any]).or(ort::value::TensorElementType::Int64),
+                TensorContract::float("unet.encoder_hidden_states", "encoder_hidden_states", &[Dim::Any, Dim::Fixed(l), Dim::Any]),
+            ],
+            &[TensorContract::float("unet.out_sample", "out_sample", &[Dim::Any, Dim::Fixed(c), Dim::Any, Dim::Any])],
+        )?;
+        let vae_encoder = session("vae_encoder/model.onnx", &[TensorContract::float("vae_encoder.sample", "sample", &any4)], &[])?;
+        let vae_encoder_output = first_output(&vae_encoder, "latent_sample");
+        let vae_decoder = session(
+            "vae_decoder/model.onnx",
+            &[TensorContract::float("vae_decoder.latent_sample", "latent_sample", &[Dim::Any, Dim::Fixed(c), Dim::Any, Dim::Any])],
+            &[TensorContract::float("vae_decoder.sample", "sample", &[Dim::Any, Dim::Fixed(3), Dim::Any, Dim::Any])],
+        )?;
+        let tokenizer = InstructionTokenizer::load(dir, &bundle.file(&m.tokenizer.file), m.tokenizer.max_length)?;
+        Ok(InstructPix2Pix {
+            name: m.name.clone(),
+            tokenizer,
+            text_encoder,
+            unet,
+            vae_encoder,
+            vae_decoder,
+            scheduler,
+            scaling_factor: vae.scaling_factor,
+            latent_channels: vae.latent_channels,
+            vae_factor,
+            settings,
+            vae_encoder_output,
+            text_output,
+            text_mask,
+            max_batch: 24,
+        })
+    }
+
+    /// Caps the rows of one UNet call (samples × guidance branches); default 24.
+    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+
+    /// The settings this pipeline runs with.
+    pub fn settings(&self) -> &Pix2PixSettings {
+        &self.settings
+    }
+
+    /// All graphs' real signatures, for listings.
+    pub fn signature(&self) -> Vec<String> {
+        [&self.text_encoder, &self.unet, &self.vae_encoder, &self.vae_decoder]
+            .iter()
+            .flat_map(|s| {
+                let name = s.file().parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                s.signature().iter().map(move |line| format!("{name}: {line}"))
+            })
+            .collect()
+    }
+
+    /// The execution provider the UNet runs on.
+    pub fn provider(&self) -> &'static str {
+        self.unet.provider()
+    }
+
+    /// The sampler for the configured number of steps.
+    pub fn scheduler(&self) -> EulerAncestral {
+        self.scheduler.euler_ancestral(self.settings.steps)
+    }
+
+    /// Latent shape `(channels, height, width)` at the working size.
+    pub fn latent_shape(&self) -> (usize, usize, usize) {
+        let f = self.vae_factor;
+        (self.latent_channels, (self.settings.height / f) as usize, (self.settings.width / f) as usize)
+    }
+
+    /// The seeded noise of this pipeline's settings.
+    pub fn noise(&self) -> NoisePlan {
+        let (c, h, w) = self.latent_shape();
+        NoisePlan::seeded(self.settings.seed, self.settings.steps, c, h, w)
+    }
+
+    /// CLIP text embeddings `[B, L, D]` of the texts, padded as the checkpoint's tokenizer says.
+    pub fn encode_prompts(&self, texts: &[&str]) -> Result<Array3<f32>> {
+        let enc = self.tokenizer.encode(texts)?;
+        let s = &self.text_encoder;
+        let ones = Array2::<i64>::ones(enc.input_ids.dim());
+        let mut inputs = ort::inputs!["input_ids" => s.ids_input("input_ids", &enc.input_ids)?];
+        if let Some(mask) = &self.text_mask {
+            // diffusers calls the text encoder without a mask (every position attends).
+            inputs.push((mask.clone().into(), s.ids_input(mask, &ones)?));
+        }
+        let (shape, data) = s.run(inputs, |o| read_f32_dyn(o, &self.text_output))?;
+        if shape.len() != 3 || shape[0] != texts.len() {
+            return Err(s.error(format!("`{}` has shape {shape:?}, expected [batch, tokens, width]", self.text_output)).into());
+        }
+        Ok(Array3::from_shape_vec((shape[0], shape[1], shape[2]), data).map_err(|e| s.error(e))?)
+    }
+
+    /// Image latents `[B, C, h, w]` of `[B,3,H,W]` images in `[0,1]`: the VAE posterior's mode, unscaled, as InstructPix2Pix conditions on.
+    pub fn encode_images(&self, images: ArrayView4<f32>) -> Result<Array4<f32>> {
+        let pixels = images.mapv(|x| 2.0 * x - 1.0);
+        let s = &self.vae_encoder;
+        let inputs = ort::inputs!["sample" => s.float_input("sample", &pixels)?];
+        let (shape, data) = s.run(inputs, |o| read_f32_dyn(o, &self.vae_encoder_output))?;
+        let c = self.latent_channels;
+        if shape.len() != 4 || !(shape[1] == c || shape[1] == 2 * c) {
+            return Err(s.error(format!("`{}` has shape {shape:?}, expected [batch, {c} or {}, h, w]", self.vae_encoder_output, 2 * c)).into());
+        }
+        let all = Array4::from_shape_vec((shape[0], shape[1], shape[2], shape[3]), data).map_err(|e| s.error(e))?;
+        // A `latent_parameters` output holds mean and log-variance; the mode is the mean.
+        Ok(all.slice(s![.., ..c, .., ..]).to_owned())
+    }
+
+    /// Decodes latents `[B, C, h, w]` into images `[B,3,H,W]` in `[0,1]`.
+    pub fn decode(&self, latents: ArrayView4<f32>) -> Result<Array4<f32>> {
+        let (b, _, h, w) = latents.dim();
+        let f = self.vae_factor as usize;
+        let mut out = Array4::zeros((b, 3, h * f, w * f));
+        let s = &self.vae_decoder;
+        let rows = (self.max_batch / 3).max(1);
+        for start in (0..b).step_by(rows) {
+            let end = (start + rows).min(b);
+            let scaled = latents.slice(s![start..end, .., .., ..]).mapv(|x| x / self.scaling_factor);
+            let inputs = ort::inputs!["latent_sample" => s.float_input("latent_sample", &scaled)?];
+            let (shape, data) = s.run(inputs, |o| read_f32_dyn(o, "sample"))?;
+            if shape != [end - start, 3, h * f, w * f] {
+                return Err(s.error(format!("`sample` has shape {shape:?}, expected [{}, 3, {}, {}]", end - start, h * f, w * f)).into());
+            }
+            let img = Array4::from_shape_vec((end - start, 3, h * f, w * f), data).map_err(|e| s.error(e))?;
+            out.slice_mut(s![start..end, .., .., ..]).assign(&img.mapv(|x| (x * 0.5 + 0.5).clamp(0.0, 1.0)));
+        }
+        Ok(out)
+    }
+
+    /// Runs the denoising loop for `B` prompts and returns the final latents `[B, C, h, w]`.
+    ///
+    /// `image_latents` is `[1|B, C, h, w]`, `prompt_embeds` `[B, L, D]`, `uncond` the embedding
+    /// of the empty prompt `[L, D]`. Per step, rows are (text+image, image only, unconditional)
+    /// per sample, combined as diffusers does:
+    /// `uncond + g_text * (text - image) + g_image * (image - uncond)`.
+    pub fn denoise<'a>(
+        &self,
+        image_latents: ArrayView4<f32>,
+        prompt_embeds: ArrayView3<'a, f32>,
+        uncond: ndarray::ArrayView2<'a, f32>,
+        noise: &NoisePlan,
+        mut on_step: impl FnMut(usize),
+    ) -> Result<Array4<f32>> {
+        let b = prompt_embeds.dim().0;
+        let (ib, c, h, w) = image_latents.dim();
+        let (l, d) = uncond.dim();
+        if (ib != 1 && ib != b) || prompt_embeds.dim() != (b, l, d) {
+            return Err(Error::InvalidInput(format!(
+                "denoise: image latents {:?}, prompt embeddings {:?} and unconditional embedding {:?} do not fit together",
+                image_latents.dim(),
+                prompt_embeds.dim(),
+                uncond.dim()
+            )));
+        }
+        let scheduler = self.scheduler();
+        if noise.steps.len() < scheduler.timesteps().len() {
+            return Err(Error::InvalidInput(format!("noise plan has {} steps, the sampler {}", noise.steps.len(), scheduler.timesteps().len())));
+        }
+        let initial = noise
+            .initial
+            .broadcast((b, c, h, w))
+            .ok_or_else(|| Error::InvalidInput(format!("initial noise {:?} does not fit latents [{b}, {c}, {h}, {w}]", noise.initial.dim())))?;
+        let sigma0 = scheduler.init_noise_sigma();
+        let mut latents = initial.mapv(|x| x * sigma0);
+        let branches = if self.settings.guided() { 3 } else { 1 };
+        let rows = b * branches;
+        for (k, &t) in scheduler.timesteps().iter().enumerate() {
+            let scaled = scheduler.scale_model_input(latents.view(), k);
+            let mut pred = Array4::<f32>::zeros((rows, c, h, w));
+            for start in (0..rows).step_by(self.max_batch) {
+                let end = (start + self.max_batch).min(rows);
+                let mut sample = Array4::<f32>::zeros((end - start, 2 * c, h, w));
+                let mut states = Array3::<f32>::zeros((end - start, l, d));
+                for r in start..end {
+                    let (i, branch) = (r / branches, r % branches);
+                    sample.slice_mut(s![r - start, ..c, .., ..]).assign(&scaled.index_axis(Axis(0), i));
+                    // Branch 2 is unconditional on the image too: its image latents stay zero.
+                    if branch != 2 {
+                        sample.slice_mut(s![r - start, c.., .., ..]).assign(&image_latents.index_axis(Axis(0), if ib == 1 { 0 } else { i }));
+                    }
+                    let text = if branch == 0 { prompt_embeds.index_axis_move(Axis(0), i) } else { uncond };
+                    states.index_axis_mut(Axis(0), r - start).assign(&text);
+                }
+                pred.slice_mut(s![start..end, .., .., ..]).assign(&self.unet_call(&sample, t, &states)?);
+            }
+            let guided = if branches == 3 {
+                let (gt, gi) = (self.settings.guidance_scale, self.settings.image_guidance_scale);
+                let mut out = Array4::<f32>::zeros((b, c, h, w));
+                for i in 0..b {
+                    let (text, image, none) = (pred.index_axis(Axis(0), 3 * i), pred.index_axis(Axis(0), 3 * i + 1), pred.index_axis(Axis(0), 3 * i + 2));
+                    ndarray::Zip::from(out.index_axis_mut(Axis(0), i)).and(&text).and(&image).and(&none).for_each(|o, &t, &im, &u| {
+                        *o = u + gt * (t - im) + gi * (im - u);
+                    });
+                }
+                out
+            } else {
+                pred
+            };
+            latents = scheduler.step(guided.view(), k, latents.view(), noise.steps[k].view());
+            on_step(k);
+        }
+        Ok(latents)
+    }
+
+    fn unet_call(&self, sample: &Array4<f32>, t: f32, states: &Array3<f32>) -> Result<Array4<f32>> {
+        let s = &self.unet;
+        let n = sample.dim().0;
+        let len = match s.declared_shape("timestep") {
+            Some([]) => None,
+            Some([1]) => Some(1),
+            _ => Some(n),
+        };
+        let shape: Vec<i64> = len.map(|k| vec![k as i64]).unwrap_or_default();
+        let count = len.unwrap_or(1);
+        let timestep: ort::session::SessionInputValue<'_> = match s.element_type("timestep") {
+            Some(ort::value::TensorElementType::Int64) => {
+                ort::value::Tensor::from_array((shape, vec![t.round() as i64; count])).map_err(|e| s.error(e))?.into()
+            }
+            Some(ort::value::TensorElementType::Float16) => {
+                ort::value::Tensor::from_array((shape, vec![half::f16::from_f32(t); count])).map_err(|e| s.error(e))?.into()
+            }
+            _ => ort::value::Tensor::from_array((shape, vec![t; count])).map_err(|e| s.error(e))?.into(),
+        };
+        let inputs = ort::inputs![
+            "sample" => s.float_input("sample", sample)?,
+            "timestep" => timestep,
+            "encoder_hidden_states" => s.float_input("encoder_hidden_states", states)?,
+        ];
+        let (_, c, h, w) = sample.dim();
+        let (shape, data) = s.run(inputs, |o| read_f32_dyn(o, "out_sample"))?;
+        if shape != [n, c / 2, h, w] {
+            return Err(s.error(format!("`out_sample` has shape {shape:?}, expected [{n}, {}, {h}, {w}]", c / 2)).into());
+        }
+        Ok(Array4::from_shape_vec((n, c / 2, h, w), data).map_err(|e| s.error(e))?)
+    }
+
+    /// Edits with precomputed image latents `[1|B, C, h, w]`: encodes the prompts, denoises with the seeded noise, decodes.
+    pub fn edit_latents(&self, image_latents: ArrayView4<f32>, instructions: &[&str]) -> Result<Array4<f32>> {
+        let mut embeds = Vec::new();
+        for chunk in instructions.chunks(self.max_batch) {
+            embeds.push(self.encode_prompts(chunk)?);
+        }
+        let views: Vec<_> = embeds.iter().map(|e| e.view()).collect();
+        let embeds = ndarray::concatenate(Axis(0), &views).map_err(|e| Error::InvalidInput(e.to_string()))?;
+        let uncond = self.encode_prompts(&[""])?;
+        let latents = self.denoise(image_latents, embeds.view(), uncond.index_axis(Axis(0), 0), &self.noise(), |_| {})?;
+        self.decode(latents.view())
+    }
+}
+
+impl Editor for InstructPix2Pix {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn size(&self) -> (u32, u32) {
+        (self.settings.height, self.settings.width)
+    }
+
+    fn params(&self) -> String {
+        serde_json::to_string(&self.settings).unwrap_or_default()
+    }
+
+    fn check_instruction(&self, instruction: &str) -> Result<()> {
+        self.tokenizer.encode(&[instruction])?;
+        Ok(())
+    }
+
+    fn edit(&self, images: ArrayView4<f32>, instructions: &[&str]) -> Result<Array4<f32>> {
+        let (b, c, h, w) = images.dim();
+        if b != instructions.len() {
+            return Err(Error::InvalidInput(format!("{b} images but {} instructions", instructions.len())));
+        }
+        if (c, h as u32, w as u32) != (3, self.settings.height, self.settings.width) {
+            return Err(Error::InvalidInput(format!(
+                "editor {} takes [B,3,{},{}] images, got [B,{c},{h},{w}]",
+                self.name, self.settings.height, self.settings.width
+            )));
+        }
+        let latents = self.encode_images(images)?;
+        self.edit_latents(latents.view(), instructions)
+    }
+
+    fn edit_shared(&self, image: ArrayView3<f32>, instructions: &[&str], _max_batch: usize) -> Result<Array4<f32>> {
+        let (c, h, w) = image.dim();
+        if (c, h as u32, w as u32) != (3, self.settings.height, self.settings.width) {
+            return Err(Error::InvalidInput(format!(
+                "editor {} takes [3,{},{}] images, got [{c},{h},{w}]",
+                self.name, self.settings.height, self.settings.width
+            )));
+        }
+        let latents = self.encode_images(image.insert_axis(Axis(0)))?;
+        self.edit_latents(latents.view(), instructions)
+    }
+}
+
+fn check_settings(s: &Pix2PixSettings, factor: u32) -> Result<()> {
+    if s.steps == 0 {
+        return Err(Error::InvalidInput("--steps must be at least 1".into()));
+    }
+    if !(s.guidance_scale.is_finite() && s.image_guidance_scale.is_finite()) {
+        return Err(Error::InvalidInput("--guidance-scale and --image-guidance-scale must be finite numbers".into()));
+    }
+    if s.height == 0 || s.width == 0 || s.height % factor != 0 || s.width % factor != 0 {
+        return Err(Error::InvalidInput(format!(
+            "size {}x{} must be positive multiples of the VAE's factor {factor}. Fix: pass --size as a multiple of {factor}",
+            s.width, s.height
+        )));
+    }
+    Ok(())
+}
+
+/// The graph's output named `preferred`, else its first output.
+fn first_output(session: &ModelSession, preferred: &str) -> String {
+    let names: Vec<&str> = session.signature().iter().filter_map(|l| l.strip_prefix("out ")).filter_map(|l| l.split(':').next()).collect();
+    if names.contains(&preferred) { preferred.to_string() } else { names.first().map(|n| n.to_string()).unwrap_or_else(|| preferred.to_string()) }
+}
+
+/// The text encoder's attention-mask input, when its export has one.
+fn text_encoder_mask(session: &ModelSession) -> Option<String> {
+    session.element_type("attention_mask").map(|_| "attention_mask".to_string())
+}
