@@ -12,6 +12,11 @@ use std::process::Command;
 
 const ORT_VERSION: &str = "1.31.1";
 
+/// The PyPI package that carries the runtime: the CUDA build with the `cuda` feature.
+fn package() -> &'static str {
+    if env::var_os("CARGO_FEATURE_CUDA").is_some() { "onnxruntime-gpu" } else { "onnxruntime" }
+}
+
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=GSMILE_SKIP_ORT_DOWNLOAD");
@@ -24,7 +29,7 @@ fn main() {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     // OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out; share the runtime across profiles.
     let target_dir = out_dir.ancestors().nth(4).unwrap_or(&out_dir).to_path_buf();
-    let dest = target_dir.join(format!("onnxruntime-{ORT_VERSION}"));
+    let dest = target_dir.join(format!("{}-{ORT_VERSION}", package()));
     match fetch(&dest) {
         Ok(lib) => {
             println!("cargo:rerun-if-changed={}", lib.display());
@@ -51,24 +56,28 @@ fn fetch(dest: &Path) -> Result<PathBuf, String> {
     let wheels = dest.join("wheel");
     let status = Command::new(&python)
         .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:"])
-        .arg(format!("onnxruntime=={ORT_VERSION}"))
+        .arg(format!("{}=={ORT_VERSION}", package()))
         .arg("-d")
         .arg(&wheels)
         .status()
         .map_err(|e| format!("cannot run `{python} -m pip`: {e}"))?;
     if !status.success() {
-        return Err(format!("`{python} -m pip download onnxruntime=={ORT_VERSION}` failed"));
+        return Err(format!("`{python} -m pip download {}=={ORT_VERSION}` failed", package()));
     }
-    // The wheel is a zip; Python's zipfile unpacks the one member we need without a Rust zip
-    // dependency in the build graph.
+    // The wheel is a zip; Python's zipfile unpacks the members we need without a Rust zip
+    // dependency in the build graph: the runtime, and for the CUDA build its provider
+    // libraries, which ONNX Runtime loads from the runtime's own folder.
     let script = format!(
         r#"
 import glob, os, shutil, sys, zipfile
-wheel = sorted(glob.glob(os.path.join(sys.argv[1], "onnxruntime-*.whl")))[-1]
+wheel = sorted(glob.glob(os.path.join(sys.argv[1], "onnxruntime*.whl")))[-1]
 with zipfile.ZipFile(wheel) as z:
     names = [n for n in z.namelist() if os.path.basename(n).startswith("{name}")]
     if not names:
         sys.exit("no {name} in " + wheel)
+    for provider in [n for n in z.namelist() if os.path.basename(n).startswith("libonnxruntime_providers_")]:
+        with z.open(provider) as src, open(os.path.join(os.path.dirname(sys.argv[2]), os.path.basename(provider)), "wb") as dst:
+            shutil.copyfileobj(src, dst)
     member = sorted(names, key=len)[-1]
     tmp = sys.argv[2] + ".part"
     with z.open(member) as src, open(tmp, "wb") as dst:

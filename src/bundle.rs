@@ -393,6 +393,19 @@ impl Bundle {
                 return Err(self.field_err("image.range", "must be [low, high] with low < high, e.g. [0.0, 1.0]"));
             }
         }
+        if m.kind == BundleKind::InstructPix2Pix {
+            for rel in PIX2PIX_FILES {
+                if !self.dir.join(rel).exists() {
+                    return Err(BundleError::NotFound {
+                        path: self.dir.clone(),
+                        what: format!(
+                            "the diffusers ONNX layout needs {rel}, which is missing. Fix: export the pipeline with `python onnx/export_ip2p.py CHECKPOINT {}`",
+                            self.dir.display()
+                        ),
+                    });
+                }
+            }
+        }
         if m.tokenizer.max_length == 0 {
             return Err(self.field_err("tokenizer.max_length", "must be at least 1"));
         }
@@ -403,16 +416,7 @@ impl Bundle {
                 self.image_spec("an editor bundle")?;
                 self.require_file("editor.file", &e.file)?;
             }
-            BundleKind::InstructPix2Pix => {
-                for rel in PIX2PIX_FILES {
-                    if !self.dir.join(rel).exists() {
-                        return Err(BundleError::NotFound {
-                            path: self.dir.clone(),
-                            what: format!("the diffusers ONNX layout needs {rel}, which is missing. Fix: export the pipeline with `python onnx/export_ip2p.py CHECKPOINT {}`", self.dir.display()),
-                        });
-                    }
-                }
-            }
+            BundleKind::InstructPix2Pix => {}
             BundleKind::Clip => {
                 let c = m.clip.as_ref().ok_or_else(|| self.field_err("clip", "is missing: a clip bundle needs a [clip] section"))?;
                 if c.embed_dim == 0 {

@@ -400,6 +400,11 @@ fn main() -> ExitCode {
         Command::Embed(a) => run_embed(a, &options),
         Command::Models(a) => run_models(a, &options),
     };
+    if !cli.global.quiet {
+        for warning in gsmile::runtime::take_fallback_warnings() {
+            eprintln!("warning: {warning}");
+        }
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
