@@ -195,3 +195,29 @@ fn bad_settings_and_layouts_are_named() {
     let err = SchedulerConfig::from_file(&sched).unwrap_err().to_string();
     assert!(err.contains("beta_start") && err.contains("s.json"), "{err}");
 }
+
+#[test]
+fn explain_cli_runs_on_the_diffusion_editor() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str| {
+        let out = dir.path().join(name);
+        let o = common::gsmile(&[
+            "explain", "--editor", "onnx/tiny-ip2p", "--encoder", "onnx/tiny-clip-hf", "--image", "assets/scene-01.png",
+            "--instruction", "make the car red", "--samples", "12", "--steps", "2", "--bootstrap", "10", "--max-batch", "7",
+            "--no-cache", "--quiet", "--out", out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("explanation.json")).unwrap()).unwrap();
+        let words: Vec<(String, f64)> = v["words"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| (w["text"].as_str().unwrap().to_string(), w["attribution"].as_f64().unwrap()))
+            .collect();
+        assert!(out.join("report.html").is_file() && out.join("overlays.png").is_file());
+        words
+    };
+    let (a, b) = (run("a"), run("b"));
+    assert_eq!(a.len(), 4, "{a:?}");
+    assert_eq!(a, b, "same seeds, same attributions");
+}
