@@ -27,7 +27,7 @@ fn peak_rss_mb() -> f64 {
 }
 
 fn info(b: &Bundle) -> ModelInfo {
-    ModelInfo { name: b.manifest().name.clone(), path: b.dir().display().to_string(), sha256: b.content_hash().unwrap() }
+    ModelInfo { name: b.manifest().name.clone(), path: b.dir().display().to_string(), sha256: b.content_hash().unwrap(), params: String::new() }
 }
 
 fn main() {

@@ -582,11 +582,12 @@ impl Progress for Bars {
     }
 }
 
-fn model_info(bundle: &Bundle) -> Result<ModelInfo> {
+fn model_info(bundle: &Bundle, params: String) -> Result<ModelInfo> {
     Ok(ModelInfo {
         name: bundle.manifest().name.clone(),
         path: bundle.dir().display().to_string(),
         sha256: bundle.content_hash()?,
+        params,
     })
 }
 
@@ -618,10 +619,10 @@ impl Loaded {
     fn models(&self) -> Result<Models<'_>> {
         Ok(Models {
             editor: self.editor.as_ref(),
-            editor_info: model_info(&self.editor_bundle)?,
+            editor_info: model_info(&self.editor_bundle, self.editor.params())?,
             image_encoder: self.encoder.as_ref().map(|e| e as &dyn ImageEncoder),
             text_encoder: self.encoder.as_ref().map(|e| e as &dyn TextEncoder),
-            encoder_info: self.encoder_bundle.as_ref().map(model_info).transpose()?,
+            encoder_info: self.encoder_bundle.as_ref().map(|b| model_info(b, String::new())).transpose()?,
         })
     }
 }

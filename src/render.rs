@@ -1103,7 +1103,7 @@ mod tests {
             gsmile_version: "0.1.0".to_string(),
             instruction: instruction.to_string(),
             image: ImageInfo { path: "scene-01.png".into(), sha256: "ab".repeat(32), width: 64, height: 64 },
-            editor: ModelInfo { name: "toy-editor".into(), path: "onnx/editor".into(), sha256: "cd".repeat(32) },
+            editor: ModelInfo { name: "toy-editor".into(), path: "onnx/editor".into(), sha256: "cd".repeat(32), params: String::new() },
             encoder: None,
             config: ExplainConfig::default(),
             kernel_width: 0.25,

@@ -29,7 +29,7 @@ struct Loaded {
 }
 
 fn info(bundle: &Bundle) -> ModelInfo {
-    ModelInfo { name: bundle.manifest().name.clone(), path: bundle.dir().display().to_string(), sha256: bundle.content_hash().unwrap() }
+    ModelInfo { name: bundle.manifest().name.clone(), path: bundle.dir().display().to_string(), sha256: bundle.content_hash().unwrap(), params: String::new() }
 }
 
 /// The shipped models, loaded once for the whole file.

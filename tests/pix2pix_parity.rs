@@ -215,6 +215,8 @@ fn explain_cli_runs_on_the_diffusion_editor() {
             .map(|w| (w["text"].as_str().unwrap().to_string(), w["attribution"].as_f64().unwrap()))
             .collect();
         assert!(out.join("report.html").is_file() && out.join("overlays.png").is_file());
+        let params: serde_json::Value = serde_json::from_str(v["editor"]["params"].as_str().unwrap()).unwrap();
+        assert_eq!(params["steps"], 2, "the diffusion settings are recorded: {params}");
         words
     };
     let (a, b) = (run("a"), run("b"));
