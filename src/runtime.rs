@@ -367,13 +367,17 @@ pub fn take_fallback_warnings() -> Vec<String> {
 }
 
 #[cfg(feature = "cuda")]
-fn register_accelerator(builder: &mut ort::session::builder::SessionBuilder, file: &Path) -> &'static str {
+fn register_accelerator(builder: &mut ort::session::builder::SessionBuilder, _file: &Path) -> &'static str {
     use ort::ep::ExecutionProvider;
+    static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     match ort::ep::CUDA::default().register(builder) {
         Ok(()) => "cuda",
         Err(e) => {
-            if let Ok(mut w) = FALLBACK.lock() {
-                w.push(format!("CUDA execution provider unavailable for {} ({e}); running on CPU", file.display()));
+            // One line per process: every session fails the same way.
+            if !REPORTED.swap(true, std::sync::atomic::Ordering::Relaxed)
+                && let Ok(mut w) = FALLBACK.lock()
+            {
+                w.push(format!("CUDA execution provider unavailable ({}); running on CPU", e.to_string().trim()));
             }
             "cpu"
         }
