@@ -98,14 +98,12 @@ def main():
 
     for batch in a.batches:
         run(batch)  # warm-up
-        best = None
+        total, step = float("inf"), float("inf")
         for _ in range(a.repeats):
             t0 = time.perf_counter()
             steps = run(batch)
-            total = time.perf_counter() - t0
-            if best is None or total < best[0]:
-                best = (total, float(np.median(steps)))
-        total, step = best
+            total = min(total, time.perf_counter() - t0)
+            step = min(step, float(np.median(steps)))
         print(json.dumps({"batch": batch, "steps": a.steps, "step_ms": step * 1e3, "total_ms": total * 1e3, "samples_per_s": batch / total}))
 
 

@@ -223,3 +223,45 @@ fn explain_cli_runs_on_the_diffusion_editor() {
     assert_eq!(a.len(), 4, "{a:?}");
     assert_eq!(a, b, "same seeds, same attributions");
 }
+
+/// Copies a folder tree.
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let dest = to.join(e.file_name());
+        if e.path().is_dir() { copy_tree(&e.path(), &dest) } else { std::fs::copy(e.path(), dest).unwrap(); }
+    }
+}
+
+#[test]
+fn float16_unet_and_vae_exports_run_with_conversion_at_the_boundary() {
+    // tests/fixtures/ip2p/fp16/*.onnx: `onnx/export_ip2p.py /tmp/tiny-ip2p-ckpt OUT --fp16` of the same checkpoint
+    // (float16 weights, inputs and outputs; the UNet's timestep stays float32).
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("tiny-ip2p-fp16");
+    copy_tree(&repo("onnx/tiny-ip2p"), &bundle);
+    for c in ["unet", "vae_encoder", "vae_decoder"] {
+        std::fs::copy(fixture(&format!("fp16/{c}.onnx")), bundle.join(c).join("model.onnx")).unwrap();
+    }
+    let p = InstructPix2Pix::load(
+        &Bundle::open(&bundle).unwrap(),
+        &RuntimeOptions::default(),
+        Pix2PixOverrides { steps: Some(3), guidance_scale: Some(7.5), image_guidance_scale: Some(1.5), ..Default::default() },
+    )
+    .unwrap();
+    assert!(p.signature().iter().any(|l| l.contains("unet") && l.contains("float16")), "{:?}", p.signature());
+    let prompts = prompts();
+    let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
+    let initial: Array4<f32> = read_npy(fixture("latents.npy")).unwrap();
+    let noise: Array5<f32> = read_npy(fixture("noise.npy")).unwrap();
+    let plan = NoisePlan { initial, steps: (0..3).map(|k| noise.index_axis(Axis(0), k).to_owned()).collect() };
+    let embeds = p.encode_prompts(&refs).unwrap();
+    let uncond = p.encode_prompts(&[""]).unwrap();
+    let image = p.encode_images(input().view()).unwrap();
+    let latents = p.denoise(image.view(), embeds.view(), uncond.index_axis(Axis(0), 0), &plan, |_| {}).unwrap();
+    let images = p.decode(latents.view()).unwrap();
+    let want: Array4<f32> = read_npy(fixture("g7.5_i1.5_s3_images.npy")).unwrap();
+    let db = psnr(&images, &want);
+    eprintln!("fp16 UNet/VAE vs diffusers fp32: image PSNR {db:.1} dB");
+    assert!(db >= 45.0, "fp16 pipeline PSNR {db:.1} dB");
+}
