@@ -36,7 +36,9 @@ fn main() {
             println!("cargo:rustc-env=GSMILE_ORT_DYLIB={}", lib.display());
         }
         Err(why) => {
-            println!("cargo:warning=gsmile: could not fetch ONNX Runtime {ORT_VERSION} from PyPI ({why}); set ORT_DYLIB_PATH at run time");
+            println!(
+                "cargo:warning=gsmile: could not fetch ONNX Runtime {ORT_VERSION} from PyPI ({why}); set ORT_DYLIB_PATH at run time"
+            );
             println!("cargo:rustc-env=GSMILE_ORT_DYLIB=");
         }
     }

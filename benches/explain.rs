@@ -21,13 +21,22 @@ fn root() -> PathBuf {
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<f64>().unwrap_or(0.0)))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").parse::<f64>().unwrap_or(0.0))
+        })
         .unwrap_or(0.0)
         / 1024.0
 }
 
 fn info(b: &Bundle) -> ModelInfo {
-    ModelInfo { name: b.manifest().name.clone(), path: b.dir().display().to_string(), sha256: b.content_hash().unwrap(), params: String::new() }
+    ModelInfo {
+        name: b.manifest().name.clone(),
+        path: b.dir().display().to_string(),
+        sha256: b.content_hash().unwrap(),
+        params: String::new(),
+    }
 }
 
 fn main() {
@@ -38,7 +47,8 @@ fn main() {
     let editor = OnnxEditor::load(&eb, &opts).unwrap();
     let clip = ClipEncoder::load(&cb, &opts).unwrap();
     let image = gsmile::imaging::load_rgb(&root().join("assets/scene-01.png")).unwrap();
-    let image_info = ImageInfo { path: "scene-01".into(), sha256: String::new(), width: image.width(), height: image.height() };
+    let image_info =
+        ImageInfo { path: "scene-01".into(), sha256: String::new(), width: image.width(), height: image.height() };
     let models = Models {
         editor: &editor,
         editor_info: info(&eb),
@@ -50,7 +60,16 @@ fn main() {
     let run = |config: &ExplainConfig, cache: Option<ArrayCache>| -> (ExplainRun, f64) {
         let out = tempfile::tempdir().unwrap();
         let t = Instant::now();
-        let mut r = explain::explain(&image, image_info.clone(), instruction, &models, config, &RunOptions { max_batch: 32, cache }, &NoProgress).unwrap();
+        let mut r = explain::explain(
+            &image,
+            image_info.clone(),
+            instruction,
+            &models,
+            config,
+            &RunOptions { max_batch: 32, cache },
+            &NoProgress,
+        )
+        .unwrap();
         gsmile::spatial::attach(&mut r).unwrap();
         let before_render = t.elapsed().as_secs_f64();
         gsmile::output::write_explanation(&r, &image, &out.path().join("x"), false).unwrap();
@@ -58,8 +77,16 @@ fn main() {
         (r, render)
     };
 
-    println!("gsmile explain bench — threads={} ({} cores), instruction {:?}", threads, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), instruction);
-    println!("{:>5} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9}", "N", "editor", "encoder", "distance", "surrogate", "spatial", "render", "total", "non-ONNX");
+    println!(
+        "gsmile explain bench — threads={} ({} cores), instruction {:?}",
+        threads,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        instruction
+    );
+    println!(
+        "{:>5} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8} {:>9}",
+        "N", "editor", "encoder", "distance", "surrogate", "spatial", "render", "total", "non-ONNX"
+    );
     for n in [64usize, 256] {
         let config = ExplainConfig { samples: n, ..ExplainConfig::default() };
         let _ = run(&config, None); // warm-up
@@ -69,7 +96,15 @@ fn main() {
         let non_onnx = total - t.editor - t.encoder;
         println!(
             "{:>5} {:>8.3} {:>8.3} {:>8.3} {:>9.3} {:>8.3} {:>8.3} {:>8.3} {:>8.1}%",
-            n, t.editor, t.encoder, t.distance, t.surrogate, t.spatial, render, total, 100.0 * non_onnx / total
+            n,
+            t.editor,
+            t.encoder,
+            t.distance,
+            t.surrogate,
+            t.spatial,
+            render,
+            total,
+            100.0 * non_onnx / total
         );
     }
 

@@ -35,13 +35,24 @@ fn main() {
     let batches = [1usize, 4, 16];
     let bundle = Bundle::open(&bundle_dir).expect("bundle");
     let overrides = Pix2PixOverrides { steps: Some(steps), ..Default::default() };
-    let p = InstructPix2Pix::load(&bundle, &RuntimeOptions { threads }, overrides).expect("load").with_max_batch(max_rows);
+    let p =
+        InstructPix2Pix::load(&bundle, &RuntimeOptions { threads }, overrides).expect("load").with_max_batch(max_rows);
     let s = *p.settings();
     let words: Vec<&str> = "please make the car red at night with a blue sky".split(' ').collect();
-    let image = Array4::from_shape_fn((1, 3, s.height as usize, s.width as usize), |(_, c, y, x)| ((c * 31 + y * 7 + x * 3) % 17) as f32 / 16.0);
+    let image = Array4::from_shape_fn((1, 3, s.height as usize, s.width as usize), |(_, c, y, x)| {
+        ((c * 31 + y * 7 + x * 3) % 17) as f32 / 16.0
+    });
 
-    println!("InstructPix2Pix loop, bundle {}, {}x{}, {steps} steps, threads {threads}, rows per UNet call ≤ {max_rows}", bundle_dir.display(), s.width, s.height);
-    println!("{:>6} {:>14} {:>14} {:>12}   {:>14} {:>14} {:>12}", "batch", "rust step ms", "rust total ms", "rust img/s", "python step ms", "python total", "python img/s");
+    println!(
+        "InstructPix2Pix loop, bundle {}, {}x{}, {steps} steps, threads {threads}, rows per UNet call ≤ {max_rows}",
+        bundle_dir.display(),
+        s.width,
+        s.height
+    );
+    println!(
+        "{:>6} {:>14} {:>14} {:>12}   {:>14} {:>14} {:>12}",
+        "batch", "rust step ms", "rust total ms", "rust img/s", "python step ms", "python total", "python img/s"
+    );
     let python = python_figures(&bundle_dir, threads, steps, max_rows, &batches, s.height);
     for &b in &batches {
         let prompts: Vec<String> = (0..b).map(|i| words[..1 + i % words.len()].join(" ")).collect();
@@ -53,7 +64,11 @@ fn main() {
             let uncond = p.encode_prompts(&[""]).unwrap();
             let latents = p.encode_images(image.view()).unwrap();
             let mut marks = vec![Instant::now()];
-            let out = p.denoise(latents.view(), embeds.view(), uncond.index_axis(Axis(0), 0), &p.noise(), |_| marks.push(Instant::now())).unwrap();
+            let out = p
+                .denoise(latents.view(), embeds.view(), uncond.index_axis(Axis(0), 0), &p.noise(), |_| {
+                    marks.push(Instant::now())
+                })
+                .unwrap();
             let _ = p.decode(out.view()).unwrap();
             let total = t0.elapsed().as_secs_f64();
             let mut per: Vec<f64> = marks.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
@@ -67,13 +82,27 @@ fn main() {
         }
         let (total, step) = (best_total, best_step);
         let py = python.iter().find(|(pb, ..)| *pb == b);
-        let (ps, pt, pr) = py.map(|&(_, s, t, r)| (format!("{s:.2}"), format!("{t:.1}"), format!("{r:.1}"))).unwrap_or(("-".into(), "-".into(), "-".into()));
-        println!("{b:>6} {:>14.2} {:>14.1} {:>12.1}   {ps:>14} {pt:>14} {pr:>12}", step * 1e3, total * 1e3, b as f64 / total);
+        let (ps, pt, pr) = py
+            .map(|&(_, s, t, r)| (format!("{s:.2}"), format!("{t:.1}"), format!("{r:.1}")))
+            .unwrap_or(("-".into(), "-".into(), "-".into()));
+        println!(
+            "{b:>6} {:>14.2} {:>14.1} {:>12.1}   {ps:>14} {pt:>14} {pr:>12}",
+            step * 1e3,
+            total * 1e3,
+            b as f64 / total
+        );
     }
 }
 
 /// `(batch, step ms, total ms, images/s)` from the Python reference, empty when it cannot run.
-fn python_figures(bundle: &std::path::Path, threads: usize, steps: usize, max_rows: usize, batches: &[usize], size: u32) -> Vec<(usize, f64, f64, f64)> {
+fn python_figures(
+    bundle: &std::path::Path,
+    threads: usize,
+    steps: usize,
+    max_rows: usize,
+    batches: &[usize],
+    size: u32,
+) -> Vec<(usize, f64, f64, f64)> {
     let python = std::env::var("GSMILE_PYTHON").unwrap_or_else(|_| "/opt/gsmile-py/bin/python".into());
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/pix2pix_python.py");
     let mut cmd = std::process::Command::new(&python);

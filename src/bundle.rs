@@ -19,7 +19,9 @@ pub const MANIFEST: &str = "bundle.toml";
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
     /// The folder or its manifest does not exist.
-    #[error("{path}: no model bundle here ({what}). Fix: pass a folder that holds a {MANIFEST}, e.g. onnx/tiny-editor; `gsmile models` lists the shipped ones")]
+    #[error(
+        "{path}: no model bundle here ({what}). Fix: pass a folder that holds a {MANIFEST}, e.g. onnx/tiny-editor; `gsmile models` lists the shipped ones"
+    )]
     NotFound {
         /// The path that was given.
         path: PathBuf,
@@ -45,7 +47,9 @@ pub enum BundleError {
         message: String,
     },
     /// The bundle is of another kind than the command needs.
-    #[error("{bundle}: is a `{found}` bundle but {role} needs kind `{expected}`. Fix: pass a `{expected}` bundle (see `gsmile models`)")]
+    #[error(
+        "{bundle}: is a `{found}` bundle but {role} needs kind `{expected}`. Fix: pass a `{expected}` bundle (see `gsmile models`)"
+    )]
     WrongKind {
         /// The bundle folder.
         bundle: PathBuf,
@@ -57,7 +61,9 @@ pub enum BundleError {
         role: String,
     },
     /// A graph lacks a tensor the manifest names.
-    #[error("bundle {bundle}: {file} has no {side} named `{name}` (set by `{field}` in {MANIFEST}); the graph's {side}s are: {available:?}. Fix: set `{field}` to one of them")]
+    #[error(
+        "bundle {bundle}: {file} has no {side} named `{name}` (set by `{field}` in {MANIFEST}); the graph's {side}s are: {available:?}. Fix: set `{field}` to one of them"
+    )]
     MissingTensor {
         /// The bundle folder.
         bundle: PathBuf,
@@ -73,7 +79,9 @@ pub enum BundleError {
         available: Vec<String>,
     },
     /// A tensor exists but has another element type, rank or size than required.
-    #[error("bundle {bundle}: {file} {side} `{name}` (set by `{field}`) should be {expected} but the graph has {found}. Fix: re-export the model with that signature or point `{field}` at the right tensor")]
+    #[error(
+        "bundle {bundle}: {file} {side} `{name}` (set by `{field}`) should be {expected} but the graph has {found}. Fix: re-export the model with that signature or point `{field}` at the right tensor"
+    )]
     Contract {
         /// The bundle folder.
         bundle: PathBuf,
@@ -101,7 +109,9 @@ pub enum BundleError {
         message: String,
     },
     /// The tokenizer file is missing or unreadable.
-    #[error("bundle {bundle}: tokenizer {file}: {message}. Fix: set `tokenizer.file` to a Hugging Face tokenizers JSON file in the bundle")]
+    #[error(
+        "bundle {bundle}: tokenizer {file}: {message}. Fix: set `tokenizer.file` to a Hugging Face tokenizers JSON file in the bundle"
+    )]
     Tokenizer {
         /// The bundle folder.
         bundle: PathBuf,
@@ -345,12 +355,17 @@ impl Bundle {
 
     /// Total size of the bundle's files in bytes, subfolders included.
     pub fn size_bytes(&self) -> u64 {
-        files_under(&self.dir).map(|files| files.iter().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum()).unwrap_or(0)
+        files_under(&self.dir)
+            .map(|files| files.iter().filter_map(|f| f.metadata().ok()).map(|m| m.len()).sum())
+            .unwrap_or(0)
     }
 
     /// SHA-256 over the bundle's files (relative paths and contents, sorted): the model's identity in caches and reports.
     pub fn content_hash(&self) -> Result<String, BundleError> {
-        let err = |e: std::io::Error| BundleError::NotFound { path: self.dir.clone(), what: format!("cannot read its files: {e}") };
+        let err = |e: std::io::Error| BundleError::NotFound {
+            path: self.dir.clone(),
+            what: format!("cannot read its files: {e}"),
+        };
         let files = files_under(&self.dir).map_err(err)?;
         let mut parts = Vec::new();
         for f in &files {
@@ -372,7 +387,11 @@ impl Bundle {
         } else {
             Err(self.field_err(
                 field,
-                format!("names {}, which does not exist in {}. Fix: copy the file there or correct the name", rel.display(), self.dir.display()),
+                format!(
+                    "names {}, which does not exist in {}. Fix: copy the file there or correct the name",
+                    rel.display(),
+                    self.dir.display()
+                ),
             ))
         }
     }
@@ -412,13 +431,18 @@ impl Bundle {
         self.require_file("tokenizer.file", &m.tokenizer.file)?;
         match m.kind {
             BundleKind::Editor => {
-                let e = m.editor.as_ref().ok_or_else(|| self.field_err("editor", "is missing: an editor bundle needs an [editor] section"))?;
+                let e = m.editor.as_ref().ok_or_else(|| {
+                    self.field_err("editor", "is missing: an editor bundle needs an [editor] section")
+                })?;
                 self.image_spec("an editor bundle")?;
                 self.require_file("editor.file", &e.file)?;
             }
             BundleKind::InstructPix2Pix => {}
             BundleKind::Clip => {
-                let c = m.clip.as_ref().ok_or_else(|| self.field_err("clip", "is missing: a clip bundle needs a [clip] section"))?;
+                let c = m
+                    .clip
+                    .as_ref()
+                    .ok_or_else(|| self.field_err("clip", "is missing: a clip bundle needs a [clip] section"))?;
                 if c.embed_dim == 0 {
                     return Err(self.field_err("clip.embed_dim", "must be at least 1"));
                 }
@@ -439,15 +463,20 @@ impl Bundle {
 /// The manifest of a diffusers ONNX folder that has no `bundle.toml`: its name is the folder's.
 fn diffusers_manifest(dir: &Path) -> Result<Manifest, BundleError> {
     let index = dir.join(MODEL_INDEX);
-    let text = std::fs::read_to_string(&index).map_err(|e| BundleError::NotFound { path: dir.to_path_buf(), what: format!("cannot read {MODEL_INDEX}: {e}") })?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| BundleError::Manifest { path: index.clone(), message: format!("not valid JSON: {e}") })?;
+    let text = std::fs::read_to_string(&index).map_err(|e| BundleError::NotFound {
+        path: dir.to_path_buf(),
+        what: format!("cannot read {MODEL_INDEX}: {e}"),
+    })?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| BundleError::Manifest { path: index.clone(), message: format!("not valid JSON: {e}") })?;
     let class = value.get("_class_name").and_then(serde_json::Value::as_str).unwrap_or("");
     if !class.contains("InstructPix2Pix") {
         return Err(BundleError::Field {
             path: index,
             field: "_class_name".into(),
-            message: format!("is {class:?}; gsmile runs StableDiffusionInstructPix2PixPipeline exports. Fix: export an InstructPix2Pix checkpoint with onnx/export_ip2p.py"),
+            message: format!(
+                "is {class:?}; gsmile runs StableDiffusionInstructPix2PixPipeline exports. Fix: export an InstructPix2Pix checkpoint with onnx/export_ip2p.py"
+            ),
         });
     }
     let tokenizer_config = dir.join("tokenizer/tokenizer_config.json");
@@ -499,8 +528,9 @@ pub fn discover(root: &Path) -> Vec<PathBuf> {
     if is_bundle(root) {
         return vec![root.to_path_buf()];
     }
-    let mut found: Vec<PathBuf> =
-        std::fs::read_dir(root).map(|rd| rd.flatten().map(|e| e.path()).filter(|p| is_bundle(p)).collect()).unwrap_or_default();
+    let mut found: Vec<PathBuf> = std::fs::read_dir(root)
+        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| is_bundle(p)).collect())
+        .unwrap_or_default();
     found.sort();
     found
 }

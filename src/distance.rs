@@ -187,12 +187,7 @@ pub fn pixel_ks(a: ArrayView3<f32>, b: ArrayView3<f32>) -> f64 {
 /// keeps every channel histogram). The same `seed` always gives the same directions.
 /// Returns `NaN` if `projections` is 0, the channel counts differ, an image is empty, or a
 /// pixel is `NaN`.
-pub fn sliced_wasserstein(
-    a: ArrayView3<f32>,
-    b: ArrayView3<f32>,
-    projections: usize,
-    seed: u64,
-) -> f64 {
+pub fn sliced_wasserstein(a: ArrayView3<f32>, b: ArrayView3<f32>, projections: usize, seed: u64) -> f64 {
     let channels = a.len_of(Axis(0));
     if projections == 0 || channels == 0 || channels != b.len_of(Axis(0)) {
         return f64::NAN;
@@ -245,12 +240,7 @@ pub fn between_vectors(metric: Metric, u: &[f32], v: &[f32]) -> Result<f64, Dist
 /// Distance between two `[3, H, W]` images in `[0, 1]` under `metric`:
 /// [`pixel_wasserstein`], [`sliced_wasserstein`] with [`SLICED_PROJECTIONS`] directions
 /// drawn from `seed`, [`pixel_ks`], or the cosine distance of the flattened images.
-pub fn between_images(
-    metric: Metric,
-    a: ArrayView3<f32>,
-    b: ArrayView3<f32>,
-    seed: u64,
-) -> Result<f64, DistanceError> {
+pub fn between_images(metric: Metric, a: ArrayView3<f32>, b: ArrayView3<f32>, seed: u64) -> Result<f64, DistanceError> {
     for shape in [a.shape(), b.shape()] {
         if shape.len() != 3 || shape[0] != 3 {
             return Err(DistanceError::NotRgb { metric, shape: shape.to_vec() });
@@ -277,11 +267,8 @@ pub fn between_images(
 
 fn check_defined(metric: Metric, d: f64) -> Result<f64, DistanceError> {
     if d.is_nan() {
-        let reason = if metric == Metric::Cosine {
-            "an output is all zeros or contains NaN"
-        } else {
-            "an output contains NaN"
-        };
+        let reason =
+            if metric == Metric::Cosine { "an output is all zeros or contains NaN" } else { "an output contains NaN" };
         Err(DistanceError::Undefined { metric, reason })
     } else {
         Ok(d)
@@ -512,10 +499,7 @@ mod tests {
         let u = [0.1f32, 0.2, 0.3];
         let v = [0.2f32, 0.3, 0.4];
         assert!((between_vectors(Metric::Wasserstein, &u, &v).unwrap() - 0.1).abs() < 1e-6);
-        assert_eq!(
-            between_vectors(Metric::SlicedWasserstein, &u, &v),
-            Err(DistanceError::SlicedOnVectors)
-        );
+        assert_eq!(between_vectors(Metric::SlicedWasserstein, &u, &v), Err(DistanceError::SlicedOnVectors));
         assert!(matches!(
             between_vectors(Metric::Cosine, &u, &v[..2]),
             Err(DistanceError::LengthMismatch { left: 3, right: 2 })
@@ -524,10 +508,7 @@ mod tests {
             between_vectors(Metric::Cosine, &[0.0, 0.0], &[1.0, 0.0]),
             Err(DistanceError::Undefined { .. })
         ));
-        assert!(matches!(
-            between_vectors(Metric::Ks, &[], &v),
-            Err(DistanceError::Empty { .. })
-        ));
+        assert!(matches!(between_vectors(Metric::Ks, &[], &v), Err(DistanceError::Empty { .. })));
         let a = ramp(0.0);
         let gray = Array3::<f32>::zeros((1, 4, 5));
         assert!(matches!(

@@ -61,7 +61,7 @@ impl ClipEncoder {
         let m = bundle.manifest();
         let c = m.clip.as_ref().ok_or_else(|| Error::InvalidInput("clip section missing".into()))?;
         let preprocessing = match &c.preprocessor {
-            Some(p) => Preprocessing::Processor(ClipImageProcessor::from_file(&bundle.file(p))?),
+            Some(p) => Preprocessing::Processor(ClipImageProcessor::from_file(bundle.file(p))?),
             None => Preprocessing::Resize(bundle.image_spec("a clip bundle")?.clone()),
         };
         let (h, w) = match &preprocessing {
@@ -83,7 +83,10 @@ impl ClipEncoder {
         let text = ModelSession::load(
             bundle.dir(),
             &bundle.file(&c.text_file),
-            &[TensorContract::ids("clip.ids_input", &c.ids_input, &tok), TensorContract::ids("clip.mask_input", &c.mask_input, &tok)],
+            &[
+                TensorContract::ids("clip.ids_input", &c.ids_input, &tok),
+                TensorContract::ids("clip.mask_input", &c.mask_input, &tok),
+            ],
             &[TensorContract::float("clip.text_output", &c.text_output, &emb)],
             options,
         )?;
@@ -117,7 +120,9 @@ impl ClipEncoder {
     /// How pictures are prepared, in words, for listings.
     pub fn preprocessing(&self) -> String {
         match &self.preprocessing {
-            Preprocessing::Resize(i) => format!("{}x{} range {:?} mean {:?} std {:?}", i.height, i.width, i.range, i.mean, i.std),
+            Preprocessing::Resize(i) => {
+                format!("{}x{} range {:?} mean {:?} std {:?}", i.height, i.width, i.range, i.mean, i.std)
+            }
             Preprocessing::Processor(p) => {
                 let (h, w) = p.output_size();
                 format!("CLIPImageProcessor to {h}x{w}")
@@ -152,7 +157,10 @@ impl ClipEncoder {
                 Preprocessing::Processor(p) => p.preprocess(chunk),
                 Preprocessing::Resize(spec) => {
                     let start = k * self.max_batch;
-                    let batch: Vec<_> = tensors[start..start + chunk.len()].iter().map(|t| imaging::resize_tensor(t.view(), spec.height, spec.width)).collect();
+                    let batch: Vec<_> = tensors[start..start + chunk.len()]
+                        .iter()
+                        .map(|t| imaging::resize_tensor(t.view(), spec.height, spec.width))
+                        .collect();
                     let views: Vec<_> = batch.iter().map(|t| t.view()).collect();
                     let stacked = ndarray::stack(Axis(0), &views).map_err(|e| Error::InvalidInput(e.to_string()))?;
                     imaging::normalize(stacked.view(), spec)

@@ -345,7 +345,8 @@ impl ExplainConfig {
         match self.weighting {
             Weighting::MaskCosine => MASK_COSINE_WIDTH,
             Weighting::TextWasserstein => {
-                let mut d: Vec<f64> = instruction_distances.iter().copied().filter(|v| *v > 0.0 && v.is_finite()).collect();
+                let mut d: Vec<f64> =
+                    instruction_distances.iter().copied().filter(|v| *v > 0.0 && v.is_finite()).collect();
                 d.sort_by(f64::total_cmp);
                 if d.is_empty() { 1.0 } else { d[d.len() / 2] }
             }
@@ -356,7 +357,10 @@ impl ExplainConfig {
     pub fn validate(&self, models: &Models<'_>) -> Result<()> {
         let bad = |m: String| Err(Error::InvalidInput(m));
         if self.space == Space::Embedding && models.image_encoder.is_none() {
-            return bad("--space embedding needs an image encoder. Fix: pass --encoder onnx/tiny-clip or use --space pixels".into());
+            return bad(
+                "--space embedding needs an image encoder. Fix: pass --encoder onnx/tiny-clip or use --space pixels"
+                    .into(),
+            );
         }
         if self.weighting == Weighting::TextWasserstein && models.text_encoder.is_none() {
             return bad("--weighting text-wasserstein needs a text encoder. Fix: pass --encoder onnx/tiny-clip or use --weighting mask-cosine".into());
@@ -424,12 +428,20 @@ impl<'m, 'a> Measurer<'m, 'a> {
         let params = self.models.editor.params();
         let seed = self.config.editor_seed.to_le_bytes();
         let sha = self.models.editor_info.sha256.as_bytes();
-        let keys: Vec<String> =
-            texts.iter().map(|t| cache::key(&[b"edit", sha, self.image_hash.as_bytes(), t.as_bytes(), &seed, params.as_bytes()])).collect();
+        let keys: Vec<String> = texts
+            .iter()
+            .map(|t| cache::key(&[b"edit", sha, self.image_hash.as_bytes(), t.as_bytes(), &seed, params.as_bytes()]))
+            .collect();
         let mut out = Array4::zeros((texts.len(), c, h, w));
         let mut missing = Vec::new();
         for (i, k) in keys.iter().enumerate() {
-            match self.run.cache.as_ref().and_then(|cache| cache.get(k)).and_then(|a| a.into_dimensionality::<Ix3>().ok()) {
+            match self
+                .run
+                .cache
+                .as_ref()
+                .and_then(|cache| cache.get(k))
+                .and_then(|a| a.into_dimensionality::<Ix3>().ok())
+            {
                 Some(a) if a.dim() == (c, h, w) => out.index_axis_mut(Axis(0), i).assign(&a),
                 _ => missing.push(i),
             }
@@ -459,16 +471,24 @@ impl<'m, 'a> Measurer<'m, 'a> {
 
     /// Image embeddings, one cache entry per image.
     pub fn embed_images(&self, images: ArrayView4<f32>) -> Result<Array2<f32>> {
-        let enc = self.models.image_encoder.ok_or_else(|| Error::InvalidInput("--space embedding needs an image encoder".into()))?;
+        let enc = self
+            .models
+            .image_encoder
+            .ok_or_else(|| Error::InvalidInput("--space embedding needs an image encoder".into()))?;
         let sha = self.encoder_info().sha256.as_bytes();
-        let keys: Vec<String> =
-            images.axis_iter(Axis(0)).map(|img| cache::key(&[b"image-embed", sha, &cache::f32_bytes(img.iter())])).collect();
+        let keys: Vec<String> = images
+            .axis_iter(Axis(0))
+            .map(|img| cache::key(&[b"image-embed", sha, &cache::f32_bytes(img.iter())]))
+            .collect();
         cached_rows(&keys, enc.dim(), self.run, |missing| enc.embed_images(images.select(Axis(0), missing).view()))
     }
 
     /// Text embeddings, one cache entry per text.
     pub fn embed_texts(&self, texts: &[String]) -> Result<Array2<f32>> {
-        let enc = self.models.text_encoder.ok_or_else(|| Error::InvalidInput("--weighting text-wasserstein needs a text encoder".into()))?;
+        let enc = self
+            .models
+            .text_encoder
+            .ok_or_else(|| Error::InvalidInput("--weighting text-wasserstein needs a text encoder".into()))?;
         let sha = self.encoder_info().sha256.as_bytes();
         let keys: Vec<String> = texts.iter().map(|t| cache::key(&[b"text-embed", sha, t.as_bytes()])).collect();
         cached_rows(&keys, enc.dim(), self.run, |missing| {
@@ -491,7 +511,10 @@ impl<'m, 'a> Measurer<'m, 'a> {
             }
             Space::Pixels => (0..outputs.dim().0)
                 .into_par_iter()
-                .map(|i| distance::between_images(metric, outputs.index_axis(Axis(0), i), reference, self.config.seed).map_err(Error::from))
+                .map(|i| {
+                    distance::between_images(metric, outputs.index_axis(Axis(0), i), reference, self.config.seed)
+                        .map_err(Error::from)
+                })
                 .collect(),
         }
     }
@@ -591,7 +614,8 @@ pub fn explain(
     let n = masks.len();
     let x = Array2::from_shape_fn((n, d), |(i, k)| if masks[i][k] { 1.0 } else { 0.0 });
     let y = Array1::from_shape_fn(n, |i| sign * distances[of_sample[i]]);
-    let weights = Array1::from_shape_fn(n, |i| surrogate::exponential_kernel(instruction_distances[of_sample[i]], width));
+    let weights =
+        Array1::from_shape_fn(n, |i| surrogate::exponential_kernel(instruction_distances[of_sample[i]], width));
     let mut surrogate_config = config.surrogate.clone();
     surrogate_config.seed = config.seed;
     let fit = surrogate::fit(x.view(), y.view(), weights.view(), &surrogate_config)?;

@@ -60,7 +60,9 @@ pub fn save_rgb(img: &RgbImage, path: &Path) -> Result<(), ImageError> {
 /// Converts 8-bit RGB to a `[3,H,W]` array in `[0,1]`.
 pub fn to_tensor(img: &RgbImage) -> Array3<f32> {
     let (w, h) = img.dimensions();
-    Array3::from_shape_fn((3, h as usize, w as usize), |(c, y, x)| f32::from(img.get_pixel(x as u32, y as u32)[c]) / 255.0)
+    Array3::from_shape_fn((3, h as usize, w as usize), |(c, y, x)| {
+        f32::from(img.get_pixel(x as u32, y as u32)[c]) / 255.0
+    })
 }
 
 /// Converts a `[3,H,W]` array in `[0,1]` to 8-bit RGB, clamping and rounding.

@@ -24,10 +24,7 @@ pub fn write_atomic(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".gsmile-")
-        .tempfile_in(dir)
-        .map_err(err)?;
+    let mut tmp = tempfile::Builder::new().prefix(".gsmile-").tempfile_in(dir).map_err(err)?;
     fill(tmp.as_file_mut()).map_err(err)?;
     tmp.as_file_mut().flush().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;

@@ -6,11 +6,13 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
 use gsmile::bundle::{self, Bundle, BundleKind};
+use gsmile::distance::Metric;
 use gsmile::editor::{self, OnnxEditor};
 use gsmile::encoder::{ClipEncoder, ImageEncoder, TextEncoder};
+use gsmile::explain::{
+    self, ExplainConfig, ImageInfo, ModelInfo, Models, Progress, Reference, RunOptions, Space, Weighting,
+};
 use gsmile::imaging;
-use gsmile::distance::Metric;
-use gsmile::explain::{self, ExplainConfig, ImageInfo, ModelInfo, Models, Progress, Reference, RunOptions, Space, Weighting};
 use gsmile::perturb::Strategy;
 use gsmile::runtime::RuntimeOptions;
 use gsmile::surrogate::SurrogateConfig;
@@ -455,8 +457,10 @@ fn run_embed(a: &EmbedArgs, options: &RuntimeOptions) -> Result<()> {
         let nv = v.iter().map(|a| a * a).sum::<f32>().sqrt();
         dot / (nu * nv).max(f32::MIN_POSITIVE)
     };
-    let similarity: Vec<Vec<f32>> =
-        image_embeds.iter().map(|ie| text_embeds.rows().into_iter().map(|te| cosine(ie, te.as_slice().unwrap_or(&[]))).collect()).collect();
+    let similarity: Vec<Vec<f32>> = image_embeds
+        .iter()
+        .map(|ie| text_embeds.rows().into_iter().map(|te| cosine(ie, te.as_slice().unwrap_or(&[]))).collect())
+        .collect();
     let json = serde_json::json!({
         "encoder": encoder.name(),
         "images": a.image.iter().zip(&image_embeds).map(|(p, e)| serde_json::json!({"path": p, "embedding": e})).collect::<Vec<_>>(),
@@ -476,7 +480,11 @@ fn run_models(a: &ModelsArgs, options: &RuntimeOptions) -> Result<()> {
     for p in &a.paths {
         let found = bundle::discover(p);
         if found.is_empty() {
-            bail!("{}: no bundle here (no {} in it or its subfolders). Fix: pass a bundle folder such as onnx/tiny-editor", p.display(), bundle::MANIFEST);
+            bail!(
+                "{}: no bundle here (no {} in it or its subfolders). Fix: pass a bundle folder such as onnx/tiny-editor",
+                p.display(),
+                bundle::MANIFEST
+            );
         }
         dirs.extend(found);
     }
@@ -508,7 +516,10 @@ fn describe_bundle(dir: &Path, options: &RuntimeOptions) -> Result<String> {
         BundleKind::InstructPix2Pix => {
             let p = gsmile::editor::pix2pix::InstructPix2Pix::load(&b, options, Default::default())?;
             let s = p.settings();
-            let line = format!("{}x{}, {} steps, guidance {} / image {}", s.width, s.height, s.steps, s.guidance_scale, s.image_guidance_scale);
+            let line = format!(
+                "{}x{}, {} steps, guidance {} / image {}",
+                s.width, s.height, s.steps, s.guidance_scale, s.image_guidance_scale
+            );
             (p.signature(), Some(line))
         }
     };
@@ -668,7 +679,9 @@ impl EvalBars {
         if quiet {
             multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         }
-        let style = |t: &str| ProgressStyle::with_template(t).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> ");
+        let style = |t: &str| {
+            ProgressStyle::with_template(t).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> ")
+        };
         let overall = multi.add(ProgressBar::new(0));
         overall.set_style(style("suite      [{bar:40}] {pos}/{len} scenarios {elapsed_precise} eta {eta}"));
         let current = multi.add(ProgressBar::new(0));
@@ -709,10 +722,12 @@ fn run_evaluate(a: &EvaluateArgs, options: &RuntimeOptions, quiet: bool) -> Resu
     let shard = a.shard.as_deref().map(gsmile::scenario::parse_shard).transpose()?;
     let suite = gsmile::scenario::load_suite(&a.suite)?;
     let config = a.quality.config();
-    let loaded = Loaded::load(&a.editor, &a.encoder, &config.explain, &a.quality.method.diffusion, a.run.max_batch, options)?;
+    let loaded =
+        Loaded::load(&a.editor, &a.encoder, &config.explain, &a.quality.method.diffusion, a.run.max_batch, options)?;
     let models = loaded.models()?;
     let bars = EvalBars::new(quiet);
-    let summary = gsmile::evaluate::evaluate_suite(&suite, shard, &models, &config, &a.run.options(), &a.out, a.force, &bars)?;
+    let summary =
+        gsmile::evaluate::evaluate_suite(&suite, shard, &models, &config, &a.run.options(), &a.out, a.force, &bars)?;
     if !quiet {
         print!("{}", summary.table());
     }
@@ -729,13 +744,16 @@ fn run_merge(a: &MergeArgs, quiet: bool) -> Result<()> {
 
 fn run_compare(a: &CompareArgs, options: &RuntimeOptions, quiet: bool) -> Result<()> {
     if a.editors.len() < 2 {
-        bail!("compare needs at least two --editor bundles. Fix: repeat --editor, e.g. --editor onnx/tiny-editor --editor onnx/tiny-editor-bow");
+        bail!(
+            "compare needs at least two --editor bundles. Fix: repeat --editor, e.g. --editor onnx/tiny-editor --editor onnx/tiny-editor-bow"
+        );
     }
     let suite = gsmile::scenario::load_suite(&a.suite)?;
     let config = a.quality.config();
     let mut runs = Vec::new();
     for editor in &a.editors {
-        let loaded = Loaded::load(editor, &a.encoder, &config.explain, &a.quality.method.diffusion, a.run.max_batch, options)?;
+        let loaded =
+            Loaded::load(editor, &a.encoder, &config.explain, &a.quality.method.diffusion, a.run.max_batch, options)?;
         let models = loaded.models()?;
         let name = models.editor_info.name.clone();
         if runs.iter().any(|(n, _): &(String, PathBuf)| *n == name) {

@@ -76,11 +76,7 @@ pub type Result<T> = std::result::Result<T, MetricsError>;
 
 /// Fails with [`MetricsError::LengthMismatch`] unless `left == right`.
 fn same_len(what: &'static str, left: usize, right: usize) -> Result<()> {
-    if left == right {
-        Ok(())
-    } else {
-        Err(MetricsError::LengthMismatch { what, left, right })
-    }
+    if left == right { Ok(()) } else { Err(MetricsError::LengthMismatch { what, left, right }) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -149,15 +145,8 @@ fn tie_group_sizes(x: &[f64]) -> Vec<usize> {
 
 /// Mean of the non-`NaN` values; `NaN` when there are none.
 fn nan_mean(values: impl IntoIterator<Item = f64>) -> f64 {
-    let (sum, count) = values
-        .into_iter()
-        .filter(|v| !v.is_nan())
-        .fold((0.0, 0usize), |(s, c), v| (s + v, c + 1));
-    if count == 0 {
-        f64::NAN
-    } else {
-        sum / count as f64
-    }
+    let (sum, count) = values.into_iter().filter(|v| !v.is_nan()).fold((0.0, 0usize), |(s, c), v| (s + v, c + 1));
+    if count == 0 { f64::NAN } else { sum / count as f64 }
 }
 
 /// Linear-interpolation percentile of sorted data, `q` in [0, 1] (`numpy.percentile` default).
@@ -192,12 +181,7 @@ pub fn roc_auc(scores: &[f64], labels: &[bool]) -> Result<f64> {
     let Some(ranks) = average_ranks(scores) else {
         return Ok(f64::NAN);
     };
-    let rank_sum: f64 = ranks
-        .iter()
-        .zip(labels)
-        .filter(|(_, l)| **l)
-        .map(|(r, _)| r)
-        .sum();
+    let rank_sum: f64 = ranks.iter().zip(labels).filter(|(_, l)| **l).map(|(r, _)| r).sum();
     let (p, n) = (n_pos as f64, n_neg as f64);
     let u = rank_sum - p * (p + 1.0) / 2.0;
     Ok(u / (p * n))
@@ -222,10 +206,7 @@ pub fn precision_at_k(scores: &[f64], labels: &[bool], k: usize) -> Result<f64> 
     if k == 0 {
         return Ok(f64::NAN);
     }
-    let hits = descending_indices(scores)[..k]
-        .iter()
-        .filter(|&&i| labels[i])
-        .count();
+    let hits = descending_indices(scores)[..k].iter().filter(|&&i| labels[i]).count();
     Ok(hits as f64 / k as f64)
 }
 
@@ -246,11 +227,7 @@ fn check_weighted(what: &'static str, y: &[f64], pred: &[f64], w: &[f64]) -> Res
     same_len(what, y.len(), pred.len())?;
     same_len(what, y.len(), w.len())?;
     match w.iter().position(|v| !v.is_finite() || *v < 0.0) {
-        Some(index) => Err(MetricsError::InvalidWeight {
-            what,
-            index,
-            value: w[index],
-        }),
+        Some(index) => Err(MetricsError::InvalidWeight { what, index, value: w[index] }),
         None => Ok(()),
     }
 }
@@ -273,17 +250,8 @@ fn r2_unchecked(y: &[f64], pred: &[f64], w: &[f64]) -> f64 {
         return f64::NAN;
     }
     let mean = y.iter().zip(w).map(|(y, w)| w * y).sum::<f64>() / sw;
-    let num: f64 = y
-        .iter()
-        .zip(pred)
-        .zip(w)
-        .map(|((y, p), w)| w * (y - p) * (y - p))
-        .sum();
-    let den: f64 = y
-        .iter()
-        .zip(w)
-        .map(|(y, w)| w * (y - mean) * (y - mean))
-        .sum();
+    let num: f64 = y.iter().zip(pred).zip(w).map(|((y, p), w)| w * (y - p) * (y - p)).sum();
+    let den: f64 = y.iter().zip(w).map(|(y, w)| w * (y - mean) * (y - mean)).sum();
     if den == 0.0 {
         return if num == 0.0 { 1.0 } else { 0.0 };
     }
@@ -305,12 +273,7 @@ fn mse_unchecked(y: &[f64], pred: &[f64], w: &[f64]) -> f64 {
     if sw <= 0.0 {
         return f64::NAN;
     }
-    y.iter()
-        .zip(pred)
-        .zip(w)
-        .map(|((y, p), w)| w * (y - p) * (y - p))
-        .sum::<f64>()
-        / sw
+    y.iter().zip(pred).zip(w).map(|((y, p), w)| w * (y - p) * (y - p)).sum::<f64>() / sw
 }
 
 /// Unweighted `(R², MSE)` of surrogate predictions on fresh held-out perturbations.
@@ -321,10 +284,7 @@ fn mse_unchecked(y: &[f64], pred: &[f64], w: &[f64]) -> f64 {
 pub fn held_out_fidelity(y_true: &[f64], y_pred: &[f64]) -> Result<(f64, f64)> {
     same_len("held_out_fidelity", y_true.len(), y_pred.len())?;
     let w = vec![1.0; y_true.len()];
-    Ok((
-        r2_unchecked(y_true, y_pred, &w),
-        mse_unchecked(y_true, y_pred, &w),
-    ))
+    Ok((r2_unchecked(y_true, y_pred, &w), mse_unchecked(y_true, y_pred, &w)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -452,12 +412,8 @@ pub fn shared_key_agreement(
     b_words: &[(String, f64)],
     key_words: &[String],
 ) -> KeyAgreement {
-    let lookup = |words: &[(String, f64)], key: &str| {
-        words
-            .iter()
-            .find(|(w, _)| w.to_lowercase() == key)
-            .map(|(_, v)| *v)
-    };
+    let lookup =
+        |words: &[(String, f64)], key: &str| words.iter().find(|(w, _)| w.to_lowercase() == key).map(|(_, v)| *v);
     let mut seen: Vec<String> = Vec::new();
     let (mut va, mut vb) = (Vec::new(), Vec::new());
     for key in key_words {
@@ -491,17 +447,9 @@ pub fn shared_key_agreement(
         let (ta, tb) = (top_words(a_words), top_words(b_words));
         let inter = ta.iter().filter(|w| tb.contains(w)).count();
         let union = ta.len() + tb.len() - inter;
-        if union == 0 {
-            f64::NAN
-        } else {
-            inter as f64 / union as f64
-        }
+        if union == 0 { f64::NAN } else { inter as f64 / union as f64 }
     };
-    KeyAgreement {
-        spearman: rho,
-        top_k_jaccard: jaccard,
-        shared,
-    }
+    KeyAgreement { spearman: rho, top_k_jaccard: jaccard, shared }
 }
 
 /// Mean output distance between runs of a stochastic editor with different seeds.
@@ -566,11 +514,7 @@ pub fn compare_to_random(
     higher_is_better: bool,
 ) -> Result<CurveComparison> {
     for c in random_curves {
-        same_len(
-            "compare_to_random (random curve vs attribution curve)",
-            c.len(),
-            attribution_curve.len(),
-        )?;
+        same_len("compare_to_random (random curve vs attribution curve)", c.len(), attribution_curve.len())?;
     }
     let attribution_auc = auc_trapezoid(attribution_curve);
     let aucs: Vec<f64> = random_curves.iter().map(|c| auc_trapezoid(c)).collect();
@@ -583,11 +527,7 @@ pub fn compare_to_random(
         let score: f64 = aucs
             .iter()
             .map(|&r| {
-                let better = if higher_is_better {
-                    attribution_auc > r
-                } else {
-                    attribution_auc < r
-                };
+                let better = if higher_is_better { attribution_auc > r } else { attribution_auc < r };
                 if better {
                     1.0
                 } else if attribution_auc == r {
@@ -599,18 +539,8 @@ pub fn compare_to_random(
             .sum();
         (mean, std, score / n)
     };
-    let gap = if higher_is_better {
-        attribution_auc - random_auc_mean
-    } else {
-        random_auc_mean - attribution_auc
-    };
-    Ok(CurveComparison {
-        attribution_auc,
-        random_auc_mean,
-        random_auc_std,
-        gap,
-        beats_random,
-    })
+    let gap = if higher_is_better { attribution_auc - random_auc_mean } else { random_auc_mean - attribution_auc };
+    Ok(CurveComparison { attribution_auc, random_auc_mean, random_auc_std, gap, beats_random })
 }
 
 /// `count` random permutations of `0..d`, deterministic for a `seed` (ChaCha8, Fisher–Yates).
@@ -633,9 +563,8 @@ pub fn random_orders(d: usize, count: usize, seed: u64) -> Vec<Vec<usize>> {
 fn bootstrap_means(values: &[f64], resamples: usize, seed: u64) -> Vec<f64> {
     let n = values.len();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut means: Vec<f64> = (0..resamples)
-        .map(|_| (0..n).map(|_| values[rng.random_range(0..n)]).sum::<f64>() / n as f64)
-        .collect();
+    let mut means: Vec<f64> =
+        (0..resamples).map(|_| (0..n).map(|_| values[rng.random_range(0..n)]).sum::<f64>() / n as f64).collect();
     means.sort_by(f64::total_cmp);
     means
 }
@@ -647,12 +576,7 @@ fn bootstrap_means(values: &[f64], resamples: usize, seed: u64) -> Vec<f64> {
 /// (1 − confidence)/2 and (1 + confidence)/2 percentiles of the resampled means with
 /// `numpy.percentile`'s linear interpolation (Efron & Tibshirani 1993, §13.3). All three are
 /// `NaN` when no value remains.
-pub fn mean_ci(
-    values: &[f64],
-    confidence: f64,
-    resamples: usize,
-    seed: u64,
-) -> Result<(f64, f64, f64)> {
+pub fn mean_ci(values: &[f64], confidence: f64, resamples: usize, seed: u64) -> Result<(f64, f64, f64)> {
     if !(confidence > 0.0 && confidence < 1.0) {
         return Err(MetricsError::InvalidConfidence(confidence));
     }
@@ -666,11 +590,7 @@ pub fn mean_ci(
     let mean = kept.iter().sum::<f64>() / kept.len() as f64;
     let means = bootstrap_means(&kept, resamples, seed);
     let alpha = 1.0 - confidence;
-    Ok((
-        mean,
-        percentile_sorted(&means, alpha / 2.0),
-        percentile_sorted(&means, 1.0 - alpha / 2.0),
-    ))
+    Ok((mean, percentile_sorted(&means, alpha / 2.0), percentile_sorted(&means, 1.0 - alpha / 2.0)))
 }
 
 /// Two-sided paired bootstrap p-value of mean(a − b) ≠ 0.
@@ -684,12 +604,7 @@ pub fn paired_bootstrap_p(a: &[f64], b: &[f64], resamples: usize, seed: u64) -> 
     if resamples == 0 {
         return Err(MetricsError::NoResamples("paired_bootstrap_p"));
     }
-    let d: Vec<f64> = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| x - y)
-        .filter(|v| !v.is_nan())
-        .collect();
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).filter(|v| !v.is_nan()).collect();
     if d.is_empty() {
         return Ok(f64::NAN);
     }
@@ -711,12 +626,7 @@ pub fn paired_bootstrap_p(a: &[f64], b: &[f64], resamples: usize, seed: u64) -> 
 /// difference remains or all remaining |dᵢ| are tied so that σ = 0.
 pub fn wilcoxon_signed_rank_p(a: &[f64], b: &[f64]) -> Result<f64> {
     same_len("wilcoxon_signed_rank_p", a.len(), b.len())?;
-    let d: Vec<f64> = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| x - y)
-        .filter(|v| !v.is_nan() && *v != 0.0)
-        .collect();
+    let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).filter(|v| !v.is_nan() && *v != 0.0).collect();
     let n = d.len() as f64;
     if d.is_empty() {
         return Ok(f64::NAN);
@@ -725,16 +635,8 @@ pub fn wilcoxon_signed_rank_p(a: &[f64], b: &[f64]) -> Result<f64> {
     let Some(ranks) = average_ranks(&abs) else {
         return Ok(f64::NAN);
     };
-    let r_plus: f64 = ranks
-        .iter()
-        .zip(&d)
-        .filter(|(_, v)| **v > 0.0)
-        .map(|(r, _)| r)
-        .sum();
-    let ties: f64 = tie_group_sizes(&abs)
-        .into_iter()
-        .map(|t| (t * t * t - t) as f64)
-        .sum();
+    let r_plus: f64 = ranks.iter().zip(&d).filter(|(_, v)| **v > 0.0).map(|(r, _)| r).sum();
+    let ties: f64 = tie_group_sizes(&abs).into_iter().map(|t| (t * t * t - t) as f64).sum();
     let var = (n * (n + 1.0) * (2.0 * n + 1.0) - ties / 2.0) / 24.0;
     if var.is_nan() || var <= 0.0 {
         return Ok(f64::NAN);
@@ -765,8 +667,7 @@ fn erfc(x: f64) -> f64 {
                 + t * (0.096_784_18
                     + t * (-0.186_288_06
                         + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+                            + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
     let ans = t * poly.exp();
     if x >= 0.0 { ans } else { 2.0 - ans }
 }
@@ -788,10 +689,7 @@ mod tests {
         assert_eq!(roc_auc(&[1.0, 2.0, 3.0, 4.0, 5.0], &labels).unwrap(), 0.0);
         assert_eq!(roc_auc(&[1.0; 5], &labels).unwrap(), 0.5);
         // One tied positive/negative pair of six counts ½: (5 + 0.5) / 6.
-        assert!(close(
-            roc_auc(&[5.0, 3.0, 3.0, 2.0, 1.0], &labels).unwrap(),
-            5.5 / 6.0
-        ));
+        assert!(close(roc_auc(&[5.0, 3.0, 3.0, 2.0, 1.0], &labels).unwrap(), 5.5 / 6.0));
     }
 
     #[test]
@@ -816,18 +714,11 @@ mod tests {
         assert_eq!(precision_at_k(&scores, &labels, 1).unwrap(), 1.0);
         // Top-2 = {0, 2}: index 2 beats index 3 on the tie.
         assert_eq!(precision_at_k(&scores, &labels, 2).unwrap(), 0.5);
-        assert!(close(
-            precision_at_k(&scores, &labels, 3).unwrap(),
-            2.0 / 3.0
-        ));
+        assert!(close(precision_at_k(&scores, &labels, 3).unwrap(), 2.0 / 3.0));
         assert_eq!(precision_at_k(&scores, &labels, 10).unwrap(), 0.5);
         assert!(precision_at_k(&scores, &labels, 0).unwrap().is_nan());
         assert_eq!(precision_at_key_count(&scores, &labels).unwrap(), 0.5);
-        assert!(
-            precision_at_key_count(&scores, &[false; 4])
-                .unwrap()
-                .is_nan()
-        );
+        assert!(precision_at_key_count(&scores, &[false; 4]).unwrap().is_nan());
     }
 
     // --- fidelity ---
@@ -864,10 +755,7 @@ mod tests {
         assert_eq!(top_k_jaccard(&a, &a, 2).unwrap(), 1.0);
         assert_eq!(top_k_jaccard(&a, &[1.0, 2.0, 3.0, 4.0], 2).unwrap(), 0.0);
         // {0, 1} vs {0, 2}: 1 / 3.
-        assert!(close(
-            top_k_jaccard(&a, &[4.0, 1.0, 3.0, 2.0], 2).unwrap(),
-            1.0 / 3.0
-        ));
+        assert!(close(top_k_jaccard(&a, &[4.0, 1.0, 3.0, 2.0], 2).unwrap(), 1.0 / 3.0));
         assert_eq!(top_k_jaccard(&a, &[0.0, 1.0, 2.0, 3.0], 9).unwrap(), 1.0);
         assert!(top_k_jaccard(&a, &a, 0).unwrap().is_nan());
         assert!(top_k_jaccard(&[], &[], 3).unwrap().is_nan());
@@ -886,11 +774,7 @@ mod tests {
 
     #[test]
     fn mean_pairwise_skips_nan_pairs() {
-        let runs = vec![
-            vec![1.0, 2.0, 3.0],
-            vec![1.0, 2.0, 3.0],
-            vec![3.0, 2.0, 1.0],
-        ];
+        let runs = vec![vec![1.0, 2.0, 3.0], vec![1.0, 2.0, 3.0], vec![3.0, 2.0, 1.0]];
         let tau = |a: &[f64], b: &[f64]| kendall_tau(a, b).unwrap_or(f64::NAN);
         // Pairs: (0,1) = 1, (0,2) = -1, (1,2) = -1.
         assert!(close(mean_pairwise(&runs, tau), -1.0 / 3.0));
@@ -912,25 +796,10 @@ mod tests {
 
     #[test]
     fn shared_key_agreement_matches_case_insensitively() {
-        let words = |v: &[(&str, f64)]| {
-            v.iter()
-                .map(|(w, x)| (w.to_string(), *x))
-                .collect::<Vec<_>>()
-        };
+        let words = |v: &[(&str, f64)]| v.iter().map(|(w, x)| (w.to_string(), *x)).collect::<Vec<_>>();
         let a = words(&[("Make", 0.1), ("the", 0.0), ("sky", 0.5), ("orange", 0.9)]);
-        let b = words(&[
-            ("turn", 0.2),
-            ("SKY", 0.4),
-            ("orange", 0.8),
-            ("the", -0.1),
-            ("sky", -5.0),
-        ]);
-        let keys = vec![
-            "sky".to_string(),
-            "Orange".to_string(),
-            "sun".to_string(),
-            "SKY".to_string(),
-        ];
+        let b = words(&[("turn", 0.2), ("SKY", 0.4), ("orange", 0.8), ("the", -0.1), ("sky", -5.0)]);
+        let keys = vec!["sky".to_string(), "Orange".to_string(), "sun".to_string(), "SKY".to_string()];
         let k = shared_key_agreement(&a, &b, &keys);
         assert_eq!(k.shared, 2);
         assert!(close(k.spearman, 1.0));
@@ -951,10 +820,7 @@ mod tests {
 
     #[test]
     fn deletion_order_descending_with_index_ties_and_nan_last() {
-        assert_eq!(
-            deletion_order(&[0.1, 0.5, f64::NAN, 0.5, -1.0]),
-            vec![1, 3, 0, 4, 2]
-        );
+        assert_eq!(deletion_order(&[0.1, 0.5, f64::NAN, 0.5, -1.0]), vec![1, 3, 0, 4, 2]);
         assert!(deletion_order(&[]).is_empty());
     }
 
@@ -969,11 +835,7 @@ mod tests {
     #[test]
     fn compare_to_random_beats_every_random_curve() {
         let attribution = [1.0, 0.1, 0.0, 0.0];
-        let random = vec![
-            vec![1.0, 0.8, 0.5, 0.0],
-            vec![1.0, 0.6, 0.3, 0.0],
-            vec![1.0, 0.9, 0.9, 0.0],
-        ];
+        let random = vec![vec![1.0, 0.8, 0.5, 0.0], vec![1.0, 0.6, 0.3, 0.0], vec![1.0, 0.9, 0.9, 0.0]];
         let c = compare_to_random(&attribution, &random, false).unwrap();
         assert_eq!(c.beats_random, 1.0);
         assert!(c.gap > 0.0);
@@ -1006,10 +868,7 @@ mod tests {
 
     #[test]
     fn mean_ci_is_deterministic_and_contains_the_mean() {
-        let v: Vec<f64> = (0..40)
-            .map(|i| ((i * 37) % 11) as f64 / 10.0)
-            .chain([f64::NAN])
-            .collect();
+        let v: Vec<f64> = (0..40).map(|i| ((i * 37) % 11) as f64 / 10.0).chain([f64::NAN]).collect();
         let (m, lo, hi) = mean_ci(&v, 0.95, 2000, 3).unwrap();
         assert_eq!((m, lo, hi), mean_ci(&v, 0.95, 2000, 3).unwrap());
         let kept: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
@@ -1036,11 +895,7 @@ mod tests {
 
     #[test]
     fn wilcoxon_degenerate_inputs() {
-        assert!(
-            wilcoxon_signed_rank_p(&[1.0, 2.0], &[1.0, 2.0])
-                .unwrap()
-                .is_nan()
-        );
+        assert!(wilcoxon_signed_rank_p(&[1.0, 2.0], &[1.0, 2.0]).unwrap().is_nan());
         assert!(wilcoxon_signed_rank_p(&[], &[]).unwrap().is_nan());
         let p = wilcoxon_signed_rank_p(&[1.0, 2.0, 3.0], &[0.0, 0.0, 0.0]).unwrap();
         assert!((0.0..=1.0).contains(&p));
@@ -1058,14 +913,7 @@ mod tests {
     #[test]
     fn length_mismatch_is_an_error_everywhere() {
         let (a, b) = ([1.0, 2.0], [1.0]);
-        assert!(matches!(
-            roc_auc(&a, &[true]),
-            Err(MetricsError::LengthMismatch {
-                left: 2,
-                right: 1,
-                ..
-            })
-        ));
+        assert!(matches!(roc_auc(&a, &[true]), Err(MetricsError::LengthMismatch { left: 2, right: 1, .. })));
         assert!(precision_at_k(&a, &[true], 1).is_err());
         assert!(precision_at_key_count(&a, &[true]).is_err());
         assert!(weighted_r2(&a, &b, &a).is_err());
@@ -1078,10 +926,7 @@ mod tests {
         assert!(paired_bootstrap_p(&a, &b, 10, 0).is_err());
         assert!(wilcoxon_signed_rank_p(&a, &b).is_err());
         let msg = kendall_tau(&a, &b).unwrap_err().to_string();
-        assert!(
-            msg.contains("kendall_tau") && msg.contains('2') && msg.contains('1'),
-            "{msg}"
-        );
+        assert!(msg.contains("kendall_tau") && msg.contains('2') && msg.contains('1'), "{msg}");
     }
 
     #[test]

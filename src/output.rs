@@ -50,7 +50,8 @@ pub fn write_explanation(run: &ExplainRun, image: &RgbImage, out: &Path, force: 
     };
     std::fs::create_dir_all(&parent).map_err(io_err(&parent))?;
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "explanation".into());
-    let staging = tempfile::Builder::new().prefix(&format!(".{name}.partial-")).tempdir_in(&parent).map_err(io_err(&parent))?;
+    let staging =
+        tempfile::Builder::new().prefix(&format!(".{name}.partial-")).tempdir_in(&parent).map_err(io_err(&parent))?;
     fill(run, image, staging.path())?;
     if out.exists() {
         let old = parent.join(format!(".{name}.old-{}", std::process::id()));
@@ -95,13 +96,15 @@ fn fill(run: &ExplainRun, image: &RgbImage, dir: &Path) -> Result<()> {
     if let Some(maps) = &run.heatmaps {
         let overlays = dir.join("overlays");
         std::fs::create_dir_all(&overlays).map_err(io_err(&overlays))?;
-        let upsampled: Vec<_> = (0..maps.dim().0).into_par_iter().map(|k| spatial::upsample(maps.index_axis(Axis(0), k), h, w)).collect();
+        let upsampled: Vec<_> =
+            (0..maps.dim().0).into_par_iter().map(|k| spatial::upsample(maps.index_axis(Axis(0), k), h, w)).collect();
         let vmax = upsampled.iter().flat_map(|m| m.iter()).fold(0.0f32, |a, v| a.max(v.abs()));
         let rendered: Vec<(RgbImage, Vec<u8>)> = upsampled
             .par_iter()
             .zip(&ex.words)
             .map(|(heat, word)| {
-                let panel = render::word_panel(image, &edited, heat.view(), vmax, word).map_err(|e| Error::InvalidInput(e.to_string()))?;
+                let panel = render::word_panel(image, &edited, heat.view(), vmax, word)
+                    .map_err(|e| Error::InvalidInput(e.to_string()))?;
                 let bytes = render::png_bytes(&panel);
                 Ok((panel, bytes))
             })
@@ -112,7 +115,8 @@ fn fill(run: &ExplainRun, image: &RgbImage, dir: &Path) -> Result<()> {
             panels.push(panel);
         }
     }
-    let overlays_png = if panels.is_empty() { Vec::new() } else { render::png_bytes(&render::overlay_grid(&panels, 2)) };
+    let overlays_png =
+        if panels.is_empty() { Vec::new() } else { render::png_bytes(&render::overlay_grid(&panels, 2)) };
     if !overlays_png.is_empty() {
         write_bytes_atomic(&dir.join("overlays.png"), &overlays_png)?;
     }

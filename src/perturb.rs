@@ -4,9 +4,9 @@
 //! A feature is a word position, so a repeated word is two features. Masks keep a word
 //! where they hold `true`. Sample 0 is always the full instruction.
 
+use rand::Rng;
 use rand::SeedableRng;
 use rand::seq::index;
-use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use unicode_segmentation::UnicodeSegmentation;
@@ -18,7 +18,9 @@ pub enum PerturbError {
     #[error("instruction {0:?} has no words. Fix: pass an instruction such as \"make the car red\"")]
     NoWords(String),
     /// Exhaustive sampling asked for more masks than allowed.
-    #[error("exhaustive sampling of {words} words needs 2^{words} = {needed} samples but --samples is {samples}. Fix: raise --samples to {needed} or use --strategy lime")]
+    #[error(
+        "exhaustive sampling of {words} words needs 2^{words} = {needed} samples but --samples is {samples}. Fix: raise --samples to {needed} or use --strategy lime"
+    )]
     TooManyForExhaustive {
         /// Number of words.
         words: usize,
@@ -79,7 +81,12 @@ pub enum Strategy {
 ///
 /// Deterministic for a given `seed` (ChaCha8). Masks may repeat; callers run each distinct
 /// mask once ([`distinct`]) but keep every row in the regression, as LIME does.
-pub fn sample_masks(words: usize, samples: usize, strategy: Strategy, seed: u64) -> Result<Vec<Vec<bool>>, PerturbError> {
+pub fn sample_masks(
+    words: usize,
+    samples: usize,
+    strategy: Strategy,
+    seed: u64,
+) -> Result<Vec<Vec<bool>>, PerturbError> {
     if samples < 2 {
         return Err(PerturbError::TooFewSamples(samples));
     }
@@ -218,7 +225,10 @@ mod tests {
         let words = split_words(text);
         assert_eq!(render(text, &words, &[true; 5], None), text);
         assert_eq!(render(text, &words, &[false, true, true, true, false], None), ", make the car!");
-        assert_eq!(render(text, &words, &[true, true, true, false, true], Some("[UNK]")), "please, make the [UNK] red!");
+        assert_eq!(
+            render(text, &words, &[true, true, true, false, true], Some("[UNK]")),
+            "please, make the [UNK] red!"
+        );
         assert_eq!(render(text, &words, &[false; 5], None), ",!");
     }
 
@@ -231,7 +241,8 @@ mod tests {
         assert_eq!(a, sample_masks(6, 200, Strategy::Lime, 7).unwrap());
         assert_ne!(a, sample_masks(6, 200, Strategy::Lime, 8).unwrap());
         // Removal counts 1..=6 all occur.
-        let counts: std::collections::BTreeSet<usize> = a[1..].iter().map(|m| m.iter().filter(|&&b| !b).count()).collect();
+        let counts: std::collections::BTreeSet<usize> =
+            a[1..].iter().map(|m| m.iter().filter(|&&b| !b).count()).collect();
         assert_eq!(counts.into_iter().collect::<Vec<_>>(), vec![1, 2, 3, 4, 5, 6]);
     }
 

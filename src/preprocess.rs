@@ -85,30 +85,17 @@ struct FieldProblem {
 
 impl FieldProblem {
     fn new(field: &str, problem: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self {
-            field: field.to_owned(),
-            problem: problem.into(),
-            fix: fix.into(),
-        }
+        Self { field: field.to_owned(), problem: problem.into(), fix: fix.into() }
     }
 
     fn at(self, path: &Path) -> PreprocessError {
-        PreprocessError::Field {
-            path: path.to_path_buf(),
-            field: self.field,
-            problem: self.problem,
-            fix: self.fix,
-        }
+        PreprocessError::Field { path: path.to_path_buf(), field: self.field, problem: self.problem, fix: self.fix }
     }
 }
 
 impl std::fmt::Display for FieldProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "field `{}` {}. Fix: {}",
-            self.field, self.problem, self.fix
-        )
+        write!(f, "field `{}` {}. Fix: {}", self.field, self.problem, self.fix)
     }
 }
 
@@ -222,16 +209,10 @@ impl Default for ClipImageProcessor {
     /// `CLIPImageProcessor()` with no arguments (the settings of OpenAI's CLIP ViT-L/14).
     fn default() -> Self {
         Self {
-            resize: Some(Resize {
-                target: ResizeTarget::ShortestEdge(CLIP_SIZE),
-                filter: Resample::Bicubic,
-            }),
+            resize: Some(Resize { target: ResizeTarget::ShortestEdge(CLIP_SIZE), filter: Resample::Bicubic }),
             crop: Some((CLIP_SIZE, CLIP_SIZE)),
             rescale: Some(1.0 / 255.0),
-            normalize: Some(Normalize {
-                mean: OPENAI_CLIP_MEAN,
-                std: OPENAI_CLIP_STD,
-            }),
+            normalize: Some(Normalize { mean: OPENAI_CLIP_MEAN, std: OPENAI_CLIP_STD }),
             do_convert_rgb: true,
         }
     }
@@ -256,25 +237,17 @@ impl<T> Slot<T> {
 }
 
 /// Reads field `name` of `obj` as a `T`, naming the field if its type is wrong.
-fn slot<T: DeserializeOwned>(
-    obj: &Map<String, Value>,
-    name: &str,
-    expected: &str,
-) -> Result<Slot<T>, FieldProblem> {
+fn slot<T: DeserializeOwned>(obj: &Map<String, Value>, name: &str, expected: &str) -> Result<Slot<T>, FieldProblem> {
     match obj.get(name) {
         None => Ok(Slot::Absent),
         Some(Value::Null) => Ok(Slot::Null),
-        Some(v) => serde_json::from_value(v.clone())
-            .map(Slot::Set)
-            .map_err(|e| {
-                FieldProblem::new(
-                    name,
-                    format!("is {v}, not {expected} ({e})"),
-                    format!(
-                        "write {expected}, or remove the field to use CLIPImageProcessor's default"
-                    ),
-                )
-            }),
+        Some(v) => serde_json::from_value(v.clone()).map(Slot::Set).map_err(|e| {
+            FieldProblem::new(
+                name,
+                format!("is {v}, not {expected} ({e})"),
+                format!("write {expected}, or remove the field to use CLIPImageProcessor's default"),
+            )
+        }),
     }
 }
 
@@ -297,13 +270,10 @@ enum RawChannels {
 
 /// A positive pixel count, or a problem naming `field`.
 fn pixels(field: &str, v: i64) -> Result<u32, FieldProblem> {
-    u32::try_from(v).ok().filter(|&n| n > 0).ok_or_else(|| {
-        FieldProblem::new(
-            field,
-            format!("has {v} pixels"),
-            "give a positive number of pixels",
-        )
-    })
+    u32::try_from(v)
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| FieldProblem::new(field, format!("has {v} pixels"), "give a positive number of pixels"))
 }
 
 /// The `height` and `width` keys of a size dict, if both are set.
@@ -329,10 +299,7 @@ fn height_width(field: &str, d: &Map<String, Value>) -> Result<Option<(u32, u32)
 
 /// The keys of `d` whose values are not `null`, for error messages.
 fn set_keys(d: &Map<String, Value>) -> Vec<&str> {
-    d.iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, _)| k.as_str())
-        .collect()
+    d.iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k.as_str()).collect()
 }
 
 /// transformers' `get_size_dict(size, default_to_square)` followed by the branch
@@ -341,25 +308,19 @@ fn resize_target(raw: RawSize, default_to_square: bool) -> Result<ResizeTarget, 
     let unsupported = |what: &str| {
         FieldProblem::new(
             "size",
-            format!(
-                "is {what}, which CLIPImageProcessor resizes in a way gsmile does not reproduce"
-            ),
+            format!("is {what}, which CLIPImageProcessor resizes in a way gsmile does not reproduce"),
             "use {\"shortest_edge\": n} or {\"height\": h, \"width\": w}",
         )
     };
     match raw {
         RawSize::Int(n) if default_to_square => {
             let n = pixels("size", n)?;
-            Ok(ResizeTarget::Exact {
-                height: n,
-                width: n,
-            })
+            Ok(ResizeTarget::Exact { height: n, width: n })
         }
         RawSize::Int(n) => Ok(ResizeTarget::ShortestEdge(pixels("size", n)?)),
-        RawSize::List(v) if v.len() == 2 => Ok(ResizeTarget::Exact {
-            height: pixels("size", v[0])?,
-            width: pixels("size", v[1])?,
-        }),
+        RawSize::List(v) if v.len() == 2 => {
+            Ok(ResizeTarget::Exact { height: pixels("size", v[0])?, width: pixels("size", v[1])? })
+        }
         RawSize::List(v) => Err(FieldProblem::new(
             "size",
             format!("is a list of {} numbers", v.len()),
@@ -391,10 +352,7 @@ fn resize_target(raw: RawSize, default_to_square: bool) -> Result<ResizeTarget, 
                 }
                 None => Err(FieldProblem::new(
                     "size",
-                    format!(
-                        "has keys {:?}, which transformers does not accept",
-                        set_keys(&d)
-                    ),
+                    format!("has keys {:?}, which transformers does not accept", set_keys(&d)),
                     "use {\"shortest_edge\": n} or {\"height\": h, \"width\": w}",
                 )),
             }
@@ -409,9 +367,7 @@ fn crop_size(raw: RawSize) -> Result<(u32, u32), FieldProblem> {
             let n = pixels("crop_size", n)?;
             Ok((n, n))
         }
-        RawSize::List(v) if v.len() == 2 => {
-            Ok((pixels("crop_size", v[0])?, pixels("crop_size", v[1])?))
-        }
+        RawSize::List(v) if v.len() == 2 => Ok((pixels("crop_size", v[0])?, pixels("crop_size", v[1])?)),
         RawSize::List(v) => Err(FieldProblem::new(
             "crop_size",
             format!("is a list of {} numbers", v.len()),
@@ -420,10 +376,7 @@ fn crop_size(raw: RawSize) -> Result<(u32, u32), FieldProblem> {
         RawSize::Dict(d) => height_width("crop_size", &d)?.ok_or_else(|| {
             FieldProblem::new(
                 "crop_size",
-                format!(
-                    "has keys {:?}; a centre crop needs height and width",
-                    set_keys(&d)
-                ),
+                format!("has keys {:?}; a centre crop needs height and width", set_keys(&d)),
                 "give {\"height\": h, \"width\": w}",
             )
         }),
@@ -443,11 +396,7 @@ fn channels(field: &str, raw: RawChannels) -> Result<[f64; 3], FieldProblem> {
         })?,
     };
     if values.iter().any(|v| !v.is_finite()) {
-        return Err(FieldProblem::new(
-            field,
-            "is not finite",
-            "give finite numbers",
-        ));
+        return Err(FieldProblem::new(field, "is not finite", "give finite numbers"));
     }
     Ok(values)
 }
@@ -456,14 +405,10 @@ impl ClipImageProcessor {
     /// Reads and checks a Hugging Face `preprocessor_config.json`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, PreprocessError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| PreprocessError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let value: Value = serde_json::from_str(&text).map_err(|e| PreprocessError::Json {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| PreprocessError::Read { path: path.to_path_buf(), source })?;
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|e| PreprocessError::Json { path: path.to_path_buf(), message: e.to_string() })?;
         let Value::Object(obj) = value else {
             return Err(PreprocessError::Json {
                 path: path.to_path_buf(),
@@ -480,22 +425,15 @@ impl ClipImageProcessor {
         const SIZE: &str = "an integer, [height, width] or a dict";
         // A `null` flag is falsy in transformers: the step is skipped.
         let flag = |name: &str| -> Result<bool, FieldProblem> {
-            Ok(slot::<bool>(obj, name, BOOL)?
-                .or_default(true)
-                .unwrap_or(false))
+            Ok(slot::<bool>(obj, name, BOOL)?.or_default(true).unwrap_or(false))
         };
         let do_resize = flag("do_resize")?;
         let do_center_crop = flag("do_center_crop")?;
         let do_rescale = flag("do_rescale")?;
         let do_normalize = flag("do_normalize")?;
         let do_convert_rgb = flag("do_convert_rgb")?;
-        let default_to_square = slot::<bool>(obj, "default_to_square", BOOL)?
-            .or_default(false)
-            .unwrap_or(false);
-        if slot::<bool>(obj, "do_pad", BOOL)?
-            .or_default(false)
-            .unwrap_or(false)
-        {
+        let default_to_square = slot::<bool>(obj, "default_to_square", BOOL)?.or_default(false).unwrap_or(false);
+        if slot::<bool>(obj, "do_pad", BOOL)?.or_default(false).unwrap_or(false) {
             return Err(FieldProblem::new(
                 "do_pad",
                 "is true, and CLIPImageProcessor's padding is not reproduced",
@@ -514,10 +452,7 @@ impl ClipImageProcessor {
 
         let resize = if do_resize {
             let size = slot::<RawSize>(obj, "size", SIZE)?
-                .or_default(RawSize::Dict(Map::from_iter([(
-                    "shortest_edge".to_owned(),
-                    Value::from(CLIP_SIZE),
-                )])))
+                .or_default(RawSize::Dict(Map::from_iter([("shortest_edge".to_owned(), Value::from(CLIP_SIZE))])))
                 .ok_or_else(|| missing("size", "do_resize"))?;
             let code = slot::<i64>(obj, "resample", "a Pillow resampling code (an integer)")?
                 .or_default(i64::from(Resample::Bicubic.pil_code()))
@@ -536,10 +471,7 @@ impl ClipImageProcessor {
                     "set \"resample\": 3 (bicubic, CLIP's default) or 2",
                 )
             })?;
-            Some(Resize {
-                target: resize_target(size, default_to_square)?,
-                filter,
-            })
+            Some(Resize { target: resize_target(size, default_to_square)?, filter })
         } else {
             None
         };
@@ -558,11 +490,7 @@ impl ClipImageProcessor {
                 .or_default(1.0 / 255.0)
                 .ok_or_else(|| missing("rescale_factor", "do_rescale"))?;
             if !factor.is_finite() {
-                return Err(FieldProblem::new(
-                    "rescale_factor",
-                    "is not finite",
-                    "give 1/255",
-                ));
+                return Err(FieldProblem::new("rescale_factor", "is not finite", "give 1/255"));
             }
             Some(factor)
         } else {
@@ -590,13 +518,7 @@ impl ClipImageProcessor {
             None
         };
 
-        let processor = Self {
-            resize,
-            crop,
-            rescale,
-            normalize,
-            do_convert_rgb,
-        };
+        let processor = Self { resize, crop, rescale, normalize, do_convert_rgb };
         if processor.fixed_size().is_none() {
             return Err(FieldProblem::new(
                 "do_center_crop",
@@ -611,21 +533,14 @@ impl ClipImageProcessor {
     fn fixed_size(&self) -> Option<(u32, u32)> {
         match (self.crop, self.resize) {
             (Some(crop), _) => Some(crop),
-            (
-                None,
-                Some(Resize {
-                    target: ResizeTarget::Exact { height, width },
-                    ..
-                }),
-            ) => Some((height, width)),
+            (None, Some(Resize { target: ResizeTarget::Exact { height, width }, .. })) => Some((height, width)),
             _ => None,
         }
     }
 
     /// The `(height, width)` of each image in `pixel_values`.
     pub fn output_size(&self) -> (u32, u32) {
-        self.fixed_size()
-            .expect("checked when the processor was built")
+        self.fixed_size().expect("checked when the processor was built")
     }
 
     /// `pixel_values` `[B, 3, H, W]` of RGB images, equal to transformers'
@@ -650,9 +565,7 @@ impl ClipImageProcessor {
             let resized = match self.resize {
                 Some(Resize { target, filter }) => {
                     let (h, w) = match target {
-                        ResizeTarget::ShortestEdge(edge) => {
-                            shortest_edge_size(image.height(), image.width(), edge)
-                        }
+                        ResizeTarget::ShortestEdge(edge) => shortest_edge_size(image.height(), image.width(), edge),
                         ResizeTarget::Exact { height, width } => (height, width),
                     };
                     pil_resize(image, w, h, filter)
@@ -663,10 +576,7 @@ impl ClipImageProcessor {
                 Some((h, w)) => center_crop(&resized, h, w),
                 None => resized,
             };
-            debug_assert_eq!(
-                (cropped.height() as usize, cropped.width() as usize),
-                (out_h, out_w)
-            );
+            debug_assert_eq!((cropped.height() as usize, cropped.width() as usize), (out_h, out_w));
             let mut item = out.index_axis_mut(ndarray::Axis(0), b);
             for (x, y, px) in cropped.enumerate_pixels() {
                 for c in 0..3 {
@@ -714,10 +624,7 @@ impl ClipImageProcessor {
         }
         obj.insert("do_center_crop".into(), self.crop.is_some().into());
         if let Some((height, width)) = self.crop {
-            obj.insert(
-                "crop_size".into(),
-                serde_json::json!({ "height": height, "width": width }),
-            );
+            obj.insert("crop_size".into(), serde_json::json!({ "height": height, "width": width }));
         }
         obj.insert("do_rescale".into(), self.rescale.is_some().into());
         if let Some(factor) = self.rescale {
@@ -750,18 +657,10 @@ impl Serialize for ClipImageProcessor {
 /// the shorter side becomes `edge`, the longer `int(edge * long / short)` (a `float64`
 /// division, then truncation). Returns `(height, width)`.
 fn shortest_edge_size(height: u32, width: u32, edge: u32) -> (u32, u32) {
-    let (short, long) = if width <= height {
-        (width, height)
-    } else {
-        (height, width)
-    };
+    let (short, long) = if width <= height { (width, height) } else { (height, width) };
     // Python multiplies the ints exactly, divides to the nearest double, then truncates.
     let new_long = ((u64::from(edge) * u64::from(long)) as f64 / f64::from(short)) as u32;
-    if width <= height {
-        (new_long, edge)
-    } else {
-        (edge, new_long)
-    }
+    if width <= height { (new_long, edge) } else { (edge, new_long) }
 }
 
 /// transformers' `image_transforms.center_crop` to `height` x `width`: the crop starts at
@@ -770,11 +669,7 @@ fn shortest_edge_size(height: u32, width: u32, edge: u32) -> (u32, u32) {
 fn center_crop(image: &RgbImage, height: u32, width: u32) -> RgbImage {
     // (first source index, first destination index, count) along one axis.
     let axis = |size: u32, crop: u32| {
-        if size >= crop {
-            ((size - crop) / 2, 0, crop)
-        } else {
-            (0, (crop - size).div_ceil(2), size)
-        }
+        if size >= crop { ((size - crop) / 2, 0, crop) } else { (0, (crop - size).div_ceil(2), size) }
     };
     let (sy, dy, ny) = axis(image.height(), height);
     let (sx, dx, nx) = axis(image.width(), width);
@@ -852,29 +747,17 @@ impl AxisWeights {
             for (f, &wj) in fixed.iter_mut().zip(&w[..n]) {
                 let wj = if total != 0.0 { wj / total } else { wj };
                 let scaled = wj * f64::from(1u32 << PRECISION_BITS);
-                *f = if wj < 0.0 {
-                    (scaled - 0.5) as i32
-                } else {
-                    (scaled + 0.5) as i32
-                };
+                *f = if wj < 0.0 { (scaled - 0.5) as i32 } else { (scaled + 0.5) as i32 };
             }
             first.push(lo);
             count.push(n);
         }
-        Self {
-            ksize,
-            first,
-            count,
-            weights,
-        }
+        Self { ksize, first, count, weights }
     }
 
     /// The first input index and the fixed-point weights of output index `i`.
     fn taps(&self, i: usize) -> (usize, &[i32]) {
-        (
-            self.first[i],
-            &self.weights[i * self.ksize..i * self.ksize + self.count[i]],
-        )
+        (self.first[i], &self.weights[i * self.ksize..i * self.ksize + self.count[i]])
     }
 
     /// One past the last input index any output index reads.
@@ -885,12 +768,7 @@ impl AxisWeights {
 }
 
 /// Resamples rows `rows` of an interleaved RGB buffer `width` pixels wide along x.
-fn horizontal_pass(
-    src: &[u8],
-    width: usize,
-    rows: std::ops::Range<usize>,
-    weights: &AxisWeights,
-) -> Vec<u8> {
+fn horizontal_pass(src: &[u8], width: usize, rows: std::ops::Range<usize>, weights: &AxisWeights) -> Vec<u8> {
     let out_w = weights.first.len();
     let mut out = vec![0u8; rows.len() * out_w * 3];
     for (dst_row, y) in out.chunks_exact_mut(out_w * 3).zip(rows) {
@@ -950,9 +828,7 @@ pub fn pil_resize(image: &RgbImage, width: u32, height: u32, filter: Resample) -
         (None, None) => src.clone(),
         (Some(h), None) => horizontal_pass(src, in_w, 0..in_h, h),
         (None, Some(v)) => vertical_pass(src, in_w, 0, v),
-        (Some(h), Some(v)) if vertical_first => {
-            horizontal_pass(&vertical_pass(src, in_w, 0, v), in_w, 0..out_h, h)
-        }
+        (Some(h), Some(v)) if vertical_first => horizontal_pass(&vertical_pass(src, in_w, 0, v), in_w, 0..out_h, h),
         (Some(h), Some(v)) => {
             // Only the rows the vertical pass reads go through the horizontal one.
             let rows = v.first[0]..v.end();
@@ -977,9 +853,7 @@ mod tests {
     fn field_error(json: &str) -> (String, String) {
         match parse(json) {
             Err(e @ PreprocessError::Field { .. }) => {
-                let PreprocessError::Field { ref field, .. } = e else {
-                    unreachable!()
-                };
+                let PreprocessError::Field { ref field, .. } = e else { unreachable!() };
                 (field.clone(), e.to_string())
             }
             other => panic!("expected a field error for {json}, got {other:?}"),
@@ -1014,26 +888,11 @@ mod tests {
     fn size_forms() {
         let target = |json: &str| parse(json).unwrap().resize.unwrap().target;
         assert_eq!(target(r#"{"size": 40}"#), ResizeTarget::ShortestEdge(40));
-        assert_eq!(
-            target(r#"{"size": 40, "default_to_square": true}"#),
-            ResizeTarget::Exact {
-                height: 40,
-                width: 40
-            }
-        );
-        assert_eq!(
-            target(r#"{"size": [30, 20]}"#),
-            ResizeTarget::Exact {
-                height: 30,
-                width: 20
-            }
-        );
+        assert_eq!(target(r#"{"size": 40, "default_to_square": true}"#), ResizeTarget::Exact { height: 40, width: 40 });
+        assert_eq!(target(r#"{"size": [30, 20]}"#), ResizeTarget::Exact { height: 30, width: 20 });
         assert_eq!(
             target(r#"{"size": {"height": 30, "width": 20, "shortest_edge": null}}"#),
-            ResizeTarget::Exact {
-                height: 30,
-                width: 20
-            }
+            ResizeTarget::Exact { height: 30, width: 20 }
         );
         let p = parse(r#"{"crop_size": [30, 20], "resample": 2}"#).unwrap();
         assert_eq!(p.output_size(), (30, 20));
@@ -1056,10 +915,7 @@ mod tests {
         // A null value for a step that is on is an error, as in transformers.
         assert_eq!(field_error(r#"{"crop_size": null}"#).0, "crop_size");
         assert_eq!(field_error(r#"{"resample": null}"#).0, "resample");
-        assert_eq!(
-            field_error(r#"{"rescale_factor": null}"#).0,
-            "rescale_factor"
-        );
+        assert_eq!(field_error(r#"{"rescale_factor": null}"#).0, "rescale_factor");
         // ... but not for a step that is off.
         assert!(parse(r#"{"rescale_factor": null, "do_rescale": false}"#).is_ok());
     }
@@ -1084,54 +940,23 @@ mod tests {
             (r#"{"resample": 1}"#, "resample", "LANCZOS"),
             (r#"{"resample": "bicubic"}"#, "resample", "integer"),
             (r#"{"do_resize": "yes"}"#, "do_resize", "true or false"),
-            (
-                r#"{"size": {"longest_edge": 300}}"#,
-                "size",
-                "shortest_edge",
-            ),
-            (
-                r#"{"size": {"shortest_edge": 224, "longest_edge": 300}}"#,
-                "size",
-                "shortest_edge",
-            ),
+            (r#"{"size": {"longest_edge": 300}}"#, "size", "shortest_edge"),
+            (r#"{"size": {"shortest_edge": 224, "longest_edge": 300}}"#, "size", "shortest_edge"),
             (r#"{"size": {"foo": 3}}"#, "size", "foo"),
             (r#"{"size": [1, 2, 3]}"#, "size", "[height, width]"),
             (r#"{"size": 0}"#, "size", "positive"),
-            (
-                r#"{"size": {"shortest_edge": -4}}"#,
-                "size.shortest_edge",
-                "positive",
-            ),
-            (
-                r#"{"crop_size": {"shortest_edge": 3}}"#,
-                "crop_size",
-                "height",
-            ),
-            (
-                r#"{"image_mean": [0.1, 0.2]}"#,
-                "image_mean",
-                "three numbers",
-            ),
+            (r#"{"size": {"shortest_edge": -4}}"#, "size.shortest_edge", "positive"),
+            (r#"{"crop_size": {"shortest_edge": 3}}"#, "crop_size", "height"),
+            (r#"{"image_mean": [0.1, 0.2]}"#, "image_mean", "three numbers"),
             (r#"{"image_std": [0.1, 0.0, 0.2]}"#, "image_std", "zero"),
-            (
-                r#"{"do_center_crop": false}"#,
-                "do_center_crop",
-                "crop_size",
-            ),
-            (
-                r#"{"do_resize": false, "do_center_crop": false}"#,
-                "do_center_crop",
-                "height",
-            ),
+            (r#"{"do_center_crop": false}"#, "do_center_crop", "crop_size"),
+            (r#"{"do_resize": false, "do_center_crop": false}"#, "do_center_crop", "height"),
             (r#"{"do_pad": true}"#, "do_pad", "false"),
         ];
         for (json, field, hint) in cases {
             let (got, message) = field_error(json);
             assert_eq!(got, field, "{json}: {message}");
-            assert!(
-                message.contains("Fix:") && message.contains(hint),
-                "{json}: {message}"
-            );
+            assert!(message.contains("Fix:") && message.contains(hint), "{json}: {message}");
             assert!(message.contains("preprocessor_config.json"), "{message}");
         }
     }
@@ -1140,16 +965,11 @@ mod tests {
     fn unreadable_or_malformed_files_name_the_file() {
         let missing = ClipImageProcessor::from_file("/nonexistent/preprocessor_config.json");
         let message = missing.unwrap_err().to_string();
-        assert!(
-            message.contains("/nonexistent/preprocessor_config.json") && message.contains("Fix:")
-        );
+        assert!(message.contains("/nonexistent/preprocessor_config.json") && message.contains("Fix:"));
         for json in ["{\"size\": ", "[1, 2]"] {
             let err = parse(json).unwrap_err();
             assert!(matches!(err, PreprocessError::Json { .. }), "{err}");
-            assert!(
-                err.to_string().contains("preprocessor_config.json"),
-                "{err}"
-            );
+            assert!(err.to_string().contains("preprocessor_config.json"), "{err}");
         }
     }
 

@@ -791,7 +791,10 @@ pub fn report_html(explanation: &Explanation, images: &ReportImages) -> String {
             None => "<span class=\"note\">none</span>".to_string(),
         },
     );
-    meta("gsmile", format!("{} <span class=\"note\">({})</span>", escape_html(&e.gsmile_version), escape_html(&e.schema)));
+    meta(
+        "gsmile",
+        format!("{} <span class=\"note\">({})</span>", escape_html(&e.gsmile_version), escape_html(&e.schema)),
+    );
     h.push_str("</dl>\n</header>\n");
 
     // Input vs full edit.
@@ -912,7 +915,8 @@ pub fn report_html(explanation: &Explanation, images: &ReportImages) -> String {
 
     // Configuration.
     let config = serde_json::to_string_pretty(&e.config).unwrap_or_else(|err| format!("(cannot serialise: {err})"));
-    let _ = write!(h, "<section id=\"config\">\n<h2>Configuration</h2>\n<pre>{}</pre>\n</section>\n", escape_html(&config));
+    let _ =
+        write!(h, "<section id=\"config\">\n<h2>Configuration</h2>\n<pre>{}</pre>\n</section>\n", escape_html(&config));
 
     // Counts and timings.
     let c = &e.counts;
@@ -1103,7 +1107,12 @@ mod tests {
             gsmile_version: "0.1.0".to_string(),
             instruction: instruction.to_string(),
             image: ImageInfo { path: "scene-01.png".into(), sha256: "ab".repeat(32), width: 64, height: 64 },
-            editor: ModelInfo { name: "toy-editor".into(), path: "onnx/editor".into(), sha256: "cd".repeat(32), params: String::new() },
+            editor: ModelInfo {
+                name: "toy-editor".into(),
+                path: "onnx/editor".into(),
+                sha256: "cd".repeat(32),
+                params: String::new(),
+            },
             encoder: None,
             config: ExplainConfig::default(),
             kernel_width: 0.25,

@@ -32,7 +32,9 @@ pub enum RuntimeError {
         tried: String,
     },
     /// The library was found but ONNX Runtime refused to start from it.
-    #[error("cannot start ONNX Runtime from {path}: {message}. Fix: point ORT_DYLIB_PATH at libonnxruntime from onnxruntime {ORT_VERSION}")]
+    #[error(
+        "cannot start ONNX Runtime from {path}: {message}. Fix: point ORT_DYLIB_PATH at libonnxruntime from onnxruntime {ORT_VERSION}"
+    )]
     Load {
         /// The library that failed.
         path: PathBuf,
@@ -212,18 +214,17 @@ impl ModelSession {
         options: &RuntimeOptions,
     ) -> crate::Result<Self> {
         let environment = &loaded()?.environment;
-        let bundle_err = |message: String| BundleError::Graph {
-            bundle: bundle.to_path_buf(),
-            file: file.to_path_buf(),
-            message,
-        };
+        let bundle_err =
+            |message: String| BundleError::Graph { bundle: bundle.to_path_buf(), file: file.to_path_buf(), message };
         let mut builder = Session::builder(environment).map_err(|e| bundle_err(e.to_string()))?;
         if options.threads > 0 {
             builder = builder.with_intra_threads(options.threads).map_err(|e| bundle_err(e.to_string()))?;
         }
         let provider = register_accelerator(&mut builder, file);
         let session = builder.commit_from_file(file).map_err(|e| {
-            bundle_err(format!("ONNX Runtime cannot load it ({e}); Fix: re-export the model or check the file is a complete .onnx file"))
+            bundle_err(format!(
+                "ONNX Runtime cannot load it ({e}); Fix: re-export the model or check the file is a complete .onnx file"
+            ))
         })?;
         check_side(bundle, file, "input", session.inputs().iter().map(|o| (o.name(), o.dtype())), inputs)?;
         check_side(bundle, file, "output", session.outputs().iter().map(|o| (o.name(), o.dtype())), outputs)?;
@@ -288,7 +289,10 @@ impl ModelSession {
         let shape: Vec<i64> = array.shape().iter().map(|&d| d as i64).collect();
         let data = array
             .iter()
-            .map(|&x| i32::try_from(x).map_err(|_| self.error(format!("token id {x} does not fit the graph's int32 `{name}`"))))
+            .map(|&x| {
+                i32::try_from(x)
+                    .map_err(|_| self.error(format!("token id {x} does not fit the graph's int32 `{name}`")))
+            })
             .collect::<Result<Vec<i32>, _>>()?;
         let tensor = ort::value::Tensor::from_array((shape, data)).map_err(|e| self.error(e))?;
         Ok(tensor.into())
@@ -317,7 +321,10 @@ impl ModelSession {
     }
 
     /// Borrows a contiguous array as an ONNX input tensor (copying only if it is not contiguous).
-    pub fn tensor<'a, T, D>(&self, array: &'a ndarray::Array<T, D>) -> Result<ort::session::SessionInputValue<'a>, ModelError>
+    pub fn tensor<'a, T, D>(
+        &self,
+        array: &'a ndarray::Array<T, D>,
+    ) -> Result<ort::session::SessionInputValue<'a>, ModelError>
     where
         T: ort::value::PrimitiveTensorElementType + Clone + std::fmt::Debug + 'static,
         D: ndarray::Dimension,

@@ -306,9 +306,7 @@ pub enum ScenarioError {
         first: PathBuf,
     },
     /// A shard specification that cannot select anything.
-    #[error(
-        "invalid shard \"{spec}\": {reason}; write INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/4"
-    )]
+    #[error("invalid shard \"{spec}\": {reason}; write INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/4")]
     InvalidShard {
         /// The specification as given (`index/count` for [`shard`]).
         spec: String,
@@ -359,9 +357,7 @@ struct RawScenario {
 pub fn load_suite(dir: &Path) -> Result<Suite, ScenarioError> {
     let suite_file = dir.join(SUITE_FILE);
     if !suite_file.is_file() {
-        return Err(ScenarioError::NoSuiteFile {
-            dir: dir.to_path_buf(),
-        });
+        return Err(ScenarioError::NoSuiteFile { dir: dir.to_path_buf() });
     }
     let text = read(&suite_file)?;
     let raw: RawSuite = parse_toml(&text, &suite_file, SUITE_FIELDS)?;
@@ -377,16 +373,10 @@ pub fn load_suite(dir: &Path) -> Result<Suite, ScenarioError> {
         axes.insert(axis, values.into_inner());
     }
 
-    let entries = std::fs::read_dir(dir).map_err(|source| ScenarioError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| ScenarioError::Io { path: dir.to_path_buf(), source })?;
     let mut files = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|source| ScenarioError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        let entry = entry.map_err(|source| ScenarioError::Io { path: dir.to_path_buf(), source })?;
         let path = entry.path();
         let is_toml = path.extension().is_some_and(|e| e == "toml");
         if is_toml && path.is_file() && entry.file_name() != SUITE_FILE {
@@ -395,9 +385,7 @@ pub fn load_suite(dir: &Path) -> Result<Suite, ScenarioError> {
     }
     files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
     if files.is_empty() {
-        return Err(ScenarioError::NoScenarios {
-            dir: dir.to_path_buf(),
-        });
+        return Err(ScenarioError::NoScenarios { dir: dir.to_path_buf() });
     }
 
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
@@ -416,13 +404,7 @@ pub fn load_suite(dir: &Path) -> Result<Suite, ScenarioError> {
         seen.insert(scenario.id.clone(), file);
         scenarios.push(scenario);
     }
-    Ok(Suite {
-        name: raw.name,
-        description: raw.description,
-        dir: dir.to_path_buf(),
-        axes,
-        scenarios,
-    })
+    Ok(Suite { name: raw.name, description: raw.description, dir: dir.to_path_buf(), axes, scenarios })
 }
 
 /// Loads and checks one scenario file against the suite folder and its ODD axes.
@@ -449,24 +431,14 @@ pub fn load_scenario(
             fix: "give the scenario a unique id, e.g. id = \"odd-world-001\"",
         });
     }
-    if !id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-    {
-        return Err(ScenarioError::InvalidId {
-            file,
-            line: line(raw.id.span()),
-            id,
-        });
+    if !id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        return Err(ScenarioError::InvalidId { file, line: line(raw.id.span()), id });
     }
 
     let instruction = raw.instruction.get_ref().trim().to_string();
     let instruction_words = words(&instruction);
     if instruction_words.is_empty() {
-        return Err(ScenarioError::EmptyInstruction {
-            file,
-            line: line(raw.instruction.span()),
-        });
+        return Err(ScenarioError::EmptyInstruction { file, line: line(raw.instruction.span()) });
     }
 
     let key_span = raw.key_words.span();
@@ -483,12 +455,7 @@ pub fn load_scenario(
     for k in &raw_keys {
         let word = k.get_ref().clone();
         if !instruction_words.contains(&normalise(&word)) {
-            return Err(ScenarioError::KeyWordNotInInstruction {
-                file,
-                line: line(k.span()),
-                word,
-                instruction,
-            });
+            return Err(ScenarioError::KeyWordNotInInstruction { file, line: line(k.span()), word, instruction });
         }
         key_words.push(word);
     }
@@ -524,14 +491,7 @@ pub fn load_scenario(
     };
     let mut related_images = Vec::with_capacity(raw.related_images.len());
     for (i, r) in raw.related_images.iter().enumerate() {
-        related_images.push(existing(
-            &file,
-            &text,
-            suite_dir,
-            &format!("related_images[{i}]"),
-            r,
-            false,
-        )?);
+        related_images.push(existing(&file, &text, suite_dir, &format!("related_images[{i}]"), r, false)?);
     }
 
     let (odd_line, raw_odd) = match raw.odd {
@@ -562,25 +522,10 @@ pub fn load_scenario(
         odd.insert(axis, value.into_inner());
     }
     if let Some((axis, allowed)) = axes.iter().find(|(a, _)| !odd.contains_key(*a)) {
-        return Err(ScenarioError::MissingAxis {
-            file,
-            line: odd_line,
-            axis: axis.clone(),
-            allowed: allowed.clone(),
-        });
+        return Err(ScenarioError::MissingAxis { file, line: odd_line, axis: axis.clone(), allowed: allowed.clone() });
     }
 
-    Ok(Scenario {
-        id,
-        file,
-        image,
-        masks,
-        instruction,
-        paraphrases,
-        key_words,
-        related_images,
-        odd,
-    })
+    Ok(Scenario { id, file, image, masks, instruction, paraphrases, key_words, related_images, odd })
 }
 
 /// Shard `index` of `count`: the scenarios sorted by id, keeping positions ≡ `index` (mod `count`).
@@ -588,17 +533,10 @@ pub fn load_scenario(
 /// Shards of one suite are disjoint, their union is the suite, their sizes differ by at most
 /// one, and the split depends only on the ids (not on file order or the machine), so
 /// `count` CI jobs running shards `0..count` cover every scenario exactly once.
-pub fn shard(
-    scenarios: &[Scenario],
-    index: usize,
-    count: usize,
-) -> Result<Vec<&Scenario>, ScenarioError> {
+pub fn shard(scenarios: &[Scenario], index: usize, count: usize) -> Result<Vec<&Scenario>, ScenarioError> {
     let spec = format!("{index}/{count}");
     if count == 0 {
-        return Err(ScenarioError::InvalidShard {
-            spec,
-            reason: "COUNT must be at least 1".into(),
-        });
+        return Err(ScenarioError::InvalidShard { spec, reason: "COUNT must be at least 1".into() });
     }
     if index >= count {
         return Err(ScenarioError::InvalidShard {
@@ -608,38 +546,24 @@ pub fn shard(
     }
     let mut sorted: Vec<&Scenario> = scenarios.iter().collect();
     sorted.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(sorted
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| i % count == index)
-        .map(|(_, s)| s)
-        .collect())
+    Ok(sorted.into_iter().enumerate().filter(|(i, _)| i % count == index).map(|(_, s)| s).collect())
 }
 
 /// Parses a shard specification `"INDEX/COUNT"` (0-based: `0/4` … `3/4`) into `(index, count)`.
 pub fn parse_shard(spec: &str) -> Result<(usize, usize), ScenarioError> {
-    let invalid = |reason: String| ScenarioError::InvalidShard {
-        spec: spec.to_string(),
-        reason,
-    };
+    let invalid = |reason: String| ScenarioError::InvalidShard { spec: spec.to_string(), reason };
     let Some((i, n)) = spec.trim().split_once('/') else {
         return Err(invalid("there is no '/'".into()));
     };
-    let index: usize = i
-        .trim()
-        .parse()
-        .map_err(|_| invalid(format!("INDEX \"{}\" is not a whole number", i.trim())))?;
-    let count: usize = n
-        .trim()
-        .parse()
-        .map_err(|_| invalid(format!("COUNT \"{}\" is not a whole number", n.trim())))?;
+    let index: usize =
+        i.trim().parse().map_err(|_| invalid(format!("INDEX \"{}\" is not a whole number", i.trim())))?;
+    let count: usize =
+        n.trim().parse().map_err(|_| invalid(format!("COUNT \"{}\" is not a whole number", n.trim())))?;
     if count == 0 {
         return Err(invalid("COUNT must be at least 1".into()));
     }
     if index >= count {
-        return Err(invalid(format!(
-            "INDEX is 0-based and must be below COUNT ({count})"
-        )));
+        return Err(invalid(format!("INDEX is 0-based and must be below COUNT ({count})")));
     }
     Ok((index, count))
 }
@@ -647,30 +571,19 @@ pub fn parse_shard(spec: &str) -> Result<(usize, usize), ScenarioError> {
 /// The words of a text as key words are compared: whitespace-split, lowercased, with
 /// punctuation trimmed from both ends ("Please," → "please").
 fn words(text: &str) -> Vec<String> {
-    text.split_whitespace()
-        .map(normalise)
-        .filter(|w| !w.is_empty())
-        .collect()
+    text.split_whitespace().map(normalise).filter(|w| !w.is_empty()).collect()
 }
 
 fn normalise(word: &str) -> String {
-    word.trim_matches(|c: char| !c.is_alphanumeric())
-        .to_lowercase()
+    word.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase()
 }
 
 fn read(path: &Path) -> Result<String, ScenarioError> {
-    std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_path_buf(), source })
 }
 
 /// Deserialises TOML, turning `toml`'s error (byte span + message) into file:line:column.
-fn parse_toml<T: serde::de::DeserializeOwned>(
-    text: &str,
-    file: &Path,
-    fields: &str,
-) -> Result<T, ScenarioError> {
+fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, file: &Path, fields: &str) -> Result<T, ScenarioError> {
     toml::from_str(text).map_err(|e| {
         let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));
         let message = e.message().trim().to_string();
@@ -685,14 +598,7 @@ fn parse_toml<T: serde::de::DeserializeOwned>(
         } else {
             "fix the TOML at this position"
         };
-        ScenarioError::Toml {
-            file: file.to_path_buf(),
-            line,
-            column,
-            field,
-            message,
-            hint: hint.into(),
-        }
+        ScenarioError::Toml { file: file.to_path_buf(), line, column, field, message, hint: hint.into() }
     })
 }
 
@@ -701,9 +607,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let bytes = &text.as_bytes()[..offset.min(text.len())];
     let line = 1 + bytes.iter().filter(|&&b| b == b'\n').count();
     let line_start = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-    let column = 1 + String::from_utf8_lossy(&bytes[line_start..])
-        .chars()
-        .count();
+    let column = 1 + String::from_utf8_lossy(&bytes[line_start..]).chars().count();
     (line, column)
 }
 
@@ -714,11 +618,8 @@ fn key_line(text: &str, key: &str) -> Option<usize> {
             let l = l.trim_start();
             let rest = l.strip_prefix(key).map(str::trim_start);
             rest.is_some_and(|r| r.starts_with('=') || r.starts_with('.'))
-                || l.strip_prefix('[').is_some_and(|r| {
-                    r.trim_start()
-                        .strip_prefix(key)
-                        .is_some_and(|r| r.trim_start().starts_with(']'))
-                })
+                || l.strip_prefix('[')
+                    .is_some_and(|r| r.trim_start().strip_prefix(key).is_some_and(|r| r.trim_start().starts_with(']')))
         })
         .map(|i| i + 1)
 }
@@ -734,17 +635,8 @@ fn existing(
 ) -> Result<PathBuf, ScenarioError> {
     let given = value.get_ref();
     let p = Path::new(given);
-    let resolved = if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        suite_dir.join(p)
-    };
-    let ok = !given.trim().is_empty()
-        && if folder {
-            resolved.is_dir()
-        } else {
-            resolved.is_file()
-        };
+    let resolved = if p.is_absolute() { p.to_path_buf() } else { suite_dir.join(p) };
+    let ok = !given.trim().is_empty() && if folder { resolved.is_dir() } else { resolved.is_file() };
     if ok {
         Ok(resolved)
     } else {
@@ -787,10 +679,7 @@ mod tests {
 
     fn axes() -> BTreeMap<String, Vec<String>> {
         let raw: RawSuite = toml::from_str(SUITE).unwrap();
-        raw.axes
-            .into_iter()
-            .map(|(k, v)| (k, v.into_inner()))
-            .collect()
+        raw.axes.into_iter().map(|(k, v)| (k, v.into_inner())).collect()
     }
 
     /// Loads one scenario text; returns the error's message.
@@ -819,19 +708,11 @@ mod tests {
         let dir = suite(&[]);
         let abs = dir.path().join("img.png");
         let text = good("a")
-            .replace(
-                "image = \"img.png\"",
-                &format!("image = {:?}", abs.display().to_string()),
-            )
+            .replace("image = \"img.png\"", &format!("image = {:?}", abs.display().to_string()))
             .replace("masks = \"masks\"\n", "")
             .replace("related_images = [\"img.png\"]\n", "");
         std::fs::write(dir.path().join("001-x.toml"), text).unwrap();
-        let s = load_scenario(
-            &dir.path().join("001-x.toml"),
-            Path::new("/nonexistent"),
-            &axes(),
-        )
-        .unwrap();
+        let s = load_scenario(&dir.path().join("001-x.toml"), Path::new("/nonexistent"), &axes()).unwrap();
         assert_eq!(s.image, abs);
     }
 
@@ -845,47 +726,29 @@ mod tests {
     #[test]
     fn missing_field_is_named() {
         let (e, msg) = err(&good("a").replace("image = \"img.png\"\n", ""));
-        assert!(
-            matches!(&e, ScenarioError::Toml { field: Some(f), .. } if f == "image"),
-            "{msg}"
-        );
-        assert!(
-            msg.contains("missing field") && msg.contains("add it (a scenario needs"),
-            "{msg}"
-        );
+        assert!(matches!(&e, ScenarioError::Toml { field: Some(f), .. } if f == "image"), "{msg}");
+        assert!(msg.contains("missing field") && msg.contains("add it (a scenario needs"), "{msg}");
     }
 
     #[test]
     fn unknown_field_is_named_with_its_line() {
         let (e, msg) = err(&good("a").replace("masks = ", "colour = \"red\"\nmasks = "));
-        assert!(
-            matches!(&e, ScenarioError::Toml { field: Some(f), line: 3, .. } if f == "colour"),
-            "{msg}"
-        );
-        assert!(
-            msg.contains("001-x.toml:3:") && msg.contains("remove this field"),
-            "{msg}"
-        );
+        assert!(matches!(&e, ScenarioError::Toml { field: Some(f), line: 3, .. } if f == "colour"), "{msg}");
+        assert!(msg.contains("001-x.toml:3:") && msg.contains("remove this field"), "{msg}");
     }
 
     #[test]
     fn wrong_type_is_a_toml_error() {
-        let (e, msg) =
-            err(&good("a").replace("key_words = [\"car\", \"red\"]", "key_words = \"car\""));
+        let (e, msg) = err(&good("a").replace("key_words = [\"car\", \"red\"]", "key_words = \"car\""));
         assert!(matches!(e, ScenarioError::Toml { line: 6, .. }), "{msg}");
     }
 
     #[test]
     fn odd_value_not_allowed_names_line_and_values() {
         let (e, msg) = err(&good("a").replace("weather = \"clear\"", "weather = \"rain\""));
+        assert!(matches!(e, ScenarioError::OddValue { line: 10, .. }), "{msg}");
         assert!(
-            matches!(e, ScenarioError::OddValue { line: 10, .. }),
-            "{msg}"
-        );
-        assert!(
-            msg.contains(
-                "001-x.toml:10: odd.weather = \"rain\" is not one of clear, fog, snow (suite.toml)"
-            ),
+            msg.contains("001-x.toml:10: odd.weather = \"rain\" is not one of clear, fog, snow (suite.toml)"),
             "{msg}"
         );
     }
@@ -897,69 +760,38 @@ mod tests {
             "odd = { style = \"polite\", weather = \"hail\" }\n",
         );
         let (e, msg) = err(&text);
-        assert!(
-            matches!(e, ScenarioError::OddValue { line: 9, .. }),
-            "{msg}"
-        );
+        assert!(matches!(e, ScenarioError::OddValue { line: 9, .. }), "{msg}");
     }
 
     #[test]
     fn unknown_axis_is_reported() {
         let (e, msg) = err(&format!("{}season = \"summer\"\n", good("a")));
-        assert!(
-            matches!(e, ScenarioError::UnknownAxis { line: 12, .. }),
-            "{msg}"
-        );
+        assert!(matches!(e, ScenarioError::UnknownAxis { line: 12, .. }), "{msg}");
         assert!(msg.contains("odd.season is not an axis"), "{msg}");
     }
 
     #[test]
     fn missing_axis_is_reported() {
         let (e, msg) = err(&good("a").replace("style = \"polite\"\n", ""));
-        assert!(
-            matches!(e, ScenarioError::MissingAxis { line: 9, .. }),
-            "{msg}"
-        );
-        assert!(
-            msg.contains("odd.style is missing") && msg.contains("terse, polite"),
-            "{msg}"
-        );
-        let (e, msg) =
-            err(&good("a").replace("[odd]\nweather = \"clear\"\nstyle = \"polite\"\n", ""));
+        assert!(matches!(e, ScenarioError::MissingAxis { line: 9, .. }), "{msg}");
+        assert!(msg.contains("odd.style is missing") && msg.contains("terse, polite"), "{msg}");
+        let (e, msg) = err(&good("a").replace("[odd]\nweather = \"clear\"\nstyle = \"polite\"\n", ""));
         assert!(matches!(e, ScenarioError::MissingAxis { .. }), "{msg}");
     }
 
     #[test]
     fn missing_image_is_reported() {
         let (e, msg) = err(&good("a").replace("image = \"img.png\"", "image = \"nope.png\""));
-        assert!(
-            matches!(&e, ScenarioError::MissingPath { line: 2, field, .. } if field == "image"),
-            "{msg}"
-        );
-        assert!(
-            msg.contains("001-x.toml:2: image = \"nope.png\": no such file"),
-            "{msg}"
-        );
+        assert!(matches!(&e, ScenarioError::MissingPath { line: 2, field, .. } if field == "image"), "{msg}");
+        assert!(msg.contains("001-x.toml:2: image = \"nope.png\": no such file"), "{msg}");
     }
 
     #[test]
     fn missing_masks_and_related_images_are_reported() {
         let (e, msg) = err(&good("a").replace("masks = \"masks\"", "masks = \"img.png\""));
-        assert!(
-            matches!(
-                &e,
-                ScenarioError::MissingPath {
-                    line: 3,
-                    kind: "folder",
-                    ..
-                }
-            ),
-            "{msg}"
-        );
-        let (e, msg) = err(&good("a").replace(
-            "related_images = [\"img.png\"]",
-            "related_images = [\"img.png\",\n  \"b.png\"]",
-        ));
+        assert!(matches!(&e, ScenarioError::MissingPath { line: 3, kind: "folder", .. }), "{msg}");
+        let (e, msg) =
+            err(&good("a").replace("related_images = [\"img.png\"]", "related_images = [\"img.png\",\n  \"b.png\"]"));
         assert!(
             matches!(&e, ScenarioError::MissingPath { line: 8, field, .. } if field == "related_images[1]"),
             "{msg}"
@@ -968,18 +800,9 @@ mod tests {
 
     #[test]
     fn key_word_not_in_instruction_is_reported() {
-        let (e, msg) = err(&good("a").replace(
-            "key_words = [\"car\", \"red\"]",
-            "key_words = [\"car\", \"blue\"]",
-        ));
-        assert!(
-            matches!(&e, ScenarioError::KeyWordNotInInstruction { line: 6, word, .. } if word == "blue"),
-            "{msg}"
-        );
-        assert!(
-            msg.contains("\"blue\" is not a word of the instruction"),
-            "{msg}"
-        );
+        let (e, msg) = err(&good("a").replace("key_words = [\"car\", \"red\"]", "key_words = [\"car\", \"blue\"]"));
+        assert!(matches!(&e, ScenarioError::KeyWordNotInInstruction { line: 6, word, .. } if word == "blue"), "{msg}");
+        assert!(msg.contains("\"blue\" is not a word of the instruction"), "{msg}");
     }
 
     #[test]
@@ -1001,34 +824,19 @@ mod tests {
     #[test]
     fn empty_fields_are_reported() {
         let (e, msg) = err(&good("a").replace("Please, make the car red.", " ? "));
-        assert!(
-            matches!(e, ScenarioError::EmptyInstruction { line: 4, .. }),
-            "{msg}"
-        );
+        assert!(matches!(e, ScenarioError::EmptyInstruction { line: 4, .. }), "{msg}");
         let (e, msg) = err(&good("a").replace("key_words = [\"car\", \"red\"]", "key_words = []"));
-        assert!(
-            matches!(&e, ScenarioError::EmptyField { line: 6, field, .. } if field == "key_words"),
-            "{msg}"
-        );
+        assert!(matches!(&e, ScenarioError::EmptyField { line: 6, field, .. } if field == "key_words"), "{msg}");
         let (e, msg) = err(&good(""));
-        assert!(
-            matches!(&e, ScenarioError::EmptyField { line: 1, field, .. } if field == "id"),
-            "{msg}"
-        );
+        assert!(matches!(&e, ScenarioError::EmptyField { line: 1, field, .. } if field == "id"), "{msg}");
         let (e, msg) = err(&good("a").replace("\"paint the car red\"", "\"\""));
-        assert!(
-            matches!(&e, ScenarioError::EmptyField { line: 5, .. }),
-            "{msg}"
-        );
+        assert!(matches!(&e, ScenarioError::EmptyField { line: 5, .. }), "{msg}");
     }
 
     #[test]
     fn id_with_slash_is_rejected() {
         let (e, msg) = err(&good("a/b"));
-        assert!(
-            matches!(e, ScenarioError::InvalidId { line: 1, .. }),
-            "{msg}"
-        );
+        assert!(matches!(e, ScenarioError::InvalidId { line: 1, .. }), "{msg}");
     }
 
     #[test]
@@ -1056,11 +864,7 @@ mod tests {
 
     #[test]
     fn suite_loads_in_file_name_order() {
-        let dir = suite(&[
-            ("002-b.toml", &good("b")),
-            ("001-a.toml", &good("z")),
-            ("notes.txt", "x"),
-        ]);
+        let dir = suite(&[("002-b.toml", &good("b")), ("001-a.toml", &good("z")), ("notes.txt", "x")]);
         let s = load_suite(dir.path()).unwrap();
         assert_eq!(s.name, "t");
         assert_eq!(s.axes["weather"], ["clear", "fog", "snow"]);
@@ -1073,28 +877,16 @@ mod tests {
         let dir = suite(&[("001-a.toml", &good("same")), ("002-b.toml", &good("same"))]);
         let e = load_suite(dir.path()).unwrap_err();
         let msg = e.to_string();
-        assert!(
-            matches!(e, ScenarioError::DuplicateId { line: 1, .. }),
-            "{msg}"
-        );
-        assert!(
-            msg.contains("002-b.toml:1:") && msg.contains("001-a.toml"),
-            "{msg}"
-        );
+        assert!(matches!(e, ScenarioError::DuplicateId { line: 1, .. }), "{msg}");
+        assert!(msg.contains("002-b.toml:1:") && msg.contains("001-a.toml"), "{msg}");
     }
 
     #[test]
     fn suite_errors() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            load_suite(dir.path()),
-            Err(ScenarioError::NoSuiteFile { .. })
-        ));
+        assert!(matches!(load_suite(dir.path()), Err(ScenarioError::NoSuiteFile { .. })));
         std::fs::write(dir.path().join(SUITE_FILE), SUITE).unwrap();
-        assert!(matches!(
-            load_suite(dir.path()),
-            Err(ScenarioError::NoScenarios { .. })
-        ));
+        assert!(matches!(load_suite(dir.path()), Err(ScenarioError::NoScenarios { .. })));
         std::fs::write(dir.path().join(SUITE_FILE), format!("{SUITE}empty = []\n")).unwrap();
         let e = load_suite(dir.path()).unwrap_err();
         assert!(matches!(e, ScenarioError::EmptyAxis { line: 6, .. }), "{e}");
@@ -1134,10 +926,7 @@ mod tests {
             ids.sort();
             let mut expected: Vec<&str> = all.iter().map(|s| s.id.as_str()).collect();
             expected.sort();
-            assert_eq!(
-                ids, expected,
-                "count {count}: union = all, each once (disjoint)"
-            );
+            assert_eq!(ids, expected, "count {count}: union = all, each once (disjoint)");
         }
     }
 
@@ -1146,16 +935,8 @@ mod tests {
         let all = scenarios(10);
         let mut reversed = all.clone();
         reversed.reverse();
-        let a: Vec<_> = shard(&all, 1, 3)
-            .unwrap()
-            .iter()
-            .map(|s| s.id.clone())
-            .collect();
-        let b: Vec<_> = shard(&reversed, 1, 3)
-            .unwrap()
-            .iter()
-            .map(|s| s.id.clone())
-            .collect();
+        let a: Vec<_> = shard(&all, 1, 3).unwrap().iter().map(|s| s.id.clone()).collect();
+        let b: Vec<_> = shard(&reversed, 1, 3).unwrap().iter().map(|s| s.id.clone()).collect();
         assert_eq!(a, b);
         assert_eq!(a, ["s-001", "s-004", "s-007"]);
         assert!(shard(&[], 0, 2).unwrap().is_empty());
@@ -1164,10 +945,7 @@ mod tests {
     #[test]
     fn shard_rejects_bad_index_and_count() {
         let all = scenarios(3);
-        assert!(matches!(
-            shard(&all, 0, 0),
-            Err(ScenarioError::InvalidShard { .. })
-        ));
+        assert!(matches!(shard(&all, 0, 0), Err(ScenarioError::InvalidShard { .. })));
         let e = shard(&all, 3, 3).unwrap_err().to_string();
         assert!(e.contains("\"3/3\"") && e.contains("0-based"), "{e}");
     }

@@ -325,17 +325,10 @@ fn check_inputs(
 }
 
 fn check_len(what: &'static str, expected: usize, found: usize) -> Result<(), SurrogateError> {
-    if expected == found {
-        Ok(())
-    } else {
-        Err(SurrogateError::LengthMismatch { what, expected, found })
-    }
+    if expected == found { Ok(()) } else { Err(SurrogateError::LengthMismatch { what, expected, found }) }
 }
 
-fn check_finite<'a>(
-    what: &'static str,
-    mut values: impl Iterator<Item = &'a f64>,
-) -> Result<(), SurrogateError> {
+fn check_finite<'a>(what: &'static str, mut values: impl Iterator<Item = &'a f64>) -> Result<(), SurrogateError> {
     match values.position(|v| !v.is_finite()) {
         Some(index) => Err(SurrogateError::NonFinite { what, index }),
         None => Ok(()),
@@ -344,11 +337,7 @@ fn check_finite<'a>(
 
 /// Weighted column means over all `d` columns, and which of `cols` vary over the weighted
 /// samples (`Σw(x − x̄)² > CONSTANT_TOL · Σw x²`).
-fn weighted_means_and_active(
-    x: ArrayView2<f64>,
-    w: ArrayView1<f64>,
-    cols: &[usize],
-) -> (Vec<f64>, Vec<bool>) {
+fn weighted_means_and_active(x: ArrayView2<f64>, w: ArrayView1<f64>, cols: &[usize]) -> (Vec<f64>, Vec<bool>) {
     let sw = w.sum();
     let d = x.ncols();
     let mut xbar = vec![0.0; d];
@@ -391,9 +380,7 @@ fn weighted_fit(
     let k = fit_cols.len();
     if k > 0 {
         let sqrt_w = w.mapv(f64::sqrt);
-        let xs = Array2::from_shape_fn((n, k), |(i, c)| {
-            (x[[i, fit_cols[c]]] - xbar[fit_cols[c]]) * sqrt_w[i]
-        });
+        let xs = Array2::from_shape_fn((n, k), |(i, c)| (x[[i, fit_cols[c]]] - xbar[fit_cols[c]]) * sqrt_w[i]);
         let ys = Array1::from_shape_fn(n, |i| (y[i] - ybar) * sqrt_w[i]);
         let beta = if ys.iter().all(|&v| v == 0.0) {
             // Nothing to explain: every solution path gives β = 0; skip the factorisation.
@@ -421,10 +408,7 @@ fn ols_linfa(xs: Array2<f64>, ys: Array1<f64>) -> Result<Array1<f64>, SurrogateE
         let model = LinearRegression::new()
             .with_intercept(false)
             .fit(&ds)
-            .map_err(|e| SurrogateError::Solver {
-                solver: "linfa-linear OLS",
-                message: e.to_string(),
-            })?;
+            .map_err(|e| SurrogateError::Solver { solver: "linfa-linear OLS", message: e.to_string() })?;
         Ok(model.params().to_owned())
     } else {
         let rhs = xs.t().dot(&ys).insert_axis(Axis(1));
@@ -453,19 +437,14 @@ fn ridge_linfa(xs: Array2<f64>, ys: Array1<f64>, alpha: f64) -> Result<Array1<f6
     let model = LinearRegression::new()
         .with_intercept(false)
         .fit(&ds)
-        .map_err(|e| SurrogateError::Solver {
-            solver: "linfa-linear ridge (augmented OLS)",
-            message: e.to_string(),
-        })?;
+        .map_err(|e| SurrogateError::Solver { solver: "linfa-linear ridge (augmented OLS)", message: e.to_string() })?;
     Ok(model.params().to_owned())
 }
 
 /// Whether a symmetric positive semi-definite Gram matrix is numerically non-singular.
 fn full_rank(gram: &Array2<f64>) -> Result<bool, SurrogateError> {
-    let (vals, _) = gram.eigh().map_err(|e| SurrogateError::Solver {
-        solver: "linfa-linalg eigh",
-        message: e.to_string(),
-    })?;
+    let (vals, _) =
+        gram.eigh().map_err(|e| SurrogateError::Solver { solver: "linfa-linalg eigh", message: e.to_string() })?;
     let max = vals.iter().cloned().fold(0.0f64, f64::max);
     let min = vals.iter().cloned().fold(f64::INFINITY, f64::min);
     Ok(max > 0.0 && min > RANK_TOL * max)
@@ -474,10 +453,8 @@ fn full_rank(gram: &Array2<f64>) -> Result<bool, SurrogateError> {
 /// Minimum-norm solution of `G β = R` for a positive semi-definite `G`, through its
 /// eigendecomposition (eigenvalues below `RANK_TOL · λ_max` treated as zero).
 fn min_norm_solve(gram: Array2<f64>, rhs: Array2<f64>) -> Result<Array2<f64>, SurrogateError> {
-    let (vals, vecs) = gram.eigh().map_err(|e| SurrogateError::Solver {
-        solver: "linfa-linalg eigh",
-        message: e.to_string(),
-    })?;
+    let (vals, vecs) =
+        gram.eigh().map_err(|e| SurrogateError::Solver { solver: "linfa-linalg eigh", message: e.to_string() })?;
     let max = vals.iter().cloned().fold(0.0f64, f64::max);
     let inv = vals.mapv(|l| if max > 0.0 && l > RANK_TOL * max { 1.0 / l } else { 0.0 });
     let proj = vecs.t().dot(&rhs) * &inv.insert_axis(Axis(1));
@@ -487,11 +464,7 @@ fn min_norm_solve(gram: Array2<f64>, rhs: Array2<f64>) -> Result<Array2<f64>, Su
 /// Solves `G β = R` by Cholesky (one factorisation for every column of `R`); when `G` is
 /// singular and no ridge penalty guarantees it is definite, returns the minimum-norm
 /// solution instead.
-fn solve_spd_or_min_norm(
-    gram: Array2<f64>,
-    rhs: Array2<f64>,
-    ridge: bool,
-) -> Result<Array2<f64>, SurrogateError> {
+fn solve_spd_or_min_norm(gram: Array2<f64>, rhs: Array2<f64>, ridge: bool) -> Result<Array2<f64>, SurrogateError> {
     if ridge || full_rank(&gram)? {
         let mut factor = gram.clone();
         let mut sol = rhs.clone();
@@ -790,8 +763,7 @@ mod tests {
         let w = weights(n, 17);
         let mut rng = ChaCha8Rng::seed_from_u64(18);
         let ys = Array2::from_shape_fn((n, m), |(i, j)| {
-            x.row(i).iter().enumerate().map(|(k, v)| v * ((k + j) as f64 - 2.5)).sum::<f64>()
-                + rng.random::<f64>()
+            x.row(i).iter().enumerate().map(|(k, v)| v * ((k + j) as f64 - 2.5)).sum::<f64>() + rng.random::<f64>()
         });
         for alpha in [None, Some(0.7)] {
             let (coef, icpt) = fit_many(x.view(), ys.view(), w.view(), alpha).unwrap();

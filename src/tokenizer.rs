@@ -20,7 +20,9 @@ use crate::bundle::{Bundle, BundleError};
 #[derive(Debug, thiserror::Error)]
 pub enum TokenizeError {
     /// More tokens than the model's fixed length.
-    #[error("instruction {text:?} has {tokens} tokens but {tokenizer} takes at most {max}. Fix: shorten the instruction (remove filler words)")]
+    #[error(
+        "instruction {text:?} has {tokens} tokens but {tokenizer} takes at most {max}. Fix: shorten the instruction (remove filler words)"
+    )]
     TooLong {
         /// The text.
         text: String,
@@ -77,14 +79,22 @@ impl InstructionTokenizer {
 
     /// Loads a tokenizer from a `tokenizer.json` file or a Hugging Face tokenizer folder (see [`InstructionTokenizer::from_folder`]).
     pub fn load(bundle: &Path, path: &Path, max_length: usize) -> Result<Self, BundleError> {
-        if path.is_dir() { Self::from_folder(bundle, path, max_length) } else { Self::from_file(bundle, path, max_length) }
+        if path.is_dir() {
+            Self::from_folder(bundle, path, max_length)
+        } else {
+            Self::from_file(bundle, path, max_length)
+        }
     }
 
     /// Loads a Hugging Face tokenizer folder: its `tokenizer.json` if present, else a CLIP BPE
     /// tokenizer built from `vocab.json` and `merges.txt` (the files diffusers checkpoints ship);
     /// the pad token comes from `tokenizer_config.json` or `special_tokens_map.json`.
     pub fn from_folder(bundle: &Path, dir: &Path, max_length: usize) -> Result<Self, BundleError> {
-        let err = |file: &Path, message: String| BundleError::Tokenizer { bundle: bundle.to_path_buf(), file: file.to_path_buf(), message };
+        let err = |file: &Path, message: String| BundleError::Tokenizer {
+            bundle: bundle.to_path_buf(),
+            file: file.to_path_buf(),
+            message,
+        };
         let json = dir.join("tokenizer.json");
         let mut tok = if json.is_file() {
             Self::from_file(bundle, &json, max_length)?
@@ -92,7 +102,8 @@ impl InstructionTokenizer {
             let vocab = dir.join("vocab.json");
             let merges = dir.join("merges.txt");
             let definition = clip_bpe_definition(&vocab, &merges).map_err(|m| err(dir, m))?;
-            let inner = Tokenizer::from_str(&definition).map_err(|e| err(dir, format!("cannot build a CLIP BPE tokenizer: {e}")))?;
+            let inner = Tokenizer::from_str(&definition)
+                .map_err(|e| err(dir, format!("cannot build a CLIP BPE tokenizer: {e}")))?;
             InstructionTokenizer { inner, max_length, pad_id: 0, pad_left: false, file: dir.to_path_buf() }
         };
         if let Some(pad) = special_token(dir, "pad_token").map_err(|m| err(dir, m))? {
@@ -105,7 +116,11 @@ impl InstructionTokenizer {
 
     /// Loads a `tokenizer.json`; its padding settings give the pad id and side, default 0 and right.
     pub fn from_file(bundle: &Path, file: &Path, max_length: usize) -> Result<Self, BundleError> {
-        let err = |message: String| BundleError::Tokenizer { bundle: bundle.to_path_buf(), file: file.to_path_buf(), message };
+        let err = |message: String| BundleError::Tokenizer {
+            bundle: bundle.to_path_buf(),
+            file: file.to_path_buf(),
+            message,
+        };
         let mut inner = Tokenizer::from_file(file).map_err(|e| err(e.to_string()))?;
         let (pad_id, pad_left) = inner
             .get_padding()
@@ -172,7 +187,8 @@ fn special_token(dir: &Path, key: &str) -> Result<Option<String>, String> {
     for name in ["tokenizer_config.json", "special_tokens_map.json"] {
         let path = dir.join(name);
         let Ok(text) = std::fs::read_to_string(&path) else { continue };
-        let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", path.display()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: not valid JSON: {e}", path.display()))?;
         match value.get(key) {
             Some(serde_json::Value::String(s)) => return Ok(Some(s.clone())),
             Some(serde_json::Value::Object(o)) => {
@@ -192,20 +208,30 @@ fn special_token(dir: &Path, key: &str) -> Result<Option<String>, String> {
 /// lower-casing; CLIP's word regex; byte-level BPE with a `</w>` end-of-word suffix; start and end
 /// tokens around every text), so checkpoints that ship only the slow tokenizer files still load.
 fn clip_bpe_definition(vocab: &Path, merges: &Path) -> Result<String, String> {
-    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}. Fix: the folder needs tokenizer.json, or vocab.json and merges.txt", p.display()));
-    let vocab_map: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&read(vocab)?).map_err(|e| format!("{}: not a JSON object of token ids: {e}", vocab.display()))?;
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| {
+            format!(
+                "cannot read {}: {e}. Fix: the folder needs tokenizer.json, or vocab.json and merges.txt",
+                p.display()
+            )
+        })
+    };
+    let vocab_map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&read(vocab)?)
+        .map_err(|e| format!("{}: not a JSON object of token ids: {e}", vocab.display()))?;
     let merges_text = read(merges)?;
     let merges: Vec<String> = merges_text
         .lines()
         .filter(|l| !l.starts_with("#version") && !l.trim().is_empty())
         .map(str::to_string)
         .collect();
-    let id = |t: &str| vocab_map.get(t).and_then(serde_json::Value::as_u64).ok_or_else(|| format!("{}: no {t} token; not a CLIP vocabulary", vocab.display()));
-    let (bos, eos) = (id(BOS)?, id(EOS)?);
-    let special = |content: &str, id: u64| {
-        serde_json::json!({"id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true})
+    let id = |t: &str| {
+        vocab_map
+            .get(t)
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| format!("{}: no {t} token; not a CLIP vocabulary", vocab.display()))
     };
+    let (bos, eos) = (id(BOS)?, id(EOS)?);
+    let special = |content: &str, id: u64| serde_json::json!({"id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true});
     let definition = serde_json::json!({
         "version": "1.0",
         "truncation": null,

@@ -41,7 +41,8 @@ fn info(name: &str) -> ModelInfo {
 fn run(l: &Loaded, scene: &str, instruction: &str, config: &ExplainConfig) -> explain::ExplainRun {
     let path = repo(&format!("assets/{scene}.png"));
     let image = gsmile::imaging::load_rgb(&path).unwrap();
-    let image_info = ImageInfo { path: scene.into(), sha256: String::new(), width: image.width(), height: image.height() };
+    let image_info =
+        ImageInfo { path: scene.into(), sha256: String::new(), width: image.width(), height: image.height() };
     let models = Models {
         editor: &l.editor,
         editor_info: info("tiny-editor"),
@@ -63,7 +64,8 @@ fn key_positions(case: &Case, words: &[String]) -> Vec<bool> {
 
 #[test]
 fn key_words_rank_top_on_the_world_grammar() {
-    let cases: Vec<Case> = serde_json::from_slice(&std::fs::read(repo("tests/fixtures/accuracy/cases.json")).unwrap()).unwrap();
+    let cases: Vec<Case> =
+        serde_json::from_slice(&std::fs::read(repo("tests/fixtures/accuracy/cases.json")).unwrap()).unwrap();
     assert!(cases.len() >= 20);
     let l = load();
     let config = ExplainConfig { samples: 64, spatial: false, ..ExplainConfig::default() };

@@ -71,7 +71,16 @@ fn model_size_flag_keeps_editor_resolution() {
     let img = image::open(repo("assets/scene-01.png")).unwrap();
     img.resize_exact(96, 80, image::imageops::FilterType::Nearest).save(&big).unwrap();
     let out = dir.path().join("out.png");
-    let args = ["edit", "--image", big.to_str().unwrap(), "--instruction", "make it night", "--out", out.to_str().unwrap(), "-q"];
+    let args = [
+        "edit",
+        "--image",
+        big.to_str().unwrap(),
+        "--instruction",
+        "make it night",
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ];
     assert!(gsmile(&args).status.success());
     assert_eq!(image::open(&out).unwrap().to_rgb8().dimensions(), (96, 80));
     let mut args = args.to_vec();
@@ -101,7 +110,11 @@ fn missing_bundle_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o.png");
     let o = out.to_str().unwrap();
-    expect_failure(&edit_args("assets/scene-01.png", "make the car red", "onnx/no-such-bundle", o), &out, &["onnx/no-such-bundle", "Fix"]);
+    expect_failure(
+        &edit_args("assets/scene-01.png", "make the car red", "onnx/no-such-bundle", o),
+        &out,
+        &["onnx/no-such-bundle", "Fix"],
+    );
 }
 
 #[test]
@@ -141,16 +154,28 @@ fn non_image_input_is_a_clear_error() {
     let fake = dir.path().join("fake.png");
     std::fs::write(&fake, b"GIF89a garbage that is no image").unwrap();
     let out = dir.path().join("o.png");
-    expect_failure(&edit_args(fake.to_str().unwrap(), "make the car red", "onnx/tiny-editor", out.to_str().unwrap()), &out, &["fake.png", "Fix"]);
+    expect_failure(
+        &edit_args(fake.to_str().unwrap(), "make the car red", "onnx/tiny-editor", out.to_str().unwrap()),
+        &out,
+        &["fake.png", "Fix"],
+    );
     let missing = dir.path().join("missing.png");
-    expect_failure(&edit_args(missing.to_str().unwrap(), "make the car red", "onnx/tiny-editor", out.to_str().unwrap()), &out, &["missing.png"]);
+    expect_failure(
+        &edit_args(missing.to_str().unwrap(), "make the car red", "onnx/tiny-editor", out.to_str().unwrap()),
+        &out,
+        &["missing.png"],
+    );
 }
 
 #[test]
 fn empty_instruction_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o.png");
-    expect_failure(&edit_args("assets/scene-01.png", "   ", "onnx/tiny-editor", out.to_str().unwrap()), &out, &["--instruction", "empty"]);
+    expect_failure(
+        &edit_args("assets/scene-01.png", "   ", "onnx/tiny-editor", out.to_str().unwrap()),
+        &out,
+        &["--instruction", "empty"],
+    );
 }
 
 #[test]
@@ -158,21 +183,33 @@ fn instruction_over_the_token_limit_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o.png");
     let long = "please ".repeat(30) + "make the car red";
-    expect_failure(&edit_args("assets/scene-01.png", &long, "onnx/tiny-editor", out.to_str().unwrap()), &out, &["tokens", "at most 24", "shorten"]);
+    expect_failure(
+        &edit_args("assets/scene-01.png", &long, "onnx/tiny-editor", out.to_str().unwrap()),
+        &out,
+        &["tokens", "at most 24", "shorten"],
+    );
 }
 
 #[test]
 fn unsupported_output_format_is_refused_before_work() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o.tiff2");
-    expect_failure(&edit_args("assets/scene-01.png", "make the car red", "onnx/tiny-editor", out.to_str().unwrap()), &out, &["o.tiff2", ".png"]);
+    expect_failure(
+        &edit_args("assets/scene-01.png", "make the car red", "onnx/tiny-editor", out.to_str().unwrap()),
+        &out,
+        &["o.tiff2", ".png"],
+    );
 }
 
 #[test]
 fn wrong_kind_of_bundle_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o.png");
-    expect_failure(&edit_args("assets/scene-01.png", "make the car red", "onnx/tiny-clip", out.to_str().unwrap()), &out, &["clip", "--editor"]);
+    expect_failure(
+        &edit_args("assets/scene-01.png", "make the car red", "onnx/tiny-clip", out.to_str().unwrap()),
+        &out,
+        &["clip", "--editor"],
+    );
 }
 
 #[test]

@@ -7,7 +7,15 @@ use common::{copy_bundle, edit_manifest, gsmile, stderr};
 const BUDGET: [&str; 8] = ["--samples", "16", "--repeats", "1", "--held-out", "4", "--random-curves", "3"];
 
 fn evaluate(out: &std::path::Path, cache: &std::path::Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["evaluate", "--suite", "scenarios/smoke", "--out", out.to_str().unwrap(), "--cache", cache.to_str().unwrap()];
+    let mut args = vec![
+        "evaluate",
+        "--suite",
+        "scenarios/smoke",
+        "--out",
+        out.to_str().unwrap(),
+        "--cache",
+        cache.to_str().unwrap(),
+    ];
     args.extend_from_slice(&BUDGET);
     args.extend_from_slice(extra);
     gsmile(&args)
@@ -27,7 +35,11 @@ fn evaluate_resumes_and_shards_merge_from_the_cli() {
     }
     // Running again reuses every saved scenario.
     let o = evaluate(&full, &cache, &[]);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("(0 evaluated, 6 reused)"), "{}", String::from_utf8_lossy(&o.stdout));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("(0 evaluated, 6 reused)"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
     // Three shards merged give the single run's tables.
     let mut shards = Vec::new();
     for i in 0..3 {
@@ -43,7 +55,11 @@ fn evaluate_resumes_and_shards_merge_from_the_cli() {
     let o = gsmile(&args);
     assert!(o.status.success(), "{}", stderr(&o));
     for f in ["rows.csv", "slices.csv"] {
-        assert_eq!(std::fs::read(full.join(f)).unwrap(), std::fs::read(merged.join(f)).unwrap(), "{f} differs after merge");
+        assert_eq!(
+            std::fs::read(full.join(f)).unwrap(),
+            std::fs::read(merged.join(f)).unwrap(),
+            "{f} differs after merge"
+        );
     }
 }
 

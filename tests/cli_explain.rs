@@ -56,13 +56,21 @@ fn explain_writes_every_output() {
     assert_eq!(v["config"]["samples"], 48);
     assert!(v["editor"]["sha256"].as_str().unwrap().len() == 64);
     // The key words lead.
-    let mut ranked: Vec<(u64, String)> =
-        v["words"].as_array().unwrap().iter().map(|w| (w["rank"].as_u64().unwrap(), w["text"].as_str().unwrap().to_string())).collect();
+    let mut ranked: Vec<(u64, String)> = v["words"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["rank"].as_u64().unwrap(), w["text"].as_str().unwrap().to_string()))
+        .collect();
     ranked.sort();
     let top: std::collections::BTreeSet<&str> = ranked[..2].iter().map(|(_, t)| t.as_str()).collect();
     assert_eq!(top, ["car", "red"].into_iter().collect(), "ranking {ranked:?}");
     // No staging folders left beside the output.
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
     assert!(leftovers.is_empty());
 }
 
@@ -121,7 +129,20 @@ fn existing_output_needs_force_and_failures_leave_nothing() {
 fn pixel_space_and_mask_weights_run_without_an_encoder() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("px");
-    let o = explain(&out, &["--no-cache", "--space", "pixels", "--weighting", "mask-cosine", "--encoder", "/nonexistent", "--reference", "input"]);
+    let o = explain(
+        &out,
+        &[
+            "--no-cache",
+            "--space",
+            "pixels",
+            "--weighting",
+            "mask-cosine",
+            "--encoder",
+            "/nonexistent",
+            "--reference",
+            "input",
+        ],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let v = json(&out);
     assert!(v["encoder"].is_null());
@@ -132,7 +153,8 @@ fn pixel_space_and_mask_weights_run_without_an_encoder() {
 fn json_flag_prints_the_explanation() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("j");
-    let mut args = vec!["explain", "--image", "assets/scene-01.png", "--instruction", "make it night", "--samples", "16"];
+    let mut args =
+        vec!["explain", "--image", "assets/scene-01.png", "--instruction", "make it night", "--samples", "16"];
     let o_str = out.to_str().unwrap().to_string();
     args.extend(["--out", &o_str, "--json", "--no-cache", "--bootstrap", "10"]);
     let o = gsmile(&args);

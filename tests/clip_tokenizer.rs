@@ -53,7 +53,10 @@ fn check(folder: &str) {
 
 #[test]
 fn vocab_and_merges_only_equal_transformers() {
-    assert!(!repo("onnx/tiny-ip2p/tokenizer/tokenizer.json").exists(), "this test must exercise the vocab.json + merges.txt path");
+    assert!(
+        !repo("onnx/tiny-ip2p/tokenizer/tokenizer.json").exists(),
+        "this test must exercise the vocab.json + merges.txt path"
+    );
     check("onnx/tiny-ip2p/tokenizer");
 }
 

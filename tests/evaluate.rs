@@ -29,7 +29,12 @@ struct Loaded {
 }
 
 fn info(bundle: &Bundle) -> ModelInfo {
-    ModelInfo { name: bundle.manifest().name.clone(), path: bundle.dir().display().to_string(), sha256: bundle.content_hash().unwrap(), params: String::new() }
+    ModelInfo {
+        name: bundle.manifest().name.clone(),
+        path: bundle.dir().display().to_string(),
+        sha256: bundle.content_hash().unwrap(),
+        params: String::new(),
+    }
 }
 
 /// The shipped models, loaded once for the whole file.
@@ -86,7 +91,17 @@ fn reference_run() -> &'static Path {
     R.get_or_init(|| {
         let out = scratch().join("reference");
         let start = std::time::Instant::now();
-        let summary = evaluate::evaluate_suite(&smoke(), None, &models(), &config(), &run_options(), &out, false, &NoEvalProgress).unwrap();
+        let summary = evaluate::evaluate_suite(
+            &smoke(),
+            None,
+            &models(),
+            &config(),
+            &run_options(),
+            &out,
+            false,
+            &NoEvalProgress,
+        )
+        .unwrap();
         eprintln!("smoke evaluation: {:.1} s\n{}", start.elapsed().as_secs_f64(), summary.table());
         assert_eq!(summary.scenarios, 6);
         out
@@ -210,13 +225,15 @@ fn interrupted_run_resumes_without_loss_or_duplication() {
     let reference = reference_run();
     let out = scratch().join("resumed");
     let stop = Recorder { stop_after: Some(3), ..Recorder::default() };
-    let err = evaluate::evaluate_suite(&smoke(), None, &models(), &config(), &run_options(), &out, false, &stop).unwrap_err();
+    let err =
+        evaluate::evaluate_suite(&smoke(), None, &models(), &config(), &run_options(), &out, false, &stop).unwrap_err();
     assert!(matches!(err, EvalError::Interrupted { done: 3, total: 6 }), "{err}");
     assert!(err.to_string().contains("run the same command again"));
     assert_eq!(scenario_files(&out).len(), 3);
 
     let again = Recorder::default();
-    let summary = evaluate::evaluate_suite(&smoke(), None, &models(), &config(), &run_options(), &out, false, &again).unwrap();
+    let summary =
+        evaluate::evaluate_suite(&smoke(), None, &models(), &config(), &run_options(), &out, false, &again).unwrap();
     let first: Vec<String> = stop.finished.lock().unwrap().iter().map(|(id, _)| id.clone()).collect();
     assert_eq!(*again.skipped.lock().unwrap(), first, "the finished scenarios are reused");
     let started = again.started.lock().unwrap().clone();
@@ -241,7 +258,17 @@ fn shards_merge_into_the_single_run_tables() {
     let mut dirs = Vec::new();
     for i in 0..3 {
         let out = scratch().join(format!("shard-{i}"));
-        let s = evaluate::evaluate_suite(&suite, Some((i, 3)), &models(), &config(), &run_options(), &out, false, &NoEvalProgress).unwrap();
+        let s = evaluate::evaluate_suite(
+            &suite,
+            Some((i, 3)),
+            &models(),
+            &config(),
+            &run_options(),
+            &out,
+            false,
+            &NoEvalProgress,
+        )
+        .unwrap();
         assert_eq!(s.scenarios, 2);
         dirs.push(out);
     }
@@ -269,16 +296,36 @@ fn another_configuration_is_refused_unless_forced() {
     std::fs::copy(reference.join("run.json"), out.join("run.json")).unwrap();
     let mut other = config();
     other.random_curves = 2;
-    let err =
-        evaluate::evaluate_suite(&smoke(), Some((0, 6)), &models(), &other, &run_options(), &out, false, &NoEvalProgress).unwrap_err();
+    let err = evaluate::evaluate_suite(
+        &smoke(),
+        Some((0, 6)),
+        &models(),
+        &other,
+        &run_options(),
+        &out,
+        false,
+        &NoEvalProgress,
+    )
+    .unwrap_err();
     assert!(matches!(err, EvalError::ConfigMismatch { .. }), "{err}");
     let msg = err.to_string();
     assert!(msg.contains("--out") && msg.contains("--force"), "{msg}");
-    let s = evaluate::evaluate_suite(&smoke(), Some((0, 6)), &models(), &other, &run_options(), &out, true, &NoEvalProgress).unwrap();
+    let s = evaluate::evaluate_suite(
+        &smoke(),
+        Some((0, 6)),
+        &models(),
+        &other,
+        &run_options(),
+        &out,
+        true,
+        &NoEvalProgress,
+    )
+    .unwrap();
     assert_eq!((s.scenarios, s.evaluated), (1, 1));
 
     // Merging it with the reference run is refused too.
-    let err = evaluate::merge(&[reference.to_path_buf(), out.clone()], &scratch().join("bad-merge"), false).unwrap_err();
+    let err =
+        evaluate::merge(&[reference.to_path_buf(), out.clone()], &scratch().join("bad-merge"), false).unwrap_err();
     assert!(matches!(err, EvalError::MergeMismatch { .. }), "{err}");
     assert!(err.to_string().contains("different settings"));
 }
@@ -287,7 +334,8 @@ fn another_configuration_is_refused_unless_forced() {
 fn compare_of_a_run_with_itself_has_zero_differences() {
     let reference = reference_run();
     let out = scratch().join("compare");
-    let s = evaluate::compare(&[("a".into(), reference.to_path_buf()), ("b".into(), reference.to_path_buf())], &out).unwrap();
+    let s = evaluate::compare(&[("a".into(), reference.to_path_buf()), ("b".into(), reference.to_path_buf())], &out)
+        .unwrap();
     assert_eq!(s.shared, 6);
     assert!(s.diffs.iter().any(|d| d.n_pairs > 0));
     for d in &s.diffs {
@@ -299,7 +347,10 @@ fn compare_of_a_run_with_itself_has_zero_differences() {
     }
     let csv = read(&out.join("compare.csv"));
     assert!(csv.lines().next().unwrap().contains("a-b.diff"));
-    assert!(evaluate::compare(&[("a".into(), reference.to_path_buf()), ("a".into(), reference.to_path_buf())], &out).is_err());
+    assert!(
+        evaluate::compare(&[("a".into(), reference.to_path_buf()), ("a".into(), reference.to_path_buf())], &out)
+            .is_err()
+    );
 }
 
 #[test]
@@ -311,9 +362,11 @@ fn targets_match_explain_exactly() {
     for (reference, space) in [(Reference::Full, Space::Embedding), (Reference::Input, Space::Pixels)] {
         let mut config = ExplainConfig { samples: 12, spatial: false, reference, space, ..ExplainConfig::default() };
         config.surrogate.bootstrap = 10;
-        let info = ImageInfo { path: String::new(), sha256: String::new(), width: image.width(), height: image.height() };
+        let info =
+            ImageInfo { path: String::new(), sha256: String::new(), width: image.width(), height: image.height() };
         let e = explain::explain(&image, info, &s.instruction, &models(), &config, &run, &NoProgress).unwrap();
-        let masks: Vec<Vec<bool>> = e.explanation.samples.iter().map(|x| x.mask.chars().map(|c| c == '1').collect()).collect();
+        let masks: Vec<Vec<bool>> =
+            e.explanation.samples.iter().map(|x| x.mask.chars().map(|c| c == '1').collect()).collect();
         let y = evaluate::targets(&image, &s.instruction, &masks, &models(), &config, &run).unwrap();
         let want: Vec<f64> = e.explanation.samples.iter().map(|x| x.target).collect();
         assert_eq!(y, want, "{reference:?} {space:?}");

@@ -84,12 +84,8 @@ struct Cases {
 
 fn cases() -> Cases {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/metrics/cases.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}; regenerate with tests/fixtures/metrics/make_metrics.py",
-            path.display()
-        )
-    });
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; regenerate with tests/fixtures/metrics/make_metrics.py", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -105,11 +101,7 @@ fn check(name: &str, what: &str, got: f64, want: f64, tol: f64) {
 #[test]
 fn fixture_has_enough_cases() {
     let c = cases();
-    assert!(
-        !c.versions.numpy.is_empty()
-            && !c.versions.scipy.is_empty()
-            && !c.versions.sklearn.is_empty()
-    );
+    assert!(!c.versions.numpy.is_empty() && !c.versions.scipy.is_empty() && !c.versions.sklearn.is_empty());
     for (what, n) in [
         ("roc_auc", c.roc_auc.len()),
         ("kendall_tau", c.kendall_tau.len()),
@@ -120,10 +112,7 @@ fn fixture_has_enough_cases() {
     ] {
         assert!(n >= 8, "{what}: only {n} cases");
     }
-    assert!(
-        c.wilcoxon.iter().any(|w| w.n_zero > 0),
-        "no Wilcoxon case with zero differences"
-    );
+    assert!(c.wilcoxon.iter().any(|w| w.n_zero > 0), "no Wilcoxon case with zero differences");
     assert!(c.wilcoxon.iter().all(|w| (20..=60).contains(&w.a.len())));
 }
 
@@ -154,20 +143,8 @@ fn spearman_matches_scipy() {
 #[test]
 fn weighted_r2_and_mse_match_sklearn() {
     for c in cases().weighted {
-        check(
-            &c.name,
-            "weighted_r2",
-            metrics::weighted_r2(&c.y, &c.pred, &c.w).unwrap(),
-            c.r2,
-            TOL,
-        );
-        check(
-            &c.name,
-            "weighted_mse",
-            metrics::weighted_mse(&c.y, &c.pred, &c.w).unwrap(),
-            c.mse,
-            TOL,
-        );
+        check(&c.name, "weighted_r2", metrics::weighted_r2(&c.y, &c.pred, &c.w).unwrap(), c.r2, TOL);
+        check(&c.name, "weighted_mse", metrics::weighted_mse(&c.y, &c.pred, &c.w).unwrap(), c.mse, TOL);
         let (r2, mse) = metrics::held_out_fidelity(&c.y, &c.pred).unwrap();
         check(&c.name, "held_out r2", r2, c.r2_unweighted, TOL);
         check(&c.name, "held_out mse", mse, c.mse_unweighted, TOL);
@@ -188,13 +165,7 @@ fn wilcoxon_matches_scipy_asymptotic() {
 #[test]
 fn trapezoid_matches_numpy() {
     for c in cases().trapezoid {
-        check(
-            &c.name,
-            "auc_trapezoid",
-            metrics::auc_trapezoid(&c.values),
-            c.auc,
-            TOL,
-        );
+        check(&c.name, "auc_trapezoid", metrics::auc_trapezoid(&c.values), c.auc, TOL);
     }
 }
 

@@ -35,7 +35,8 @@ fn psnr(a: &Array4<f32>, b: &Array4<f32>) -> f64 {
 }
 
 fn pipeline(overrides: Pix2PixOverrides) -> InstructPix2Pix {
-    InstructPix2Pix::load(&Bundle::open(repo("onnx/tiny-ip2p")).unwrap(), &RuntimeOptions::default(), overrides).unwrap()
+    InstructPix2Pix::load(&Bundle::open(repo("onnx/tiny-ip2p")).unwrap(), &RuntimeOptions::default(), overrides)
+        .unwrap()
 }
 
 fn prompts() -> Vec<String> {
@@ -73,18 +74,29 @@ fn denoising_and_decoding_equal_diffusers_for_every_case() {
     for case in cases["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
         let steps = case["num_inference_steps"].as_u64().unwrap() as usize;
-        let (g, gi) = (case["guidance_scale"].as_f64().unwrap() as f32, case["image_guidance_scale"].as_f64().unwrap() as f32);
-        let p = pipeline(Pix2PixOverrides { steps: Some(steps), guidance_scale: Some(g), image_guidance_scale: Some(gi), ..Default::default() })
-            .with_max_batch(5); // rows of one UNet call: not a multiple of 3, so samples straddle batches
+        let (g, gi) =
+            (case["guidance_scale"].as_f64().unwrap() as f32, case["image_guidance_scale"].as_f64().unwrap() as f32);
+        let p = pipeline(Pix2PixOverrides {
+            steps: Some(steps),
+            guidance_scale: Some(g),
+            image_guidance_scale: Some(gi),
+            ..Default::default()
+        })
+        .with_max_batch(5); // rows of one UNet call: not a multiple of 3, so samples straddle batches
         let sched = p.scheduler();
-        let want_t: Vec<f32> = case["timesteps"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let want_t: Vec<f32> =
+            case["timesteps"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
         assert_eq!(sched.timesteps(), want_t.as_slice(), "{name}: timesteps");
-        let plan = NoisePlan { initial: initial.clone(), steps: (0..steps).map(|k| noise.index_axis(Axis(0), k).to_owned()).collect() };
+        let plan = NoisePlan {
+            initial: initial.clone(),
+            steps: (0..steps).map(|k| noise.index_axis(Axis(0), k).to_owned()).collect(),
+        };
         let embeds = p.encode_prompts(&refs).unwrap();
         let uncond = p.encode_prompts(&[""]).unwrap();
         let image = p.encode_images(input().view()).unwrap();
         let mut seen = 0;
-        let latents = p.denoise(image.view(), embeds.view(), uncond.index_axis(Axis(0), 0), &plan, |_| seen += 1).unwrap();
+        let latents =
+            p.denoise(image.view(), embeds.view(), uncond.index_axis(Axis(0), 0), &plan, |_| seen += 1).unwrap();
         assert_eq!(seen, steps);
         let want: Array4<f32> = read_npy(fixture(case["latents_file"].as_str().unwrap())).unwrap();
         let diff = max_abs_diff(&latents, &want);
@@ -96,7 +108,8 @@ fn denoising_and_decoding_equal_diffusers_for_every_case() {
         eprintln!("{name}: latents max abs diff {diff:.2e}, image PSNR {db:.1} dB");
         settings.insert((g.to_bits(), gi.to_bits(), steps));
     }
-    let guided: std::collections::HashSet<_> = settings.iter().filter(|(g, _, _)| f32::from_bits(*g) > 1.0).map(|(g, gi, _)| (*g, *gi)).collect();
+    let guided: std::collections::HashSet<_> =
+        settings.iter().filter(|(g, _, _)| f32::from_bits(*g) > 1.0).map(|(g, gi, _)| (*g, *gi)).collect();
     let step_counts: std::collections::HashSet<_> = settings.iter().map(|(_, _, s)| *s).collect();
     assert!(guided.len() >= 2 && step_counts.len() >= 2, "fixtures must cover ≥2 guidance settings and ≥2 step counts");
 }
@@ -126,7 +139,8 @@ fn scheduler_equals_diffusers() {
         let c: SchedulerConfig = serde_json::from_value(config).unwrap();
         let steps = case["num_inference_steps"].as_u64().unwrap() as usize;
         let s = c.euler_ancestral(steps);
-        let vec = |k: &str| case[k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect::<Vec<f32>>();
+        let vec =
+            |k: &str| case[k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect::<Vec<f32>>();
         assert_eq!(s.timesteps(), vec("timesteps").as_slice(), "{case}");
         for (a, b) in s.sigmas().iter().zip(vec("sigmas")) {
             assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{case}: sigma {a} vs {b}");
@@ -142,7 +156,8 @@ fn scheduler_equals_diffusers() {
         config["prediction_type"] = example["prediction_type"].clone();
         let c: SchedulerConfig = serde_json::from_value(config).unwrap();
         let s = c.euler_ancestral(example["num_inference_steps"].as_u64().unwrap() as usize);
-        let shape: Vec<usize> = example["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+        let shape: Vec<usize> =
+            example["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
         let arr = |v: &serde_json::Value| {
             let data: Vec<f32> = v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
             Array4::from_shape_vec((shape[0], shape[1], shape[2], shape[3]), data).unwrap()
@@ -165,7 +180,18 @@ fn scheduler_equals_diffusers() {
 fn edit_cli_runs_the_diffusion_loop() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("edited.png");
-    let args = ["edit", "--editor", "onnx/tiny-ip2p", "--image", "assets/scene-01.png", "--instruction", "make the car red", "--steps", "3", "--out"];
+    let args = [
+        "edit",
+        "--editor",
+        "onnx/tiny-ip2p",
+        "--image",
+        "assets/scene-01.png",
+        "--instruction",
+        "make the car red",
+        "--steps",
+        "3",
+        "--out",
+    ];
     let run = |seed: &str| {
         let mut a: Vec<&str> = args.to_vec();
         a.push(out.to_str().unwrap());
@@ -183,15 +209,29 @@ fn edit_cli_runs_the_diffusion_loop() {
 
 #[test]
 fn bad_settings_and_layouts_are_named() {
-    let o = common::gsmile(&["edit", "--editor", "onnx/tiny-ip2p", "--image", "assets/scene-01.png", "--instruction", "x", "--size", "33", "--out", "/tmp/never.png"]);
+    let o = common::gsmile(&[
+        "edit",
+        "--editor",
+        "onnx/tiny-ip2p",
+        "--image",
+        "assets/scene-01.png",
+        "--instruction",
+        "x",
+        "--size",
+        "33",
+        "--out",
+        "/tmp/never.png",
+    ]);
     assert!(!o.status.success());
     assert!(common::stderr(&o).contains("multiple"), "{}", common::stderr(&o));
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("model_index.json"), r#"{"_class_name": "StableDiffusionInstructPix2PixPipeline"}"#).unwrap();
+    std::fs::write(dir.path().join("model_index.json"), r#"{"_class_name": "StableDiffusionInstructPix2PixPipeline"}"#)
+        .unwrap();
     let err = Bundle::open(dir.path()).unwrap_err().to_string();
     assert!(err.contains("scheduler/scheduler_config.json") && err.contains("export_ip2p.py"), "{err}");
     let sched = dir.path().join("s.json");
-    std::fs::write(&sched, r#"{"_class_name": "EulerAncestralDiscreteScheduler", "beta_start": 0.5, "beta_end": 0.1}"#).unwrap();
+    std::fs::write(&sched, r#"{"_class_name": "EulerAncestralDiscreteScheduler", "beta_start": 0.5, "beta_end": 0.1}"#)
+        .unwrap();
     let err = SchedulerConfig::from_file(&sched).unwrap_err().to_string();
     assert!(err.contains("beta_start") && err.contains("s.json"), "{err}");
 }
@@ -202,12 +242,31 @@ fn explain_cli_runs_on_the_diffusion_editor() {
     let run = |name: &str| {
         let out = dir.path().join(name);
         let o = common::gsmile(&[
-            "explain", "--editor", "onnx/tiny-ip2p", "--encoder", "onnx/tiny-clip-hf", "--image", "assets/scene-01.png",
-            "--instruction", "make the car red", "--samples", "12", "--steps", "2", "--bootstrap", "10", "--max-batch", "7",
-            "--no-cache", "--quiet", "--out", out.to_str().unwrap(),
+            "explain",
+            "--editor",
+            "onnx/tiny-ip2p",
+            "--encoder",
+            "onnx/tiny-clip-hf",
+            "--image",
+            "assets/scene-01.png",
+            "--instruction",
+            "make the car red",
+            "--samples",
+            "12",
+            "--steps",
+            "2",
+            "--bootstrap",
+            "10",
+            "--max-batch",
+            "7",
+            "--no-cache",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
         ]);
         assert!(o.status.success(), "{}", common::stderr(&o));
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("explanation.json")).unwrap()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("explanation.json")).unwrap()).unwrap();
         let words: Vec<(String, f64)> = v["words"]
             .as_array()
             .unwrap()
@@ -229,7 +288,11 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().flatten() {
         let dest = to.join(e.file_name());
-        if e.path().is_dir() { copy_tree(&e.path(), &dest) } else { std::fs::copy(e.path(), dest).unwrap(); }
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &dest)
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
     }
 }
 
@@ -246,7 +309,12 @@ fn float16_unet_and_vae_exports_run_with_conversion_at_the_boundary() {
     let p = InstructPix2Pix::load(
         &Bundle::open(&bundle).unwrap(),
         &RuntimeOptions::default(),
-        Pix2PixOverrides { steps: Some(3), guidance_scale: Some(7.5), image_guidance_scale: Some(1.5), ..Default::default() },
+        Pix2PixOverrides {
+            steps: Some(3),
+            guidance_scale: Some(7.5),
+            image_guidance_scale: Some(1.5),
+            ..Default::default()
+        },
     )
     .unwrap();
     assert!(p.signature().iter().any(|l| l.contains("unet") && l.contains("float16")), "{:?}", p.signature());

@@ -33,9 +33,7 @@ fn regen_hint(path: &Path, e: impl std::fmt::Display) -> String {
 
 fn load_image(rel_to_root: &str) -> RgbImage {
     let path = root().join(rel_to_root);
-    image::open(&path)
-        .unwrap_or_else(|e| panic!("{}", regen_hint(&path, e)))
-        .to_rgb8()
+    image::open(&path).unwrap_or_else(|e| panic!("{}", regen_hint(&path, e))).to_rgb8()
 }
 
 fn npy<T: ndarray_npy::ReadableElement, D: ndarray::Dimension>(rel: &str) -> ndarray::Array<T, D> {
@@ -92,28 +90,20 @@ struct Clip224Case {
 
 fn cases() -> Cases {
     let path = fixtures().join("cases.json");
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}", regen_hint(&path, e)));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}", regen_hint(&path, e)));
     serde_json::from_str(&text).unwrap()
 }
 
 fn image_of(cases: &Cases, name: &str) -> RgbImage {
     let info = &cases.images[name];
     let image = load_image(&info.path);
-    assert_eq!(
-        (image.width(), image.height()),
-        (info.width, info.height),
-        "{name}"
-    );
+    assert_eq!((image.width(), image.height()), (info.width, info.height), "{name}");
     image
 }
 
 fn max_abs_diff(got: ArrayView4<f32>, want: ArrayView4<f32>) -> f32 {
     assert_eq!(got.shape(), want.shape());
-    got.iter()
-        .zip(want.iter())
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max)
+    got.iter().zip(want.iter()).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
 }
 
 #[test]
@@ -127,31 +117,15 @@ fn resize_is_bit_exact_with_pillow() {
         let filter = Resample::from_pil_code(case.filter).expect("fixture filter");
         let got = pil_resize(&image, case.width, case.height, filter);
         let want: Array3<u8> = npy(&case.file);
-        assert_eq!(
-            want.shape(),
-            &[case.height as usize, case.width as usize, 3],
-            "{}",
-            case.file
-        );
-        let diff = got
-            .as_raw()
-            .iter()
-            .zip(want.iter())
-            .map(|(a, b)| a.abs_diff(*b))
-            .max()
-            .unwrap();
+        assert_eq!(want.shape(), &[case.height as usize, case.width as usize, 3], "{}", case.file);
+        let diff = got.as_raw().iter().zip(want.iter()).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
         if diff > 0 {
             failures.push(format!("{}: max |diff| {diff}", case.file));
         }
         worst = worst.max(diff);
     }
     eprintln!("{} resizes, max |diff| {worst}", cases.resize.len());
-    assert!(
-        failures.is_empty(),
-        "worst {worst}; {} cases differ:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "worst {worst}; {} cases differ:\n{}", failures.len(), failures.join("\n"));
 }
 
 #[test]
@@ -163,18 +137,9 @@ fn pixel_values_match_transformers_on_small_configs() {
         let got = processor.preprocess(&images);
         let want: Array4<f32> = npy(&case.pixel_values);
         let (h, w) = processor.output_size();
-        assert_eq!(
-            want.shape(),
-            &[images.len(), 3, h as usize, w as usize],
-            "{}",
-            case.name
-        );
+        assert_eq!(want.shape(), &[images.len(), 3, h as usize, w as usize], "{}", case.name);
         let diff = max_abs_diff(got.view(), want.view());
-        eprintln!(
-            "{}: {} images, max |diff| {diff:e}",
-            case.name,
-            images.len()
-        );
+        eprintln!("{}: {} images, max |diff| {diff:e}", case.name, images.len());
         assert!(diff <= PIXEL_TOL, "{}: max |diff| {diff}", case.name);
     }
 }
@@ -192,12 +157,7 @@ fn pixel_values_match_transformers_on_clip_vit_l14() {
     for c in 0..3 {
         for (x, px) in lut_image.pixels().enumerate() {
             let want = lut[[c, usize::from(px[c])]];
-            assert_eq!(
-                got[[0, c, 0, x]].to_bits(),
-                want.to_bits(),
-                "lut channel {c} level {}",
-                px[c]
-            );
+            assert_eq!(got[[0, c, 0, x]].to_bits(), want.to_bits(), "lut channel {c} level {}", px[c]);
         }
     }
 

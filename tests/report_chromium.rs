@@ -87,7 +87,12 @@ fn explanation(words: Vec<WordAttribution>, samples: Vec<SampleRecord>) -> Expla
             sha256: "fedcba9876543210".repeat(4),
             params: String::new(),
         },
-        encoder: Some(ModelInfo { name: "toy-clip".into(), path: "onnx/clip".into(), sha256: "00ff".repeat(16), params: String::new() }),
+        encoder: Some(ModelInfo {
+            name: "toy-clip".into(),
+            path: "onnx/clip".into(),
+            sha256: "00ff".repeat(16),
+            params: String::new(),
+        }),
         config: ExplainConfig::default(),
         kernel_width: 0.25,
         counts: Counts { words: words.len(), samples: samples.len(), distinct_edits: samples.len(), cached_edits: 0 },

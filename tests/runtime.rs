@@ -33,7 +33,10 @@ fn ort_dylib_path_overrides_the_default() {
     let o = edit_with_env("ORT_DYLIB_PATH", &dir.path().join("libmissing.so"), &out);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
-    assert!(err.contains("ORT_DYLIB_PATH") && err.contains("libmissing.so") && err.contains("pip install onnxruntime"), "{err}");
+    assert!(
+        err.contains("ORT_DYLIB_PATH") && err.contains("libmissing.so") && err.contains("pip install onnxruntime"),
+        "{err}"
+    );
     assert!(!out.exists());
     // A working override in another place is used.
     let real = gsmile::runtime::dylib_path().unwrap();

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use gsmile::scenario::{ScenarioError, Suite, load_suite, shard};
 
 fn suite_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("scenarios")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(name)
 }
 
 fn load(name: &str) -> Suite {
@@ -22,9 +20,7 @@ fn used_values(suite: &Suite) -> BTreeMap<&str, BTreeSet<&str>> {
     let mut used: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for s in &suite.scenarios {
         for (axis, value) in &s.odd {
-            used.entry(axis.as_str())
-                .or_default()
-                .insert(value.as_str());
+            used.entry(axis.as_str()).or_default().insert(value.as_str());
         }
     }
     used
@@ -33,36 +29,18 @@ fn used_values(suite: &Suite) -> BTreeMap<&str, BTreeSet<&str>> {
 fn check_images(suite: &Suite) {
     for s in &suite.scenarios {
         let img = image::open(&s.image).unwrap_or_else(|e| panic!("{}: {e}", s.image.display()));
-        assert_eq!(
-            (img.width(), img.height()),
-            (64, 64),
-            "{}",
-            s.image.display()
-        );
+        assert_eq!((img.width(), img.height()), (64, 64), "{}", s.image.display());
         for r in &s.related_images {
             let img = image::open(r).unwrap_or_else(|e| panic!("{}: {e}", r.display()));
             assert_eq!((img.width(), img.height()), (64, 64), "{}", r.display());
         }
-        let masks = s
-            .masks
-            .as_ref()
-            .unwrap_or_else(|| panic!("{}: no masks", s.id));
+        let masks = s.masks.as_ref().unwrap_or_else(|| panic!("{}: no masks", s.id));
         let target = &s.odd["target_object"];
         if target != "global" {
             let m = masks.join(format!("{target}.png"));
-            let m = image::open(&m)
-                .unwrap_or_else(|e| panic!("{}: {e}", m.display()))
-                .to_luma8();
-            assert!(
-                m.pixels().all(|p| p[0] == 0 || p[0] == 255),
-                "{}: mask not binary",
-                s.id
-            );
-            assert!(
-                m.pixels().filter(|p| p[0] == 255).count() >= 6,
-                "{}: target not visible",
-                s.id
-            );
+            let m = image::open(&m).unwrap_or_else(|e| panic!("{}: {e}", m.display())).to_luma8();
+            assert!(m.pixels().all(|p| p[0] == 0 || p[0] == 255), "{}: mask not binary", s.id);
+            assert!(m.pixels().filter(|p| p[0] == 255).count() >= 6, "{}: target not visible", s.id);
         }
     }
 }
@@ -71,31 +49,14 @@ fn check_images(suite: &Suite) {
 fn odd_world_suite_covers_every_axis_value() {
     let suite = load("odd-world");
     assert_eq!(suite.name, "odd-world");
-    assert!(
-        suite.scenarios.len() >= 120,
-        "{} scenarios",
-        suite.scenarios.len()
-    );
-    for axis in [
-        "time_of_day",
-        "weather",
-        "scene_content",
-        "target_object",
-        "colour",
-        "style",
-    ] {
-        assert!(
-            suite.axes.contains_key(axis),
-            "suite.toml lacks axis {axis}"
-        );
+    assert!(suite.scenarios.len() >= 120, "{} scenarios", suite.scenarios.len());
+    for axis in ["time_of_day", "weather", "scene_content", "target_object", "colour", "style"] {
+        assert!(suite.axes.contains_key(axis), "suite.toml lacks axis {axis}");
     }
     let used = used_values(&suite);
     for (axis, values) in &suite.axes {
         for v in values {
-            assert!(
-                used[axis.as_str()].contains(v.as_str()),
-                "odd.{axis} = {v:?} is never used"
-            );
+            assert!(used[axis.as_str()].contains(v.as_str()), "odd.{axis} = {v:?} is never used");
         }
     }
     for s in &suite.scenarios {
@@ -103,18 +64,8 @@ fn odd_world_suite_covers_every_axis_value() {
         assert!(!s.paraphrases.is_empty(), "{}: no paraphrases", s.id);
         assert!(!s.related_images.is_empty(), "{}: no related images", s.id);
         let global = s.odd["target_object"] == "global";
-        assert_eq!(
-            global,
-            s.odd["colour"] == "none",
-            "{}: colour none iff global",
-            s.id
-        );
-        assert_eq!(
-            global,
-            s.odd["edit"] != "recolour",
-            "{}: edit vs target",
-            s.id
-        );
+        assert_eq!(global, s.odd["colour"] == "none", "{}: colour none iff global", s.id);
+        assert_eq!(global, s.odd["edit"] != "recolour", "{}: edit vs target", s.id);
     }
     check_images(&suite);
 }
@@ -133,12 +84,7 @@ fn odd_world_shards_partition_the_suite() {
     let suite = load("odd-world");
     let mut ids = Vec::new();
     for i in 0..4 {
-        ids.extend(
-            shard(&suite.scenarios, i, 4)
-                .unwrap()
-                .iter()
-                .map(|s| s.id.clone()),
-        );
+        ids.extend(shard(&suite.scenarios, i, 4).unwrap().iter().map(|s| s.id.clone()));
     }
     ids.sort();
     let mut all: Vec<_> = suite.scenarios.iter().map(|s| s.id.clone()).collect();
@@ -184,17 +130,15 @@ fn line_of(text: &str, starts: &str) -> usize {
 fn bad_odd_value_names_file_line_and_field() {
     let mut expected_line = 0;
     let (_t, name, err) = broken(|_, text| {
-        let line = text
-            .lines()
-            .find(|l| l.starts_with("weather = "))
-            .unwrap()
-            .to_string();
+        let line = text.lines().find(|l| l.starts_with("weather = ")).unwrap().to_string();
         expected_line = line_of(text, "weather = ");
         text.replace(&line, "weather = \"rain\"")
     });
     let msg = err.to_string();
     assert!(
-        msg.contains(&format!("{name}:{expected_line}: odd.weather = \"rain\" is not one of clear, fog, snow (suite.toml)")),
+        msg.contains(&format!(
+            "{name}:{expected_line}: odd.weather = \"rain\" is not one of clear, fog, snow (suite.toml)"
+        )),
         "{msg}"
     );
 }
@@ -205,19 +149,12 @@ fn missing_image_names_file_line_and_field() {
     let (_t, name, err) = broken(|dir, text| {
         expected_line = line_of(text, "image = ");
         let given = text.lines().find(|l| l.starts_with("image = ")).unwrap();
-        std::fs::remove_file(dir.join(given.trim_start_matches("image = ").trim_matches('"')))
-            .unwrap();
+        std::fs::remove_file(dir.join(given.trim_start_matches("image = ").trim_matches('"'))).unwrap();
         text.to_string()
     });
     let msg = err.to_string();
-    assert!(
-        matches!(err, ScenarioError::MissingPath { ref field, .. } if field == "image"),
-        "{msg}"
-    );
-    assert!(
-        msg.contains(&format!("{name}:{expected_line}: image = ")) && msg.contains("no such file"),
-        "{msg}"
-    );
+    assert!(matches!(err, ScenarioError::MissingPath { ref field, .. } if field == "image"), "{msg}");
+    assert!(msg.contains(&format!("{name}:{expected_line}: image = ")) && msg.contains("no such file"), "{msg}");
 }
 
 #[test]
@@ -233,12 +170,6 @@ fn toml_error_names_file_line_and_field() {
 
     let (_t, name, err) = broken(|_, text| text.replace("instruction = ", "instructions = "));
     let msg = err.to_string();
-    assert!(
-        matches!(err, ScenarioError::Toml { field: Some(ref f), .. } if f == "instructions"),
-        "{msg}"
-    );
-    assert!(
-        msg.contains(&name) && msg.contains("unknown field `instructions`"),
-        "{msg}"
-    );
+    assert!(matches!(err, ScenarioError::Toml { field: Some(ref f), .. } if f == "instructions"), "{msg}");
+    assert!(msg.contains(&name) && msg.contains("unknown field `instructions`"), "{msg}");
 }

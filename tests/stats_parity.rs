@@ -14,9 +14,8 @@ const TOL: f64 = 1e-6;
 
 fn fixture(name: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stats").join(name);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("{}: {e}; regenerate with tests/fixtures/stats/make_stats.py", path.display())
-    })
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; regenerate with tests/fixtures/stats/make_stats.py", path.display()))
 }
 
 /// Absolute tolerance for values up to 1, relative beyond.
@@ -183,10 +182,9 @@ fn fit_many_matches_sklearn_on_every_case() {
         let (x, y, w) = regression_inputs(c);
         // Two targets: y and 2y − 1, so the second column's answer is known too.
         let ys = ndarray::stack![ndarray::Axis(1), y, y.mapv(|v| 2.0 * v - 1.0)];
-        for (alpha, coef, icpt) in [
-            (None, &c.ols_coef, c.ols_intercept),
-            (Some(c.alpha), &c.ridge_coef, c.ridge_intercept),
-        ] {
+        for (alpha, coef, icpt) in
+            [(None, &c.ols_coef, c.ols_intercept), (Some(c.alpha), &c.ridge_coef, c.ridge_intercept)]
+        {
             let (b, b0) = surrogate::fit_many(x.view(), ys.view(), w.view(), alpha).unwrap();
             assert_coefs(&c.name, "fit_many coef", &b.column(0).to_vec(), coef);
             assert!(close(b0[0], icpt), "{} fit_many intercept", c.name);

@@ -59,8 +59,14 @@ pub fn load(
 ) -> Result<Box<dyn Editor>> {
     match bundle.manifest().kind {
         BundleKind::Editor => Ok(Box::new(OnnxEditor::load(bundle, options)?.with_max_batch(max_batch))),
-        BundleKind::InstructPix2Pix => Ok(Box::new(pix2pix::InstructPix2Pix::load(bundle, options, diffusion)?.with_max_batch(max_batch))),
-        BundleKind::Clip => Err(bundle.expect_kind(BundleKind::Editor, "--editor").err().map(Error::from).unwrap_or_else(|| Error::InvalidInput("not an editor".into()))),
+        BundleKind::InstructPix2Pix => {
+            Ok(Box::new(pix2pix::InstructPix2Pix::load(bundle, options, diffusion)?.with_max_batch(max_batch)))
+        }
+        BundleKind::Clip => Err(bundle
+            .expect_kind(BundleKind::Editor, "--editor")
+            .err()
+            .map(Error::from)
+            .unwrap_or_else(|| Error::InvalidInput("not an editor".into()))),
     }
 }
 

@@ -135,8 +135,11 @@ fn read_json<T: for<'de> Deserialize<'de>>(bundle: &Bundle, rel: &str) -> std::r
     if !path.is_file() {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| BundleError::Manifest { path: path.clone(), message: e.to_string() })?;
-    serde_json::from_str(&text).map(Some).map_err(|e| BundleError::Manifest { path, message: format!("not a diffusers config: {e}") })
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| BundleError::Manifest { path: path.clone(), message: e.to_string() })?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| BundleError::Manifest { path, message: format!("not a diffusers config: {e}") })
 }
 
 impl InstructPix2Pix {
@@ -185,16 +188,26 @@ impl InstructPix2Pix {
             "unet/model.onnx",
             &[
                 TensorContract::float("unet.sample", "sample", &[Dim::Any, Dim::Fixed(2 * c), Dim::Any, Dim::Any]),
-                TensorContract::float("unet.timestep", "timestep", &[Dim::Any]).or(ort::value::TensorElementType::Int64),
-                TensorContract::float("unet.encoder_hidden_states", "encoder_hidden_states", &[Dim::Any, Dim::Fixed(l), Dim::Any]),
+                TensorContract::float("unet.timestep", "timestep", &[Dim::Any])
+                    .or(ort::value::TensorElementType::Int64),
+                TensorContract::float(
+                    "unet.encoder_hidden_states",
+                    "encoder_hidden_states",
+                    &[Dim::Any, Dim::Fixed(l), Dim::Any],
+                ),
             ],
             &[TensorContract::float("unet.out_sample", "out_sample", &[Dim::Any, Dim::Fixed(c), Dim::Any, Dim::Any])],
         )?;
-        let vae_encoder = session("vae_encoder/model.onnx", &[TensorContract::float("vae_encoder.sample", "sample", &any4)], &[])?;
+        let vae_encoder =
+            session("vae_encoder/model.onnx", &[TensorContract::float("vae_encoder.sample", "sample", &any4)], &[])?;
         let vae_encoder_output = first_output(&vae_encoder, "latent_sample");
         let vae_decoder = session(
             "vae_decoder/model.onnx",
-            &[TensorContract::float("vae_decoder.latent_sample", "latent_sample", &[Dim::Any, Dim::Fixed(c), Dim::Any, Dim::Any])],
+            &[TensorContract::float(
+                "vae_decoder.latent_sample",
+                "latent_sample",
+                &[Dim::Any, Dim::Fixed(c), Dim::Any, Dim::Any],
+            )],
             &[TensorContract::float("vae_decoder.sample", "sample", &[Dim::Any, Dim::Fixed(3), Dim::Any, Dim::Any])],
         )?;
         let tokenizer = InstructionTokenizer::load(dir, &bundle.file(&m.tokenizer.file), m.tokenizer.max_length)?;
@@ -233,7 +246,12 @@ impl InstructPix2Pix {
         [&self.text_encoder, &self.unet, &self.vae_encoder, &self.vae_decoder]
             .iter()
             .flat_map(|s| {
-                let name = s.file().parent().and_then(Path::file_name).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = s
+                    .file()
+                    .parent()
+                    .and_then(Path::file_name)
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 s.signature().iter().map(move |line| format!("{name}: {line}"))
             })
             .collect()
@@ -273,7 +291,9 @@ impl InstructPix2Pix {
         }
         let (shape, data) = s.run(inputs, |o| read_f32_dyn(o, &self.text_output))?;
         if shape.len() != 3 || shape[0] != texts.len() {
-            return Err(s.error(format!("`{}` has shape {shape:?}, expected [batch, tokens, width]", self.text_output)).into());
+            return Err(s
+                .error(format!("`{}` has shape {shape:?}, expected [batch, tokens, width]", self.text_output))
+                .into());
         }
         Ok(Array3::from_shape_vec((shape[0], shape[1], shape[2]), data).map_err(|e| s.error(e))?)
     }
@@ -286,7 +306,13 @@ impl InstructPix2Pix {
         let (shape, data) = s.run(inputs, |o| read_f32_dyn(o, &self.vae_encoder_output))?;
         let c = self.latent_channels;
         if shape.len() != 4 || !(shape[1] == c || shape[1] == 2 * c) {
-            return Err(s.error(format!("`{}` has shape {shape:?}, expected [batch, {c} or {}, h, w]", self.vae_encoder_output, 2 * c)).into());
+            return Err(s
+                .error(format!(
+                    "`{}` has shape {shape:?}, expected [batch, {c} or {}, h, w]",
+                    self.vae_encoder_output,
+                    2 * c
+                ))
+                .into());
         }
         let all = Array4::from_shape_vec((shape[0], shape[1], shape[2], shape[3]), data).map_err(|e| s.error(e))?;
         // A `latent_parameters` output holds mean and log-variance; the mode is the mean.
@@ -306,7 +332,9 @@ impl InstructPix2Pix {
             let inputs = ort::inputs!["latent_sample" => s.float_input("latent_sample", &scaled)?];
             let (shape, data) = s.run(inputs, |o| read_f32_dyn(o, "sample"))?;
             if shape != [end - start, 3, h * f, w * f] {
-                return Err(s.error(format!("`sample` has shape {shape:?}, expected [{}, 3, {}, {}]", end - start, h * f, w * f)).into());
+                return Err(s
+                    .error(format!("`sample` has shape {shape:?}, expected [{}, 3, {}, {}]", end - start, h * f, w * f))
+                    .into());
             }
             let img = Array4::from_shape_vec((end - start, 3, h * f, w * f), data).map_err(|e| s.error(e))?;
             out.slice_mut(s![start..end, .., .., ..]).assign(&img.mapv(|x| (x * 0.5 + 0.5).clamp(0.0, 1.0)));
@@ -341,12 +369,18 @@ impl InstructPix2Pix {
         }
         let scheduler = self.scheduler();
         if noise.steps.len() < scheduler.timesteps().len() {
-            return Err(Error::InvalidInput(format!("noise plan has {} steps, the sampler {}", noise.steps.len(), scheduler.timesteps().len())));
+            return Err(Error::InvalidInput(format!(
+                "noise plan has {} steps, the sampler {}",
+                noise.steps.len(),
+                scheduler.timesteps().len()
+            )));
         }
-        let initial = noise
-            .initial
-            .broadcast((b, c, h, w))
-            .ok_or_else(|| Error::InvalidInput(format!("initial noise {:?} does not fit latents [{b}, {c}, {h}, {w}]", noise.initial.dim())))?;
+        let initial = noise.initial.broadcast((b, c, h, w)).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "initial noise {:?} does not fit latents [{b}, {c}, {h}, {w}]",
+                noise.initial.dim()
+            ))
+        })?;
         let sigma0 = scheduler.init_noise_sigma();
         let mut latents = initial.mapv(|x| x * sigma0);
         let branches = if self.settings.guided() { 3 } else { 1 };
@@ -363,7 +397,9 @@ impl InstructPix2Pix {
                     sample.slice_mut(s![r - start, ..c, .., ..]).assign(&scaled.index_axis(Axis(0), i));
                     // Branch 2 is unconditional on the image too: its image latents stay zero.
                     if branch != 2 {
-                        sample.slice_mut(s![r - start, c.., .., ..]).assign(&image_latents.index_axis(Axis(0), if ib == 1 { 0 } else { i }));
+                        sample
+                            .slice_mut(s![r - start, c.., .., ..])
+                            .assign(&image_latents.index_axis(Axis(0), if ib == 1 { 0 } else { i }));
                     }
                     let text = if branch == 0 { prompt_embeds.index_axis_move(Axis(0), i) } else { uncond };
                     states.index_axis_mut(Axis(0), r - start).assign(&text);
@@ -374,10 +410,16 @@ impl InstructPix2Pix {
                 let (gt, gi) = (self.settings.guidance_scale, self.settings.image_guidance_scale);
                 let mut out = Array4::<f32>::zeros((b, c, h, w));
                 for i in 0..b {
-                    let (text, image, none) = (pred.index_axis(Axis(0), 3 * i), pred.index_axis(Axis(0), 3 * i + 1), pred.index_axis(Axis(0), 3 * i + 2));
-                    ndarray::Zip::from(out.index_axis_mut(Axis(0), i)).and(&text).and(&image).and(&none).for_each(|o, &t, &im, &u| {
-                        *o = u + gt * (t - im) + gi * (im - u);
-                    });
+                    let (text, image, none) = (
+                        pred.index_axis(Axis(0), 3 * i),
+                        pred.index_axis(Axis(0), 3 * i + 1),
+                        pred.index_axis(Axis(0), 3 * i + 2),
+                    );
+                    ndarray::Zip::from(out.index_axis_mut(Axis(0), i)).and(&text).and(&image).and(&none).for_each(
+                        |o, &t, &im, &u| {
+                            *o = u + gt * (t - im) + gi * (im - u);
+                        },
+                    );
                 }
                 out
             } else {
@@ -404,7 +446,9 @@ impl InstructPix2Pix {
                 ort::value::Tensor::from_array((shape, vec![t.round() as i64; count])).map_err(|e| s.error(e))?.into()
             }
             Some(ort::value::TensorElementType::Float16) => {
-                ort::value::Tensor::from_array((shape, vec![half::f16::from_f32(t); count])).map_err(|e| s.error(e))?.into()
+                ort::value::Tensor::from_array((shape, vec![half::f16::from_f32(t); count]))
+                    .map_err(|e| s.error(e))?
+                    .into()
             }
             _ => ort::value::Tensor::from_array((shape, vec![t; count])).map_err(|e| s.error(e))?.into(),
         };
@@ -416,7 +460,9 @@ impl InstructPix2Pix {
         let (_, c, h, w) = sample.dim();
         let (shape, data) = s.run(inputs, |o| read_f32_dyn(o, "out_sample"))?;
         if shape != [n, c / 2, h, w] {
-            return Err(s.error(format!("`out_sample` has shape {shape:?}, expected [{n}, {}, {h}, {w}]", c / 2)).into());
+            return Err(s
+                .error(format!("`out_sample` has shape {shape:?}, expected [{n}, {}, {h}, {w}]", c / 2))
+                .into());
         }
         Ok(Array4::from_shape_vec((n, c / 2, h, w), data).map_err(|e| s.error(e))?)
     }
@@ -430,7 +476,8 @@ impl InstructPix2Pix {
         let views: Vec<_> = embeds.iter().map(|e| e.view()).collect();
         let embeds = ndarray::concatenate(Axis(0), &views).map_err(|e| Error::InvalidInput(e.to_string()))?;
         let uncond = self.encode_prompts(&[""])?;
-        let latents = self.denoise(image_latents, embeds.view(), uncond.index_axis(Axis(0), 0), &self.noise(), |_| {})?;
+        let latents =
+            self.denoise(image_latents, embeds.view(), uncond.index_axis(Axis(0), 0), &self.noise(), |_| {})?;
         self.decode(latents.view())
     }
 }
@@ -488,7 +535,7 @@ fn check_settings(s: &Pix2PixSettings, factor: u32) -> Result<()> {
     if !(s.guidance_scale.is_finite() && s.image_guidance_scale.is_finite()) {
         return Err(Error::InvalidInput("--guidance-scale and --image-guidance-scale must be finite numbers".into()));
     }
-    if s.height == 0 || s.width == 0 || s.height % factor != 0 || s.width % factor != 0 {
+    if s.height == 0 || s.width == 0 || !s.height.is_multiple_of(factor) || !s.width.is_multiple_of(factor) {
         return Err(Error::InvalidInput(format!(
             "size {}x{} must be positive multiples of the VAE's factor {factor}. Fix: pass --size as a multiple of {factor}",
             s.width, s.height
@@ -499,8 +546,13 @@ fn check_settings(s: &Pix2PixSettings, factor: u32) -> Result<()> {
 
 /// The graph's output named `preferred`, else its first output.
 fn first_output(session: &ModelSession, preferred: &str) -> String {
-    let names: Vec<&str> = session.signature().iter().filter_map(|l| l.strip_prefix("out ")).filter_map(|l| l.split(':').next()).collect();
-    if names.contains(&preferred) { preferred.to_string() } else { names.first().map(|n| n.to_string()).unwrap_or_else(|| preferred.to_string()) }
+    let names: Vec<&str> =
+        session.signature().iter().filter_map(|l| l.strip_prefix("out ")).filter_map(|l| l.split(':').next()).collect();
+    if names.contains(&preferred) {
+        preferred.to_string()
+    } else {
+        names.first().map(|n| n.to_string()).unwrap_or_else(|| preferred.to_string())
+    }
 }
 
 /// The text encoder's attention-mask input, when its export has one.

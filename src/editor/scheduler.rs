@@ -116,7 +116,8 @@ impl SchedulerConfig {
     pub fn from_file(path: &Path) -> Result<Self, SchedulerError> {
         let err = |message: String| SchedulerError { path: path.to_path_buf(), message };
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read it: {e}")))?;
-        let config: SchedulerConfig = serde_json::from_str(&text).map_err(|e| err(format!("not a diffusers scheduler config: {e}")))?;
+        let config: SchedulerConfig =
+            serde_json::from_str(&text).map_err(|e| err(format!("not a diffusers scheduler config: {e}")))?;
         if !config.class_name.is_empty() && config.class_name != EULER_ANCESTRAL {
             return Err(err(format!(
                 "field `_class_name` is {:?}, but gsmile runs InstructPix2Pix with {EULER_ANCESTRAL} (the pipeline's default). Fix: set `_class_name` to {EULER_ANCESTRAL:?}; the beta schedule is kept",
@@ -149,9 +150,10 @@ impl SchedulerConfig {
         }
         match self.beta_schedule {
             BetaSchedule::Linear => linspace_f32(self.beta_start as f32, self.beta_end as f32, n),
-            BetaSchedule::ScaledLinear => {
-                linspace_f32(self.beta_start.sqrt() as f32, self.beta_end.sqrt() as f32, n).into_iter().map(|b| b * b).collect()
-            }
+            BetaSchedule::ScaledLinear => linspace_f32(self.beta_start.sqrt() as f32, self.beta_end.sqrt() as f32, n)
+                .into_iter()
+                .map(|b| b * b)
+                .collect(),
             BetaSchedule::SquaredcosCapV2 => {
                 let alpha_bar = |t: f64| ((t + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2).cos().powi(2);
                 (0..n)
@@ -178,10 +180,10 @@ impl SchedulerConfig {
                 acc as f32
             })
             .collect();
-        if self.rescale_betas_zero_snr {
-            if let Some(last) = out.last_mut() {
-                *last = 2f32.powi(-24);
-            }
+        if self.rescale_betas_zero_snr
+            && let Some(last) = out.last_mut()
+        {
+            *last = 2f32.powi(-24);
         }
         out
     }
@@ -234,7 +236,13 @@ pub trait Scheduler {
     /// Scales the UNet input at step `index`.
     fn scale_model_input(&self, sample: ArrayView4<f32>, index: usize) -> Array4<f32>;
     /// One step from `sample` given the UNet output and fresh standard normal `noise` (broadcast over the batch).
-    fn step(&self, model_output: ArrayView4<f32>, index: usize, sample: ArrayView4<f32>, noise: ArrayView4<f32>) -> Array4<f32>;
+    fn step(
+        &self,
+        model_output: ArrayView4<f32>,
+        index: usize,
+        sample: ArrayView4<f32>,
+        noise: ArrayView4<f32>,
+    ) -> Array4<f32>;
 }
 
 /// diffusers' `EulerAncestralDiscreteScheduler` after `set_timesteps(steps)`.
@@ -255,7 +263,15 @@ impl EulerAncestral {
                 // np.linspace(0, T-1, steps, dtype=float32)[::-1]: computed in float64, then cast.
                 let last = (t - 1) as f64;
                 let mut v: Vec<f32> = (0..steps)
-                    .map(|i| if steps == 1 { 0.0 } else if i == steps - 1 { last as f32 } else { (i as f64 * (last / (steps - 1) as f64)) as f32 })
+                    .map(|i| {
+                        if steps == 1 {
+                            0.0
+                        } else if i == steps - 1 {
+                            last as f32
+                        } else {
+                            (i as f64 * (last / (steps - 1) as f64)) as f32
+                        }
+                    })
                     .collect();
                 v.reverse();
                 v
@@ -325,7 +341,13 @@ impl Scheduler for EulerAncestral {
         sample.mapv(|x| x / scale)
     }
 
-    fn step(&self, model_output: ArrayView4<f32>, index: usize, sample: ArrayView4<f32>, noise: ArrayView4<f32>) -> Array4<f32> {
+    fn step(
+        &self,
+        model_output: ArrayView4<f32>,
+        index: usize,
+        sample: ArrayView4<f32>,
+        noise: ArrayView4<f32>,
+    ) -> Array4<f32> {
         let (from, to) = (self.sigmas[index], self.sigmas[index + 1]);
         let up = (to * to * (from * from - to * to) / (from * from)).sqrt();
         let down = (to * to - up * up).sqrt();

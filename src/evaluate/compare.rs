@@ -66,7 +66,8 @@ impl CompareSummary {
     /// A plain-text table of every metric's overall mean per editor and each pair's
     /// difference with its p-values, for the terminal.
     pub fn table(&self) -> String {
-        let mut s = format!("{} scenarios shared by {} in {}\n", self.shared, self.editors.join(", "), self.out.display());
+        let mut s =
+            format!("{} scenarios shared by {} in {}\n", self.shared, self.editors.join(", "), self.out.display());
         s.push_str(&format!("{:<22}", "metric"));
         for e in &self.editors {
             s.push_str(&format!(" {e:>18}"));
@@ -114,7 +115,9 @@ pub fn compare(runs: &[(String, PathBuf)], out: &Path) -> Result<CompareSummary>
     let mut seen = std::collections::BTreeSet::new();
     for (name, _) in runs {
         if name.trim().is_empty() || !seen.insert(name.clone()) {
-            return Err(EvalError::Invalid(format!("editor name {name:?} is empty or given twice. Fix: give each run a distinct NAME")));
+            return Err(EvalError::Invalid(format!(
+                "editor name {name:?} is empty or given twice. Fix: give each run a distinct NAME"
+            )));
         }
     }
     if out.join(RUN_FILE).exists() {
@@ -146,7 +149,8 @@ pub fn compare(runs: &[(String, PathBuf)], out: &Path) -> Result<CompareSummary>
     for (axis, values) in &axes {
         slice_keys.extend(values.iter().map(|v| (axis.clone(), v.clone())));
     }
-    let in_slice = |r: &ScenarioResult, axis: &str, value: &str| axis == ALL || r.odd.get(axis).is_some_and(|v| v == value);
+    let in_slice =
+        |r: &ScenarioResult, axis: &str, value: &str| axis == ALL || r.odd.get(axis).is_some_and(|v| v == value);
 
     let mut stats = Vec::new();
     for run in &loaded {
@@ -178,7 +182,11 @@ pub fn compare(runs: &[(String, PathBuf)], out: &Path) -> Result<CompareSummary>
                         .map(|(x, y)| (tables::metric_value(x, m), tables::metric_value(y, m)))
                         .filter(|(x, y)| !x.is_nan() && !y.is_nan())
                         .unzip();
-                    let diff = if a.is_empty() { f64::NAN } else { a.iter().zip(&b).map(|(x, y)| x - y).sum::<f64>() / a.len() as f64 };
+                    let diff = if a.is_empty() {
+                        f64::NAN
+                    } else {
+                        a.iter().zip(&b).map(|(x, y)| x - y).sum::<f64>() / a.len() as f64
+                    };
                     let seed = derive_seed(0, &format!("compare\0{axis}\0{value}\0{m}"));
                     diffs.push(PairDiff {
                         axis: axis.clone(),
@@ -218,7 +226,14 @@ fn find<'a>(stats: &'a [SliceStat], axis: &str, value: &str, metric: &str) -> Op
     stats.iter().find(|s| s.axis == axis && s.value == value && s.metric == metric)
 }
 
-fn find_diff<'a>(diffs: &'a [PairDiff], a: &str, b: &str, axis: &str, value: &str, metric: &str) -> Option<&'a PairDiff> {
+fn find_diff<'a>(
+    diffs: &'a [PairDiff],
+    a: &str,
+    b: &str,
+    axis: &str,
+    value: &str,
+    metric: &str,
+) -> Option<&'a PairDiff> {
     diffs.iter().find(|d| d.a == a && d.b == b && d.axis == axis && d.value == value && d.metric == metric)
 }
 
@@ -251,17 +266,23 @@ fn compare_csv(names: &[String], slices: &[(String, String)], stats: &[Vec<Slice
             let mut row = vec![axis.clone(), value.clone(), m.to_string()];
             for s in stats {
                 match find(s, axis, value, m) {
-                    Some(st) => {
-                        row.extend([st.n_defined.to_string(), tables::num(st.mean), tables::num(st.ci_low), tables::num(st.ci_high)])
-                    }
+                    Some(st) => row.extend([
+                        st.n_defined.to_string(),
+                        tables::num(st.mean),
+                        tables::num(st.ci_low),
+                        tables::num(st.ci_high),
+                    ]),
                     None => row.extend(["0", "NaN", "NaN", "NaN"].map(String::from)),
                 }
             }
             for (a, b) in pairs(names) {
                 match find_diff(diffs, a, b, axis, value, m) {
-                    Some(d) => {
-                        row.extend([d.n_pairs.to_string(), tables::num(d.diff), tables::num(d.p_bootstrap), tables::num(d.p_wilcoxon)])
-                    }
+                    Some(d) => row.extend([
+                        d.n_pairs.to_string(),
+                        tables::num(d.diff),
+                        tables::num(d.p_bootstrap),
+                        tables::num(d.p_wilcoxon),
+                    ]),
                     None => row.extend(["0", "NaN", "NaN", "NaN"].map(String::from)),
                 }
             }
@@ -284,7 +305,13 @@ fn fmt_p(p: f64) -> String {
 fn diff_cell(d: Option<&PairDiff>) -> String {
     match d {
         Some(d) if d.n_pairs > 0 => {
-            format!("{:+.3} (n={}, p_boot={}, p_wilcoxon={})", d.diff, d.n_pairs, fmt_p(d.p_bootstrap), fmt_p(d.p_wilcoxon))
+            format!(
+                "{:+.3} (n={}, p_boot={}, p_wilcoxon={})",
+                d.diff,
+                d.n_pairs,
+                fmt_p(d.p_bootstrap),
+                fmt_p(d.p_wilcoxon)
+            )
         }
         _ => "n/a".into(),
     }
@@ -299,8 +326,9 @@ fn configs_differ(runs: &[Run]) -> bool {
 /// `compare.md`: the runs, then one table per metric (rows: slices; columns: editors and pairs).
 fn compare_md(runs: &[Run], slices: &[(String, String)], stats: &[Vec<SliceStat>], diffs: &[PairDiff]) -> String {
     let names: Vec<String> = runs.iter().map(|r| r.name.clone()).collect();
-    let mut s =
-        String::from("# Editor comparison\n\n| name | editor | suite | scenarios | folder | config hash |\n|---|---|---|---:|---|---|\n");
+    let mut s = String::from(
+        "# Editor comparison\n\n| name | editor | suite | scenarios | folder | config hash |\n|---|---|---|---:|---|---|\n",
+    );
     for r in runs {
         let _ = writeln!(
             s,
@@ -328,7 +356,10 @@ fn compare_md(runs: &[Run], slices: &[(String, String)], stats: &[Vec<SliceStat>
             let label = if axis == ALL { ALL.to_string() } else { format!("{axis}={value}") };
             let mut row = vec![label.replace('|', "\\|")];
             for st in stats {
-                row.push(find(st, axis, value, m).map_or("n/a".into(), |x| format!("{} (n={})", tables::mean_and_ci(x), x.n_defined)));
+                row.push(
+                    find(st, axis, value, m)
+                        .map_or("n/a".into(), |x| format!("{} (n={})", tables::mean_and_ci(x), x.n_defined)),
+                );
             }
             for (a, b) in pairs(&names) {
                 row.push(diff_cell(find_diff(diffs, a, b, axis, value, m)));
@@ -353,7 +384,8 @@ fn compare_charts(names: &[String], axes: &[(String, Vec<String>)], stats: &[Vec
         ("compare-gaps.png", "faithfulness gaps over random orders by editor (mean, 95% CI)", gaps.as_slice(), None),
     ] {
         let groups: Vec<String> = metrics.iter().map(|m| m.to_string()).collect();
-        let values: Vec<Vec<Bar>> = metrics.iter().map(|m| stats.iter().map(|st| bar(st, ALL, ALL, m)).collect()).collect();
+        let values: Vec<Vec<Bar>> =
+            metrics.iter().map(|m| stats.iter().map(|st| bar(st, ALL, ALL, m)).collect()).collect();
         let img = plots::grouped_bar_chart(title, &groups, names, &values, range);
         charts.push(Chart { file: file.into(), title: title.into(), axis: None, png: crate::render::png_bytes(&img) });
     }
@@ -372,7 +404,13 @@ fn compare_charts(names: &[String], axes: &[(String, Vec<String>)], stats: &[Vec
     charts
 }
 
-fn compare_html(runs: &[Run], slices: &[(String, String)], stats: &[Vec<SliceStat>], diffs: &[PairDiff], charts: &[Chart]) -> String {
+fn compare_html(
+    runs: &[Run],
+    slices: &[(String, String)],
+    stats: &[Vec<SliceStat>],
+    diffs: &[PairDiff],
+    charts: &[Chart],
+) -> String {
     let names: Vec<String> = runs.iter().map(|r| r.name.clone()).collect();
     let mut s = report::head(&format!("gsmile comparison: {}", names.join(" vs ")));
     s.push_str("<section><h2>Runs</h2><table><tr><th>name</th><th>editor</th><th>suite</th><th>scenarios</th><th>config hash</th></tr>\n");
@@ -409,7 +447,8 @@ fn compare_html(runs: &[Run], slices: &[(String, String)], stats: &[Vec<SliceSta
             let label = if axis == ALL { ALL.to_string() } else { format!("{axis}={value}") };
             let _ = write!(s, "<tr><td>{}</td>", escape(&label));
             for st in stats {
-                let cell = find(st, axis, value, m).map_or("n/a".into(), |x| format!("{} (n={})", tables::mean_and_ci(x), x.n_defined));
+                let cell = find(st, axis, value, m)
+                    .map_or("n/a".into(), |x| format!("{} (n={})", tables::mean_and_ci(x), x.n_defined));
                 let _ = write!(s, "<td>{}</td>", escape(&cell));
             }
             for (a, b) in pairs(&names) {

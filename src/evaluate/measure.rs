@@ -115,7 +115,8 @@ fn mask_targets(
     config: &ExplainConfig,
 ) -> Result<Vec<f64>, Error> {
     let sign = config.reference.target_sign();
-    let texts: Vec<String> = masks.iter().map(|m| perturb::render(instruction, words, m, config.replacement.as_deref())).collect();
+    let texts: Vec<String> =
+        masks.iter().map(|m| perturb::render(instruction, words, m, config.replacement.as_deref())).collect();
     Ok(text_distances(tm, &texts, reference)?.into_iter().map(|d| sign * d).collect())
 }
 
@@ -188,7 +189,9 @@ pub fn evaluate_scenario(
     step: &dyn Fn(&str, usize, usize),
 ) -> Result<ScenarioResult> {
     measure(scenario, models, config, run, config_hash, step).map_err(|e| match e {
-        EvalError::Explain(source) => EvalError::Scenario { id: scenario.id.clone(), file: scenario.file.clone(), source },
+        EvalError::Explain(source) => {
+            EvalError::Scenario { id: scenario.id.clone(), file: scenario.file.clone(), source }
+        }
         other => other,
     })
 }
@@ -227,7 +230,8 @@ fn measure(
     let full_edit = exp.edits.index_axis(Axis(0), 0).to_owned();
     let (held_out_r2, held_out_mse) = if config.held_out >= 2 {
         let strategy = if ec.strategy == Strategy::Exhaustive { Strategy::Lime } else { ec.strategy };
-        let masks = perturb::sample_masks(d, config.held_out + 1, strategy, derive_seed(ec.seed, "held-out")).map_err(Error::from)?;
+        let masks = perturb::sample_masks(d, config.held_out + 1, strategy, derive_seed(ec.seed, "held-out"))
+            .map_err(Error::from)?;
         let masks = &masks[1..];
         let reference = match ec.reference {
             Reference::Full => full_edit.view(),
@@ -235,8 +239,10 @@ fn measure(
         };
         let y = mask_targets(&tm, &s.instruction, &words, masks, reference, ec)?;
         let intercept = exp.explanation.intercept;
-        let pred: Vec<f64> =
-            masks.iter().map(|m| intercept + m.iter().zip(&attr).map(|(&k, c)| if k { *c } else { 0.0 }).sum::<f64>()).collect();
+        let pred: Vec<f64> = masks
+            .iter()
+            .map(|m| intercept + m.iter().zip(&attr).map(|(&k, c)| if k { *c } else { 0.0 }).sum::<f64>())
+            .collect();
         metrics::held_out_fidelity(&y, &pred)?
     } else {
         (f64::NAN, f64::NAN)
@@ -258,8 +264,9 @@ fn measure(
     let stability_kendall = metrics::mean_pairwise(&runs, |a, b| metrics::kendall_tau(a, b).unwrap_or(f64::NAN));
 
     // 5. Consistency: paraphrases and related images.
-    let pairs =
-        |e: &ExplainRun| -> Vec<(String, f64)> { e.explanation.words.iter().map(|w| (w.word.text.clone(), w.attribution)).collect() };
+    let pairs = |e: &ExplainRun| -> Vec<(String, f64)> {
+        e.explanation.words.iter().map(|w| (w.word.text.clone(), w.attribution)).collect()
+    };
     let original = pairs(&exp);
     let (mut p_rho, mut p_jac) = (Vec::new(), Vec::new());
     for p in &s.paraphrases {
@@ -286,7 +293,8 @@ fn measure(
         masks.extend(deletion_masks(o));
         masks.extend(insertion_masks(o));
     }
-    let curve_texts: Vec<String> = masks.iter().map(|m| perturb::render(&s.instruction, &words, m, ec.replacement.as_deref())).collect();
+    let curve_texts: Vec<String> =
+        masks.iter().map(|m| perturb::render(&s.instruction, &words, m, ec.replacement.as_deref())).collect();
     let similarity: Vec<f64> = text_distances(&tm, &curve_texts, full_edit.view())?.into_iter().map(|x| -x).collect();
     let curves: Vec<&[f64]> = similarity.chunks(d + 1).collect();
     let (del, ins) = (curves[0].to_vec(), curves[1].to_vec());
@@ -350,7 +358,10 @@ mod tests {
     #[test]
     fn deletion_and_insertion_masks_walk_the_order() {
         let del = deletion_masks(&[2, 0, 1]);
-        assert_eq!(del, vec![vec![true, true, true], vec![true, true, false], vec![false, true, false], vec![false, false, false]]);
+        assert_eq!(
+            del,
+            vec![vec![true, true, true], vec![true, true, false], vec![false, true, false], vec![false, false, false]]
+        );
         let ins = insertion_masks(&[2, 0, 1]);
         assert_eq!(ins[0], vec![false; 3]);
         assert_eq!(ins[1], vec![false, false, true]);

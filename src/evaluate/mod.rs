@@ -127,7 +127,9 @@ pub enum EvalError {
         path: PathBuf,
     },
     /// The progress reporter asked to stop; finished scenarios are on disk.
-    #[error("stopped after {done} of {total} scenarios; the finished ones are saved. Fix: run the same command again to resume")]
+    #[error(
+        "stopped after {done} of {total} scenarios; the finished ones are saved. Fix: run the same command again to resume"
+    )]
     Interrupted {
         /// Scenarios with a result on disk.
         done: usize,
@@ -426,8 +428,13 @@ pub struct EvalSummary {
 impl EvalSummary {
     /// A plain-text table of the overall means with their intervals, for the terminal.
     pub fn table(&self) -> String {
-        let mut s =
-            format!("{} scenarios ({} evaluated, {} reused) in {}\n", self.scenarios, self.evaluated, self.skipped, self.out.display());
+        let mut s = format!(
+            "{} scenarios ({} evaluated, {} reused) in {}\n",
+            self.scenarios,
+            self.evaluated,
+            self.skipped,
+            self.out.display()
+        );
         s.push_str(&format!("{:<24} {:>4} {:>9}  95% CI\n", "metric", "n", "mean"));
         for st in &self.overall {
             s.push_str(&format!(
@@ -456,8 +463,8 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
 
 /// Writes pretty JSON with a trailing newline, atomically.
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let mut text =
-        serde_json::to_string_pretty(value).map_err(|e| EvalError::Invalid(format!("cannot serialise {}: {e}", path.display())))?;
+    let mut text = serde_json::to_string_pretty(value)
+        .map_err(|e| EvalError::Invalid(format!("cannot serialise {}: {e}", path.display())))?;
     text.push('\n');
     write_bytes_atomic(path, text.as_bytes())?;
     Ok(())
@@ -539,7 +546,9 @@ pub fn evaluate_suite(
 ) -> Result<EvalSummary> {
     config.validate(models)?;
     let scenarios: Vec<&Scenario> = match shard {
-        Some((i, n)) => crate::scenario::shard(&suite.scenarios, i, n).map_err(|e| EvalError::Invalid(e.to_string()))?,
+        Some((i, n)) => {
+            crate::scenario::shard(&suite.scenarios, i, n).map_err(|e| EvalError::Invalid(e.to_string()))?
+        }
         None => {
             let mut all: Vec<&Scenario> = suite.scenarios.iter().collect();
             all.sort_by(|a, b| a.id.cmp(&b.id));
@@ -613,7 +622,15 @@ pub fn evaluate_suite(
     progress.writing_tables();
     let results = read_results(out, &hash)?;
     let (overall, files) = write_tables(out, &info, &results)?;
-    Ok(EvalSummary { out: out.to_path_buf(), config_hash: hash, scenarios: results.len(), evaluated, skipped, overall, files })
+    Ok(EvalSummary {
+        out: out.to_path_buf(),
+        config_hash: hash,
+        scenarios: results.len(),
+        evaluated,
+        skipped,
+        overall,
+        files,
+    })
 }
 
 /// Writes `rows.csv`, `rows.jsonl`, `slices.csv`, `slices.md`, the charts and `report.html`
@@ -658,7 +675,10 @@ pub fn merge(inputs: &[PathBuf], out: &Path, force: bool) -> Result<EvalSummary>
     let out_canon = std::fs::canonicalize(out).ok();
     for i in inputs {
         if out_canon.is_some() && std::fs::canonicalize(i).ok() == out_canon {
-            return Err(EvalError::Invalid(format!("--out {} is also an input. Fix: merge into a new folder", out.display())));
+            return Err(EvalError::Invalid(format!(
+                "--out {} is also an input. Fix: merge into a new folder",
+                out.display()
+            )));
         }
     }
     let first_info = read_run_info(first)?;

@@ -19,8 +19,14 @@ const MUTED: Rgb<u8> = Rgb([120, 124, 130]);
 const GRID: Rgb<u8> = Rgb([226, 228, 232]);
 const EMPTY: Rgb<u8> = Rgb([238, 238, 238]);
 /// Series colours (ColorBrewer-like, readable on white).
-const PALETTE: [Rgb<u8>; 6] =
-    [Rgb([67, 147, 195]), Rgb([214, 96, 77]), Rgb([90, 174, 97]), Rgb([153, 112, 171]), Rgb([230, 171, 2]), Rgb([120, 120, 120])];
+const PALETTE: [Rgb<u8>; 6] = [
+    Rgb([67, 147, 195]),
+    Rgb([214, 96, 77]),
+    Rgb([90, 174, 97]),
+    Rgb([153, 112, 171]),
+    Rgb([230, 171, 2]),
+    Rgb([120, 120, 120]),
+];
 const TITLE: f32 = 18.0;
 const TEXT: f32 = 13.0;
 
@@ -59,9 +65,12 @@ impl From<&SliceStat> for Bar {
 /// The fixed y range of metrics that live in [0, 1].
 pub fn metric_range(metric: &str) -> Option<(f64, f64)> {
     match metric {
-        "roc_auc" | "precision_at_k" | "stability_jaccard" | "paraphrase_jaccard" | "deletion_beats_random" | "insertion_beats_random" => {
-            Some((0.0, 1.0))
-        }
+        "roc_auc"
+        | "precision_at_k"
+        | "stability_jaccard"
+        | "paraphrase_jaccard"
+        | "deletion_beats_random"
+        | "insertion_beats_random" => Some((0.0, 1.0)),
         _ => None,
     }
 }
@@ -134,12 +143,19 @@ fn value_label(v: f64) -> String {
 
 /// Grouped bar chart: `values[g][s]` is series `s` in group `g`; one series draws plain bars.
 /// Whiskers show each bar's interval; "n=…" under each group gives the (first series') count.
-pub fn grouped_bar_chart(title: &str, groups: &[String], series: &[String], values: &[Vec<Bar>], range: Option<(f64, f64)>) -> RgbImage {
+pub fn grouped_bar_chart(
+    title: &str,
+    groups: &[String],
+    series: &[String],
+    values: &[Vec<Bar>],
+    range: Option<(f64, f64)>,
+) -> RgbImage {
     let bar_w = 34u32;
     let ns = series.len().max(1) as u32;
     let slot = groups.iter().map(|g| width_of(TEXT, g) + 14).max().unwrap_or(0).max(ns * bar_w + 24);
     let finite = |v: f64| v.is_finite().then_some(v);
-    let data: Vec<f64> = values.iter().flatten().flat_map(|b| [finite(b.mean), finite(b.low), finite(b.high)]).flatten().collect();
+    let data: Vec<f64> =
+        values.iter().flatten().flat_map(|b| [finite(b.mean), finite(b.low), finite(b.high)]).flatten().collect();
     let (mut lo, mut hi) = range.unwrap_or((0.0, 0.0));
     for v in &data {
         lo = lo.min(*v);
@@ -200,7 +216,8 @@ pub fn grouped_bar_chart(title: &str, groups: &[String], series: &[String], valu
                     line(&mut img, (wx - 6, yh), (wx + 7, yh), INK);
                 }
                 let v = value_label(b.mean);
-                let (wl, wh) = if b.low.is_finite() && b.high.is_finite() { (y_of(b.low), y_of(b.high)) } else { (y1, y0) };
+                let (wl, wh) =
+                    if b.low.is_finite() && b.high.is_finite() { (y_of(b.low), y_of(b.high)) } else { (y1, y0) };
                 let ty = if b.mean >= 0.0 { y0.min(wh) - 15 } else { y1.max(wl) + 2 };
                 let ty = ty.clamp(top as i32 - 14, (top + plot_h) as i32 - 14);
                 centred(&mut img, INK, bx + bar_w as i32 / 2, ty, 11.0, &v);
@@ -281,8 +298,10 @@ pub fn suite_charts(axes: &[(String, Vec<String>)], slices: &[SliceStat], result
     let mut charts = Vec::new();
     for metric in PLOT_METRICS {
         for (axis, values) in axes {
-            let bars: Vec<Vec<Bar>> =
-                values.iter().map(|v| tables::lookup(slices, axis, v).get(metric).map(|s| Bar::from(*s)).into_iter().collect()).collect();
+            let bars: Vec<Vec<Bar>> = values
+                .iter()
+                .map(|v| tables::lookup(slices, axis, v).get(metric).map(|s| Bar::from(*s)).into_iter().collect())
+                .collect();
             let title = format!("{metric} by {axis} (mean, 95% CI)");
             let img = grouped_bar_chart(&title, values, &[metric.to_string()], &bars, metric_range(metric));
             charts.push(Chart {
@@ -310,7 +329,8 @@ pub fn suite_charts(axes: &[(String, Vec<String>)], slices: &[SliceStat], result
                                 .map(|r| r.precision_at_k)
                                 .filter(|v| !v.is_nan())
                                 .collect();
-                            let mean = if vals.is_empty() { f64::NAN } else { vals.iter().sum::<f64>() / vals.len() as f64 };
+                            let mean =
+                                if vals.is_empty() { f64::NAN } else { vals.iter().sum::<f64>() / vals.len() as f64 };
                             (mean, vals.len())
                         })
                         .collect()
@@ -347,11 +367,21 @@ mod tests {
 
     #[test]
     fn charts_draw_nan_and_empty_inputs() {
-        let bars =
-            vec![vec![Bar { mean: f64::NAN, low: f64::NAN, high: f64::NAN, n: 0 }], vec![Bar { mean: 0.4, low: 0.1, high: 0.9, n: 3 }]];
+        let bars = vec![
+            vec![Bar { mean: f64::NAN, low: f64::NAN, high: f64::NAN, n: 0 }],
+            vec![Bar { mean: 0.4, low: 0.1, high: 0.9, n: 3 }],
+        ];
         let img = grouped_bar_chart("t", &["a".into(), "b".into()], &["m".into()], &bars, Some((0.0, 1.0)));
         assert!(img.width() > 100);
-        let h = heatmap("h", "r", &["x".into()], "c", &["y".into(), "z".into()], &[vec![(0.5, 2), (f64::NAN, 0)]], (0.0, 1.0));
+        let h = heatmap(
+            "h",
+            "r",
+            &["x".into()],
+            "c",
+            &["y".into(), "z".into()],
+            &[vec![(0.5, 2), (f64::NAN, 0)]],
+            (0.0, 1.0),
+        );
         assert!(h.height() > 100);
         let e = heatmap("h", "r", &[], "c", &[], &[], (0.0, 1.0));
         assert!(e.width() > 0);

@@ -74,7 +74,10 @@ pub fn run_rows(info: &RunInfo) -> Vec<(&'static str, String)> {
     vec![
         ("suite", format!("{} ({} scenarios): {}", info.suite.name, info.suite.scenarios, info.suite.description)),
         ("editor", format!("{} ({}, sha256 {})", info.editor.name, info.editor.path, info.editor.sha256)),
-        ("encoder", info.encoder.as_ref().map_or("none".into(), |e| format!("{} ({}, sha256 {})", e.name, e.path, e.sha256))),
+        (
+            "encoder",
+            info.encoder.as_ref().map_or("none".into(), |e| format!("{} ({}, sha256 {})", e.name, e.path, e.sha256)),
+        ),
         ("shard", info.shard.map_or("all".into(), |(i, n)| format!("{i}/{n}"))),
         ("merged from", if info.merged_from.is_empty() { "-".into() } else { info.merged_from.join(", ") }),
         ("config hash", info.config_hash.clone()),
@@ -126,7 +129,10 @@ pub fn suite_report(
 pub fn worst(results: &[ScenarioResult], count: usize) -> Vec<&ScenarioResult> {
     let mut w: Vec<&ScenarioResult> = results.iter().filter(|r| !r.precision_at_k.is_nan()).collect();
     w.sort_by(|a, b| {
-        a.precision_at_k.total_cmp(&b.precision_at_k).then_with(|| a.roc_auc.total_cmp(&b.roc_auc)).then_with(|| a.id.cmp(&b.id))
+        a.precision_at_k
+            .total_cmp(&b.precision_at_k)
+            .then_with(|| a.roc_auc.total_cmp(&b.roc_auc))
+            .then_with(|| a.id.cmp(&b.id))
     });
     w.truncate(count);
     w

@@ -86,7 +86,10 @@ pub struct SliceStat {
 
 /// The axes to slice by with their values: the suite's values in its order, then any other
 /// value the results use (sorted), then axes only the results name.
-pub fn axes_with_values(suite_axes: &BTreeMap<String, Vec<String>>, results: &[ScenarioResult]) -> Vec<(String, Vec<String>)> {
+pub fn axes_with_values(
+    suite_axes: &BTreeMap<String, Vec<String>>,
+    results: &[ScenarioResult],
+) -> Vec<(String, Vec<String>)> {
     let mut axes: BTreeMap<String, Vec<String>> = suite_axes.clone();
     let mut extra: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
     for r in results {
@@ -108,7 +111,16 @@ pub fn stat(axis: &str, value: &str, metric: &str, members: &[&ScenarioResult]) 
     let n_defined = values.iter().filter(|v| !v.is_nan()).count();
     let seed = derive_seed(0, &format!("slice\0{axis}\0{value}\0{metric}"));
     let (mean, ci_low, ci_high) = metrics::mean_ci(&values, CONFIDENCE, RESAMPLES, seed)?;
-    Ok(SliceStat { axis: axis.into(), value: value.into(), n: members.len(), metric: metric.into(), n_defined, mean, ci_low, ci_high })
+    Ok(SliceStat {
+        axis: axis.into(),
+        value: value.into(),
+        n: members.len(),
+        metric: metric.into(),
+        n_defined,
+        mean,
+        ci_low,
+        ci_high,
+    })
 }
 
 /// Every slice: the [`ALL`] slice first, then each axis value, each with every metric.
@@ -292,7 +304,8 @@ pub fn slices_md(suite: &str, axes: &[(String, Vec<String>)], slices: &[SliceSta
     let row = |s: &mut String, label: &str, axis: &str, value: &str| {
         let by = lookup(slices, axis, value);
         let n = by.values().next().map_or(0, |st| st.n);
-        let cells: Vec<String> = SLICE_METRICS.iter().map(|m| by.get(m).map_or("n/a".into(), |st| mean_and_ci(st))).collect();
+        let cells: Vec<String> =
+            SLICE_METRICS.iter().map(|m| by.get(m).map_or("n/a".into(), |st| mean_and_ci(st))).collect();
         let _ = writeln!(s, "| {} | {n} | {} |", md_cell(label), cells.join(" | "));
     };
     let _ = writeln!(s, "## All scenarios\n");
