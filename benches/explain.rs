@@ -130,8 +130,13 @@ fn main() {
     let _ = run(&config, Some(ArrayCache::new(dir.path())));
     let first = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let (r, _) = run(&ExplainConfig { kernel_width: Some(0.05), ..config }, Some(ArrayCache::new(dir.path())));
+    let (r, render) = run(&ExplainConfig { kernel_width: Some(0.05), ..config }, Some(ArrayCache::new(dir.path())));
     let second = t.elapsed().as_secs_f64();
+    let tm = &r.explanation.timings;
+    println!(
+        "\nre-run stages: edits (cache) {:.3}  embeddings {:.3}  distance {:.3}  surrogate {:.3}  spatial {:.3}  render {:.3}",
+        tm.editor, tm.encoder, tm.distance, tm.surrogate, tm.spatial, render
+    );
     println!(
         "\ncached re-run (N=256, other kernel width): first {first:.3} s, re-run {second:.3} s = {:.1}% ({} of {} edits cached)",
         100.0 * second / first,

@@ -476,9 +476,10 @@ impl<'m, 'a> Measurer<'m, 'a> {
             .image_encoder
             .ok_or_else(|| Error::InvalidInput("--space embedding needs an image encoder".into()))?;
         let sha = self.encoder_info().sha256.as_bytes();
-        let keys: Vec<String> = images
-            .axis_iter(Axis(0))
-            .map(|img| cache::key(&[b"image-embed", sha, &cache::f32_bytes(img.iter())]))
+        // Hashing every pixel is most of a cached re-run's embedding time: spread it over cores.
+        let keys: Vec<String> = (0..images.dim().0)
+            .into_par_iter()
+            .map(|i| cache::key(&[b"image-embed", sha, &cache::f32_bytes(images.index_axis(Axis(0), i).iter())]))
             .collect();
         cached_rows(&keys, enc.dim(), self.run, |missing| enc.embed_images(images.select(Axis(0), missing).view()))
     }

@@ -83,41 +83,26 @@ fn fill(run: &ExplainRun, image: &RgbImage, dir: &Path) -> Result<()> {
         .take(CONTACT_SHEET_MAX)
         .map(|((e, t), d)| (if t.is_empty() { "(empty)".to_string() } else { t.clone() }, *d, imaging::from_tensor(e)))
         .collect();
-    let (words_png, samples_png) = rayon::join(
-        || render::png_bytes(&render::words_image(ex)),
-        || render::png_bytes(&render::contact_sheet(&items, 6)),
+    // The word heatmap and contact sheet, and the per-word panels with their grid, are
+    // independent: render and encode both halves at once.
+    let ((words_png, samples_png), panels) = rayon::join(
+        || {
+            rayon::join(
+                || render::png_bytes(&render::words_image(ex)),
+                || render::png_bytes(&render::contact_sheet(&items, 6)),
+            )
+        },
+        || render_panels(run, image, &edited),
     );
+    let (per_word, overlays_png) = panels?;
     write_bytes_atomic(&dir.join("words.png"), &words_png)?;
     write_bytes_atomic(&dir.join("samples.png"), &samples_png)?;
-
-    // Panels are independent: render and encode them in parallel, then write in word order.
-    let mut panels = Vec::new();
-    let mut per_word = Vec::new();
-    if let Some(maps) = &run.heatmaps {
+    if !per_word.is_empty() {
         let overlays = dir.join("overlays");
         std::fs::create_dir_all(&overlays).map_err(io_err(&overlays))?;
-        let upsampled: Vec<_> =
-            (0..maps.dim().0).into_par_iter().map(|k| spatial::upsample(maps.index_axis(Axis(0), k), h, w)).collect();
-        let vmax = upsampled.iter().flat_map(|m| m.iter()).fold(0.0f32, |a, v| a.max(v.abs()));
-        let rendered: Vec<(RgbImage, Vec<u8>)> = upsampled
-            .par_iter()
-            .zip(&ex.words)
-            .map(|(heat, word)| {
-                let panel = render::word_panel(image, &edited, heat.view(), vmax, word)
-                    .map_err(|e| Error::InvalidInput(e.to_string()))?;
-                let bytes = render::png_bytes(&panel);
-                Ok((panel, bytes))
-            })
-            .collect::<Result<_>>()?;
-        for (k, ((panel, bytes), word)) in rendered.into_iter().zip(&ex.words).enumerate() {
-            write_bytes_atomic(&overlays.join(overlay_name(k, &word.word.text)), &bytes)?;
-            per_word.push((word.word.text.clone(), bytes));
-            panels.push(panel);
+        for (k, (word, bytes)) in per_word.iter().enumerate() {
+            write_bytes_atomic(&overlays.join(overlay_name(k, word)), bytes)?;
         }
-    }
-    let overlays_png =
-        if panels.is_empty() { Vec::new() } else { render::png_bytes(&render::overlay_grid(&panels, 2)) };
-    if !overlays_png.is_empty() {
         write_bytes_atomic(&dir.join("overlays.png"), &overlays_png)?;
     }
 
@@ -131,4 +116,33 @@ fn fill(run: &ExplainRun, image: &RgbImage, dir: &Path) -> Result<()> {
     };
     write_bytes_atomic(&dir.join("report.html"), render::report_html(ex, &images).as_bytes())?;
     Ok(())
+}
+
+/// Encoded per-word panels, `(word, PNG)` in word order.
+type WordPngs = Vec<(String, Vec<u8>)>;
+
+/// Per-word panels, and the grid of all of them as PNG; empty without heat maps.
+fn render_panels(run: &ExplainRun, image: &RgbImage, edited: &RgbImage) -> Result<(WordPngs, Vec<u8>)> {
+    let Some(maps) = &run.heatmaps else { return Ok((Vec::new(), Vec::new())) };
+    let (w, h) = image.dimensions();
+    let upsampled: Vec<_> =
+        (0..maps.dim().0).into_par_iter().map(|k| spatial::upsample(maps.index_axis(Axis(0), k), h, w)).collect();
+    let vmax = upsampled.iter().flat_map(|m| m.iter()).fold(0.0f32, |a, v| a.max(v.abs()));
+    let rendered: Vec<(RgbImage, Vec<u8>)> = upsampled
+        .par_iter()
+        .zip(&run.explanation.words)
+        .map(|(heat, word)| {
+            let panel = render::word_panel(image, edited, heat.view(), vmax, word)
+                .map_err(|e| Error::InvalidInput(e.to_string()))?;
+            let bytes = render::png_bytes(&panel);
+            Ok((panel, bytes))
+        })
+        .collect::<Result<_>>()?;
+    let (panels, bytes): (Vec<RgbImage>, Vec<Vec<u8>>) = rendered.into_iter().unzip();
+    if panels.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let grid = render::png_bytes(&render::overlay_grid(&panels, 2));
+    let per_word = run.explanation.words.iter().map(|w| w.word.text.clone()).zip(bytes).collect();
+    Ok((per_word, grid))
 }

@@ -16,6 +16,7 @@ use image::{Rgb, RgbImage, imageops};
 use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut};
 use imageproc::rect::Rect;
 use ndarray::ArrayView2;
+use rayon::prelude::*;
 
 use crate::explain::{Explanation, WordAttribution};
 
@@ -77,14 +78,112 @@ fn font() -> &'static FontRef<'static> {
     FONT.get_or_init(|| FontRef::try_from_slice(FONT_BYTES).expect("the embedded DejaVuSans.ttf is a valid font"))
 }
 
+/// A glyph rasterised once: its coverage and where it sits relative to the pen position.
+struct Raster {
+    /// Offset of the bitmap's left edge from the pen's whole-pixel x.
+    left: i32,
+    /// Offset of the bitmap's top edge from the line's top.
+    top: i32,
+    width: usize,
+    height: usize,
+    /// Coverage in [0, 1], row-major.
+    coverage: Vec<f32>,
+}
+
+/// Subpixel x positions a glyph is rasterised at (quarter pixels).
+const SUBPIXEL: f32 = 4.0;
+
+type GlyphKey = (u16, u32, u8);
+
+/// The cached raster of glyph `id` at `size` pixels with its pen at fractional x `frac`.
+///
+/// imageproc's `draw_text_mut` and `text_size` rasterise every glyph of every call; report
+/// pictures draw the same few dozen glyphs thousands of times (contact sheet captions), so
+/// caching coverage per glyph, size and quarter-pixel phase removes most of the drawing time.
+fn raster(id: ab_glyph::GlyphId, size: f32, frac: f32) -> std::sync::Arc<Option<Raster>> {
+    use ab_glyph::{Font as _, ScaleFont as _};
+    static CACHE: OnceLock<std::sync::RwLock<std::collections::HashMap<GlyphKey, std::sync::Arc<Option<Raster>>>>> =
+        OnceLock::new();
+    let phase = ((frac * SUBPIXEL).floor() as u8).min(SUBPIXEL as u8 - 1);
+    let key = (id.0, size.to_bits(), phase);
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(hit) = cache.read().ok().and_then(|c| c.get(&key).cloned()) {
+        return hit;
+    }
+    let scaled = font().as_scaled(PxScale::from(size));
+    let glyph =
+        id.with_scale_and_position(PxScale::from(size), ab_glyph::point(f32::from(phase) / SUBPIXEL, scaled.ascent()));
+    let raster = font().outline_glyph(glyph).map(|g| {
+        let bb = g.px_bounds();
+        let (width, height) = (bb.width() as usize, bb.height() as usize);
+        let mut coverage = vec![0.0f32; width * height];
+        g.draw(|x, y, c| {
+            if let Some(slot) = coverage.get_mut(y as usize * width + x as usize) {
+                *slot = c.clamp(0.0, 1.0);
+            }
+        });
+        Raster { left: bb.min.x.round() as i32, top: bb.min.y.round() as i32, width, height, coverage }
+    });
+    let raster = std::sync::Arc::new(raster);
+    if let Ok(mut c) = cache.write() {
+        c.insert(key, raster.clone());
+    }
+    raster
+}
+
+/// Lays `text` out as imageproc does (advances, kerning between outlined glyphs) and calls
+/// `place(pen_x, raster)` for every visible glyph; returns the line's width and height.
+fn layout(size: f32, text: &str, mut place: impl FnMut(f32, &Raster)) -> (u32, u32) {
+    use ab_glyph::{Font as _, ScaleFont as _};
+    let scaled = font().as_scaled(PxScale::from(size));
+    let (mut w, mut h) = (0.0f32, 0usize);
+    let mut last = None;
+    for c in text.chars() {
+        let id = scaled.glyph_id(c);
+        let pen = w;
+        w += scaled.h_advance(id);
+        let r = raster(id, size, pen - pen.floor());
+        if let Some(r) = r.as_ref() {
+            if let Some(last) = last {
+                w += scaled.kern(id, last);
+            }
+            last = Some(id);
+            h = h.max(r.height);
+            place(pen, r);
+        }
+    }
+    (w as u32, h as u32)
+}
+
 /// Width and height of `text` at `size` pixels.
 fn measure(size: f32, text: &str) -> (u32, u32) {
-    imageproc::drawing::text_size(PxScale::from(size), font(), text)
+    layout(size, text, |_, _| {})
 }
 
 /// Draws `text` with the top-left corner of its line at (`x`, `y`), anti-aliased over the image.
 fn draw_text(img: &mut RgbImage, color: Rgb<u8>, x: i32, y: i32, size: f32, text: &str) {
-    imageproc::drawing::draw_text_mut(img, color, x, y, PxScale::from(size), font(), text);
+    let (iw, ih) = (img.width() as i32, img.height() as i32);
+    layout(size, text, |pen, r| {
+        let x0 = x + pen.floor() as i32 + r.left;
+        let y0 = y + r.top;
+        for gy in 0..r.height {
+            let py = y0 + gy as i32;
+            if py < 0 || py >= ih {
+                continue;
+            }
+            for gx in 0..r.width {
+                let px = x0 + gx as i32;
+                let a = r.coverage[gy * r.width + gx];
+                if px < 0 || px >= iw || a <= 0.0 {
+                    continue;
+                }
+                let p = img.get_pixel_mut(px as u32, py as u32);
+                for k in 0..3 {
+                    p[k] = (f32::from(p[k]) * (1.0 - a) + f32::from(color[k]) * a).round().clamp(0.0, 255.0) as u8;
+                }
+            }
+        }
+    });
 }
 
 /// Fills a rectangle, ignoring empty ones.
@@ -114,11 +213,26 @@ fn upscale_factor(width: u32, height: u32, min_side: u32) -> u32 {
 
 /// Enlarges an image by an integer factor (nearest neighbour) so its shortest side is at least `min_side`.
 fn upscale(img: &RgbImage, min_side: u32) -> RgbImage {
-    let k = upscale_factor(img.width(), img.height(), min_side);
+    let k = upscale_factor(img.width(), img.height(), min_side) as usize;
     if k == 1 {
         return img.clone();
     }
-    imageops::resize(img, img.width() * k, img.height() * k, imageops::FilterType::Nearest)
+    // Whole-pixel replication, row by row: `imageops::resize` with `Nearest` computes a
+    // filter per pixel and is many times slower for this integer case.
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let mut out = Vec::with_capacity(w * k * h * k * 3);
+    for row in img.as_raw().chunks_exact(w * 3) {
+        let start = out.len();
+        for px in row.chunks_exact(3) {
+            for _ in 0..k {
+                out.extend_from_slice(px);
+            }
+        }
+        for _ in 1..k {
+            out.extend_from_within(start..start + w * k * 3);
+        }
+    }
+    RgbImage::from_raw((w * k) as u32, (h * k) as u32, out).unwrap_or_else(|| img.clone())
 }
 
 /// Relative luminance in [0, 1], to pick readable text on a coloured box.
@@ -580,7 +694,7 @@ pub fn contact_sheet(items: &[(String, f64, RgbImage)], columns: usize) -> RgbIm
     if items.is_empty() {
         return canvas(16, 16);
     }
-    let thumbs: Vec<RgbImage> = items.iter().map(|(_, _, img)| upscale(img, 160)).collect();
+    let thumbs: Vec<RgbImage> = items.par_iter().map(|(_, _, img)| upscale(img, 128)).collect();
     let tw = thumbs.iter().map(|t| t.width()).max().unwrap_or(1).max(160);
     let th = thumbs.iter().map(|t| t.height()).max().unwrap_or(1);
     let cell_h = th + 8 + LINES as u32 * LINE_H + LINE_H + 4;
@@ -588,24 +702,35 @@ pub fn contact_sheet(items: &[(String, f64, RgbImage)], columns: usize) -> RgbIm
     let rows = items.len().div_ceil(columns);
     let width = GAP + columns as u32 * (tw + GAP);
     let height = GAP + rows as u32 * (cell_h + GAP);
+    // Cells are independent: draw them in parallel, then place them.
+    let cells: Vec<RgbImage> = items
+        .par_iter()
+        .zip(&thumbs)
+        .enumerate()
+        .map(|(i, ((instruction, distance, _), thumb))| {
+            let mut cell = canvas(tw + 2, cell_h);
+            let tx = 1 + (tw - thumb.width()) / 2;
+            imageops::replace(&mut cell, thumb, tx as i64, 1);
+            outline(&mut cell, tx as i32 - 1, 0, thumb.width() + 2, thumb.height() + 2, OUTLINE);
+            let mut ty = 1 + th + 8;
+            if instruction.trim().is_empty() {
+                draw_text(&mut cell, MUTED, 1, ty as i32, TEXT_SIZE, "(empty instruction)");
+            } else {
+                for line in wrap_text(instruction, TEXT_SIZE, tw, LINES) {
+                    draw_text(&mut cell, INK, 1, ty as i32, TEXT_SIZE, &line);
+                    ty += LINE_H;
+                }
+            }
+            let d = format!("#{i} \u{b7} d = {}", fmt_plain(*distance));
+            draw_text(&mut cell, MUTED, 1, (1 + th + 8 + LINES as u32 * LINE_H) as i32, TEXT_SIZE, &d);
+            cell
+        })
+        .collect();
     let mut img = canvas(width, height);
-    for (i, ((instruction, distance, _), thumb)) in items.iter().zip(&thumbs).enumerate() {
+    for (i, cell) in cells.iter().enumerate() {
         let x = GAP + (i % columns) as u32 * (tw + GAP);
         let y = GAP + (i / columns) as u32 * (cell_h + GAP);
-        let tx = x + (tw - thumb.width()) / 2;
-        imageops::replace(&mut img, thumb, tx as i64, y as i64);
-        outline(&mut img, tx as i32 - 1, y as i32 - 1, thumb.width() + 2, thumb.height() + 2, OUTLINE);
-        let mut ty = y + th + 8;
-        if instruction.trim().is_empty() {
-            draw_text(&mut img, MUTED, x as i32, ty as i32, TEXT_SIZE, "(empty instruction)");
-        } else {
-            for line in wrap_text(instruction, TEXT_SIZE, tw, LINES) {
-                draw_text(&mut img, INK, x as i32, ty as i32, TEXT_SIZE, &line);
-                ty += LINE_H;
-            }
-        }
-        let d = format!("#{i} \u{b7} d = {}", fmt_plain(*distance));
-        draw_text(&mut img, MUTED, x as i32, (y + th + 8 + LINES as u32 * LINE_H) as i32, TEXT_SIZE, &d);
+        imageops::replace(&mut img, cell, x as i64 - 1, y as i64 - 1);
     }
     img
 }
@@ -631,9 +756,16 @@ pub fn png_bytes(img: &RgbImage) -> Vec<u8> {
     } else {
         img
     };
-    let mut bytes = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut bytes, image::ImageFormat::Png).expect("PNG encoding into memory cannot fail");
-    bytes.into_inner()
+    // Fast deflate with adaptive row filters: these are flat-colour charts and small pictures,
+    // where it costs a few percent of file size and saves most of the encoding time.
+    let mut bytes = Vec::new();
+    let encoder = image::codecs::png::PngEncoder::new_with_quality(
+        &mut bytes,
+        image::codecs::png::CompressionType::Fast,
+        image::codecs::png::FilterType::Sub,
+    );
+    img.write_with_encoder(encoder).expect("PNG encoding into memory cannot fail");
+    bytes
 }
 
 /// The PNG files a report inlines; an empty vector leaves that picture out.

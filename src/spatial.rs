@@ -18,17 +18,23 @@ pub fn change_map(a: ArrayView3<f32>, b: ArrayView3<f32>, patch: usize) -> Array
     let (c, h, w) = a.dim();
     let p = patch.max(1);
     let (gh, gw) = (h.div_ceil(p), w.div_ceil(p));
+    // Mean absolute difference over channels, pixel by pixel, then pooled over patches.
+    let mut pixel = Array2::<f32>::zeros((h, w));
+    for ch in 0..c {
+        ndarray::Zip::from(&mut pixel)
+            .and(a.index_axis(Axis(0), ch))
+            .and(b.index_axis(Axis(0), ch))
+            .for_each(|d, &x, &y| *d += (x - y).abs());
+    }
+    pixel /= c.max(1) as f32;
+    if p == 1 {
+        return pixel;
+    }
     let mut sum = Array2::<f32>::zeros((gh, gw));
     let mut count = Array2::<f32>::zeros((gh, gw));
-    for y in 0..h {
-        for x in 0..w {
-            let mut d = 0.0;
-            for ch in 0..c {
-                d += (a[[ch, y, x]] - b[[ch, y, x]]).abs();
-            }
-            sum[[y / p, x / p]] += d / c as f32;
-            count[[y / p, x / p]] += 1.0;
-        }
+    for ((y, x), v) in pixel.indexed_iter() {
+        sum[[y / p, x / p]] += v;
+        count[[y / p, x / p]] += 1.0;
     }
     sum / count
 }
@@ -47,9 +53,21 @@ pub fn word_maps(
 ) -> Result<Array3<f32>, SurrogateError> {
     let (n, gh, gw) = maps.dim();
     let ys = Array2::from_shape_fn((n, gh * gw), |(i, j)| sign * f64::from(maps[[i, j / gw, j % gw]]));
-    let (coefs, _) = surrogate::fit_many(masks, ys.view(), weights, ridge_alpha)?;
+    fit_pixels(masks, ys.view(), weights, gh, gw, ridge_alpha)
+}
+
+/// Fits every pixel column of `ys` (`N × gh·gw`) on the masks and returns the coefficients as `[D, gh, gw]` maps.
+fn fit_pixels(
+    masks: ArrayView2<f64>,
+    ys: ArrayView2<f64>,
+    weights: ArrayView1<f64>,
+    gh: usize,
+    gw: usize,
+    ridge_alpha: Option<f64>,
+) -> Result<Array3<f32>, SurrogateError> {
+    let (coefs, _) = surrogate::fit_many(masks, ys, weights, ridge_alpha)?;
     let d = coefs.nrows();
-    Ok(Array3::from_shape_fn((d, gh, gw), |(k, y, x)| coefs[[k, y * gw + x]] as f32))
+    Ok(coefs.mapv(|c| c as f32).into_shape_with_order((d, gh, gw)).expect("coefficients are D × gh·gw"))
 }
 
 /// Computes the per-word heatmaps of an explanation when its config asks for them,
@@ -70,9 +88,12 @@ pub fn attach(run: &mut ExplainRun) -> Result<(), SurrogateError> {
         .map(|i| change_map(run.edits.index_axis(Axis(0), i), reference, config.patch))
         .collect();
     let (gh, gw) = maps.first().map(|m| m.dim()).unwrap_or((0, 0));
-    let n = run.edit_of_sample.len();
-    let per_sample = Array3::from_shape_fn((n, gh, gw), |(i, y, x)| maps[run.edit_of_sample[i]][[y, x]]);
-    let heat = word_maps(run.masks.view(), per_sample.view(), run.weights.view(), sign, config.surrogate.ridge_alpha)?;
+    // One regression target per pixel: row i is sample i's (signed) change map, flattened.
+    let mut ys = Array2::<f64>::zeros((run.edit_of_sample.len(), gh * gw));
+    for (mut row, &e) in ys.outer_iter_mut().zip(&run.edit_of_sample) {
+        row.iter_mut().zip(maps[e].iter()).for_each(|(y, &m)| *y = sign * f64::from(m));
+    }
+    let heat = fit_pixels(run.masks.view(), ys.view(), run.weights.view(), gh, gw, config.surrogate.ridge_alpha)?;
     run.heatmaps = Some(heat);
     let took = start.elapsed().as_secs_f64();
     run.explanation.timings.spatial = took;
