@@ -35,7 +35,7 @@ fn info(b: &Bundle) -> ModelInfo {
         name: b.manifest().name.clone(),
         path: b.dir().display().to_string(),
         sha256: b.content_hash().unwrap(),
-        params: String::new(),
+        params: serde_json::Value::Null,
     }
 }
 

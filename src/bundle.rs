@@ -108,10 +108,8 @@ pub enum BundleError {
         /// What ONNX Runtime said.
         message: String,
     },
-    /// The tokenizer file is missing or unreadable.
-    #[error(
-        "bundle {bundle}: tokenizer {file}: {message}. Fix: set `tokenizer.file` to a Hugging Face tokenizers JSON file in the bundle"
-    )]
+    /// The tokenizer file or folder is missing, unreadable or inconsistent; the message ends with the fix.
+    #[error("bundle {bundle}: tokenizer {file}: {message}")]
     Tokenizer {
         /// The bundle folder.
         bundle: PathBuf,
@@ -382,7 +380,9 @@ impl Bundle {
     }
 
     fn require_file(&self, field: &str, rel: &Path) -> Result<(), BundleError> {
-        if self.file(rel).exists() {
+        // Only the tokenizer may be a folder (a Hugging Face tokenizer directory).
+        let path = self.file(rel);
+        if path.is_file() || (field == "tokenizer.file" && path.is_dir()) {
             Ok(())
         } else {
             Err(self.field_err(

@@ -150,16 +150,14 @@ impl ClipEncoder {
 
     /// Embeds 8-bit pictures of any size, prepared as the bundle says.
     pub fn embed_pictures(&self, pictures: &[RgbImage]) -> Result<Array2<f32>> {
-        let tensors: Vec<Array3<f32>> = pictures.iter().map(imaging::to_tensor).collect();
         let mut out = Array2::zeros((pictures.len(), self.dim));
         for (k, chunk) in pictures.chunks(self.max_batch).enumerate() {
             let pixels = match &self.preprocessing {
                 Preprocessing::Processor(p) => p.preprocess(chunk),
                 Preprocessing::Resize(spec) => {
-                    let start = k * self.max_batch;
-                    let batch: Vec<_> = tensors[start..start + chunk.len()]
+                    let batch: Vec<Array3<f32>> = chunk
                         .iter()
-                        .map(|t| imaging::resize_tensor(t.view(), spec.height, spec.width))
+                        .map(|p| imaging::resize_tensor(imaging::to_tensor(p).view(), spec.height, spec.width))
                         .collect();
                     let views: Vec<_> = batch.iter().map(|t| t.view()).collect();
                     let stacked = ndarray::stack(Axis(0), &views).map_err(|e| Error::InvalidInput(e.to_string()))?;

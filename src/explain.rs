@@ -131,9 +131,9 @@ pub struct ModelInfo {
     pub path: String,
     /// SHA-256 over the bundle's files.
     pub sha256: String,
-    /// Settings beyond the bundle that change its outputs (a diffusion editor's steps, guidance, size, seed), as JSON; empty for one-step models.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub params: String,
+    /// Settings beyond the bundle that change its outputs (a diffusion editor's steps, guidance, size, seed); null for one-step models.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub params: serde_json::Value,
 }
 
 /// The explained image as an explanation records it.

@@ -89,8 +89,8 @@ struct EditArgs {
     /// Keep the editor's own resolution instead of resizing back to the input's size.
     #[arg(long)]
     model_size: bool,
-    /// Noise seed of diffusion editors.
-    #[arg(long, default_value_t = 0, value_name = "S")]
+    /// Noise seed of diffusion editors (the same as `explain --editor-seed`).
+    #[arg(long, alias = "editor-seed", default_value_t = 0, value_name = "S")]
     seed: u64,
     #[command(flatten)]
     diffusion: DiffusionArgs,
@@ -123,6 +123,15 @@ impl DiffusionArgs {
             seed: Some(seed),
             width: self.size.map(|(w, _)| w),
             height: self.size.map(|(_, h)| h),
+        }
+    }
+}
+
+/// Prints why sessions fell back from an accelerator to the CPU, as soon as models are loaded.
+fn warn_fallbacks(quiet: bool) {
+    for warning in gsmile::runtime::take_fallback_warnings() {
+        if !quiet {
+            eprintln!("warning: {warning}");
         }
     }
 }
@@ -256,7 +265,7 @@ impl MethodArgs {
 /// Options that change speed and memory, never the numbers.
 #[derive(Args)]
 struct RunArgs {
-    /// Most images per editor call.
+    /// Most images per editor call; for diffusion editors, most UNet rows per call (samples × 3 guidance branches).
     #[arg(long, default_value_t = 32, value_name = "N")]
     max_batch: usize,
     /// Cache folder for edits and embeddings.
@@ -402,11 +411,7 @@ fn main() -> ExitCode {
         Command::Embed(a) => run_embed(a, &options),
         Command::Models(a) => run_models(a, &options),
     };
-    if !cli.global.quiet {
-        for warning in gsmile::runtime::take_fallback_warnings() {
-            eprintln!("warning: {warning}");
-        }
-    }
+    warn_fallbacks(cli.global.quiet);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -424,6 +429,7 @@ fn run_edit(a: &EditArgs, options: &RuntimeOptions, quiet: bool) -> Result<()> {
     let image = imaging::load_rgb(&a.image)?;
     let bundle = Bundle::open(&a.editor)?;
     let editor = editor::load(&bundle, options, a.diffusion.overrides(a.seed), 32)?;
+    warn_fallbacks(quiet);
     let mut edited = editor::edit_image(editor.as_ref(), &image, &a.instruction)?;
     if a.model_size {
         let (h, w) = editor.size();
@@ -593,7 +599,7 @@ impl Progress for Bars {
     }
 }
 
-fn model_info(bundle: &Bundle, params: String) -> Result<ModelInfo> {
+fn model_info(bundle: &Bundle, params: serde_json::Value) -> Result<ModelInfo> {
     Ok(ModelInfo {
         name: bundle.manifest().name.clone(),
         path: bundle.dir().display().to_string(),
@@ -621,6 +627,7 @@ impl Loaded {
     ) -> Result<Self> {
         let editor_bundle = Bundle::open(editor)?;
         let editor = editor::load(&editor_bundle, options, diffusion.overrides(config.editor_seed), max_batch)?;
+        warn_fallbacks(false);
         let needs_encoder = config.space == Space::Embedding || config.weighting == Weighting::TextWasserstein;
         let encoder_bundle = if needs_encoder { Some(Bundle::open(encoder)?) } else { None };
         let encoder = encoder_bundle.as_ref().map(|b| ClipEncoder::load(b, options)).transpose()?;
@@ -630,10 +637,13 @@ impl Loaded {
     fn models(&self) -> Result<Models<'_>> {
         Ok(Models {
             editor: self.editor.as_ref(),
-            editor_info: model_info(&self.editor_bundle, self.editor.params())?,
+            editor_info: model_info(
+                &self.editor_bundle,
+                serde_json::from_str(&self.editor.params()).unwrap_or(serde_json::Value::Null),
+            )?,
             image_encoder: self.encoder.as_ref().map(|e| e as &dyn ImageEncoder),
             text_encoder: self.encoder.as_ref().map(|e| e as &dyn TextEncoder),
-            encoder_info: self.encoder_bundle.as_ref().map(|b| model_info(b, String::new())).transpose()?,
+            encoder_info: self.encoder_bundle.as_ref().map(|b| model_info(b, serde_json::Value::Null)).transpose()?,
         })
     }
 }

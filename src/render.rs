@@ -1243,7 +1243,7 @@ mod tests {
                 name: "toy-editor".into(),
                 path: "onnx/editor".into(),
                 sha256: "cd".repeat(32),
-                params: String::new(),
+                params: serde_json::Value::Null,
             },
             encoder: None,
             config: ExplainConfig::default(),

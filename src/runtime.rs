@@ -277,6 +277,23 @@ impl ModelSession {
         Ok(tensor.into())
     }
 
+    /// A float array as an owned input value for `name` (float16 when the graph takes float16), to reuse across runs.
+    pub fn float_value<D: ndarray::Dimension>(
+        &self,
+        name: &str,
+        array: &ndarray::Array<f32, D>,
+    ) -> Result<ort::value::DynValue, ModelError> {
+        let shape: Vec<i64> = array.shape().iter().map(|&d| d as i64).collect();
+        let value = if self.element_type(name) == Some(TensorElementType::Float16) {
+            let data: Vec<half::f16> = array.iter().map(|&x| half::f16::from_f32(x)).collect();
+            ort::value::Tensor::from_array((shape, data)).map_err(|e| self.error(e))?.into_dyn()
+        } else {
+            let data: Vec<f32> = array.iter().copied().collect();
+            ort::value::Tensor::from_array((shape, data)).map_err(|e| self.error(e))?.into_dyn()
+        };
+        Ok(value)
+    }
+
     /// Token ids as input `name`: borrowed when the graph takes int64, converted when it takes int32.
     pub fn ids_input<'a, D: ndarray::Dimension>(
         &self,
@@ -320,7 +337,7 @@ impl ModelSession {
         read(&outputs).map_err(err)
     }
 
-    /// Borrows a contiguous array as an ONNX input tensor (copying only if it is not contiguous).
+    /// Borrows a contiguous (standard-layout) array as an ONNX input tensor; other layouts are an error.
     pub fn tensor<'a, T, D>(
         &self,
         array: &'a ndarray::Array<T, D>,

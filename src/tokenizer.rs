@@ -103,7 +103,7 @@ impl InstructionTokenizer {
             let merges = dir.join("merges.txt");
             let definition = clip_bpe_definition(&vocab, &merges).map_err(|m| err(dir, m))?;
             let inner = Tokenizer::from_str(&definition)
-                .map_err(|e| err(dir, format!("cannot build a CLIP BPE tokenizer: {e}")))?;
+                .map_err(|e| err(dir, format!("cannot build a CLIP BPE tokenizer: {e}. Fix: use the checkpoint's own vocab.json and merges.txt")))?;
             InstructionTokenizer { inner, max_length, pad_id: 0, pad_left: false, file: dir.to_path_buf() }
         };
         if let Some(pad) = special_token(dir, "pad_token").map_err(|m| err(dir, m))? {
@@ -121,7 +121,9 @@ impl InstructionTokenizer {
             file: file.to_path_buf(),
             message,
         };
-        let mut inner = Tokenizer::from_file(file).map_err(|e| err(e.to_string()))?;
+        let mut inner = Tokenizer::from_file(file).map_err(|e| {
+            err(format!("{e}. Fix: point `tokenizer.file` at a Hugging Face tokenizer.json, or at a folder with tokenizer.json or CLIP's vocab.json + merges.txt"))
+        })?;
         let (pad_id, pad_left) = inner
             .get_padding()
             .map(|p| (i64::from(p.pad_id), matches!(p.direction, PaddingDirection::Left)))
@@ -216,8 +218,9 @@ fn clip_bpe_definition(vocab: &Path, merges: &Path) -> Result<String, String> {
             )
         })
     };
-    let vocab_map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&read(vocab)?)
-        .map_err(|e| format!("{}: not a JSON object of token ids: {e}", vocab.display()))?;
+    let vocab_map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&read(vocab)?).map_err(|e| {
+        format!("{}: not a JSON object of token ids: {e}. Fix: use the checkpoint's own vocab.json", vocab.display())
+    })?;
     let merges_text = read(merges)?;
     let merges: Vec<String> = merges_text
         .lines()
@@ -225,10 +228,12 @@ fn clip_bpe_definition(vocab: &Path, merges: &Path) -> Result<String, String> {
         .map(str::to_string)
         .collect();
     let id = |t: &str| {
-        vocab_map
-            .get(t)
-            .and_then(serde_json::Value::as_u64)
-            .ok_or_else(|| format!("{}: no {t} token; not a CLIP vocabulary", vocab.display()))
+        vocab_map.get(t).and_then(serde_json::Value::as_u64).ok_or_else(|| {
+            format!(
+                "{}: no {t} token, so not a CLIP vocabulary. Fix: ship a tokenizer.json for other tokenizers",
+                vocab.display()
+            )
+        })
     };
     let (bos, eos) = (id(BOS)?, id(EOS)?);
     let special = |content: &str, id: u64| serde_json::json!({"id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true});

@@ -35,7 +35,7 @@ fn load() -> Loaded {
 }
 
 fn info(name: &str) -> ModelInfo {
-    ModelInfo { name: name.into(), path: name.into(), sha256: name.into(), params: String::new() }
+    ModelInfo { name: name.into(), path: name.into(), sha256: name.into(), params: serde_json::Value::Null }
 }
 
 fn run(l: &Loaded, scene: &str, instruction: &str, config: &ExplainConfig) -> explain::ExplainRun {

@@ -33,7 +33,7 @@ fn info(bundle: &Bundle) -> ModelInfo {
         name: bundle.manifest().name.clone(),
         path: bundle.dir().display().to_string(),
         sha256: bundle.content_hash().unwrap(),
-        params: String::new(),
+        params: serde_json::Value::Null,
     }
 }
 

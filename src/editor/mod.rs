@@ -58,7 +58,21 @@ pub fn load(
     max_batch: usize,
 ) -> Result<Box<dyn Editor>> {
     match bundle.manifest().kind {
-        BundleKind::Editor => Ok(Box::new(OnnxEditor::load(bundle, options)?.with_max_batch(max_batch))),
+        BundleKind::Editor => {
+            let set = [
+                ("--steps", diffusion.steps.is_some()),
+                ("--guidance-scale", diffusion.guidance_scale.is_some()),
+                ("--image-guidance-scale", diffusion.image_guidance_scale.is_some()),
+                ("--size", diffusion.width.is_some() || diffusion.height.is_some()),
+            ];
+            if let Some((flag, _)) = set.iter().find(|(_, on)| *on) {
+                return Err(Error::InvalidInput(format!(
+                    "{flag} applies to diffusion editors, but {} is a one-step editor. Fix: drop {flag}",
+                    bundle.dir().display()
+                )));
+            }
+            Ok(Box::new(OnnxEditor::load(bundle, options)?.with_max_batch(max_batch)))
+        }
         BundleKind::InstructPix2Pix => {
             Ok(Box::new(pix2pix::InstructPix2Pix::load(bundle, options, diffusion)?.with_max_batch(max_batch)))
         }

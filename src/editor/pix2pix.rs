@@ -91,7 +91,7 @@ impl NoisePlan {
 struct VaeConfig {
     #[serde(default = "default_scaling")]
     scaling_factor: f32,
-    #[serde(default)]
+    #[serde(default = "default_vae_blocks")]
     block_out_channels: Vec<usize>,
     #[serde(default = "default_latent_channels")]
     latent_channels: usize,
@@ -103,11 +103,22 @@ fn default_scaling() -> f32 {
 fn default_latent_channels() -> usize {
     4
 }
+/// Stable Diffusion's VAE: four blocks, a downsampling factor of 8 (diffusers' default when the config is silent).
+fn default_vae_blocks() -> Vec<usize> {
+    vec![128, 256, 512, 512]
+}
 
 #[derive(Debug, Deserialize)]
 struct UnetConfig {
     #[serde(default)]
     sample_size: Option<u32>,
+    #[serde(default)]
+    block_out_channels: Vec<usize>,
+}
+
+/// `2^(blocks − 1)`, the downsampling of a diffusers encoder with `blocks` resolution levels, if sane.
+fn downsampling(blocks: usize) -> Option<u32> {
+    (1..=8).contains(&blocks).then(|| 1u32 << (blocks - 1))
 }
 
 /// An InstructPix2Pix pipeline loaded from a `kind = "instruct-pix2pix"` bundle (diffusers ONNX layout).
@@ -148,17 +159,50 @@ impl InstructPix2Pix {
         bundle.expect_kind(BundleKind::InstructPix2Pix, "--editor")?;
         let dir = bundle.dir();
         let m = bundle.manifest();
-        let vae: VaeConfig = match read_json(bundle, "vae_decoder/config.json")? {
-            Some(v) => v,
-            None => read_json(bundle, "vae_encoder/config.json")?.unwrap_or(VaeConfig {
-                scaling_factor: default_scaling(),
-                block_out_channels: vec![0; 4],
-                latent_channels: 4,
-            }),
+        let field = |rel: &str, field: &str, message: String| {
+            Error::from(BundleError::Field { path: dir.join(rel), field: field.to_string(), message })
         };
-        let vae_factor = 1u32 << vae.block_out_channels.len().saturating_sub(1);
+        let vae_rel = if dir.join("vae_decoder/config.json").is_file() {
+            "vae_decoder/config.json"
+        } else {
+            "vae_encoder/config.json"
+        };
+        let vae: VaeConfig = read_json(bundle, vae_rel)?.unwrap_or(VaeConfig {
+            scaling_factor: default_scaling(),
+            block_out_channels: default_vae_blocks(),
+            latent_channels: default_latent_channels(),
+        });
+        let vae_factor = downsampling(vae.block_out_channels.len()).ok_or_else(|| {
+            field(vae_rel, "block_out_channels", "must list 1 to 8 blocks (Stable Diffusion's VAE has 4)".into())
+        })?;
+        if !(vae.scaling_factor.is_finite() && vae.scaling_factor > 0.0) {
+            return Err(field(
+                vae_rel,
+                "scaling_factor",
+                format!("is {}, but must be a positive number (Stable Diffusion: 0.18215)", vae.scaling_factor),
+            ));
+        }
+        if !(1..=64).contains(&vae.latent_channels) {
+            return Err(field(
+                vae_rel,
+                "latent_channels",
+                format!("is {}, expected 1 to 64 (Stable Diffusion: 4)", vae.latent_channels),
+            ));
+        }
         let unet_config: Option<UnetConfig> = read_json(bundle, "unet/config.json")?;
-        let default_size = unet_config.and_then(|u| u.sample_size).map(|s| s * vae_factor).unwrap_or(512);
+        let unet_factor = match unet_config.as_ref().map(|u| u.block_out_channels.len()) {
+            None | Some(0) => 8,
+            Some(n) => downsampling(n)
+                .ok_or_else(|| field("unet/config.json", "block_out_channels", "must list 1 to 8 blocks".into()))?,
+        };
+        // The UNet halves its input at every level but the last, so sizes must divide by both factors.
+        let multiple = vae_factor * unet_factor;
+        let default_size = match unet_config.as_ref().and_then(|u| u.sample_size) {
+            Some(s) => s.checked_mul(vae_factor).filter(|&px| px <= 16_384).ok_or_else(|| {
+                field("unet/config.json", "sample_size", format!("{s} latents is not a usable image size"))
+            })?,
+            None => 512,
+        };
         let scheduler = SchedulerConfig::from_file(&dir.join("scheduler/scheduler_config.json"))?;
         let defaults = m.pix2pix.clone().unwrap_or_default();
         let settings = Pix2PixSettings {
@@ -169,7 +213,7 @@ impl InstructPix2Pix {
             height: overrides.height.or(defaults.height).unwrap_or(default_size),
             width: overrides.width.or(defaults.width).unwrap_or(default_size),
         };
-        check_settings(&settings, vae_factor)?;
+        check_settings(&settings, multiple, scheduler.num_train_timesteps)?;
 
         let c = vae.latent_channels as i64;
         let l = m.tokenizer.max_length as i64;
@@ -179,9 +223,19 @@ impl InstructPix2Pix {
         };
         let text_encoder = session(
             "text_encoder/model.onnx",
-            &[TensorContract::ids("text_encoder.input_ids", "input_ids", &[Dim::Any, Dim::Fixed(l)])],
+            &[TensorContract::ids("text_encoder.input_ids", "input_ids", &[Dim::Any, Dim::Any])],
             &[],
         )?;
+        if let Some(&[_, n]) = text_encoder.declared_shape("input_ids")
+            && n > 0
+            && n != l
+        {
+            return Err(field(
+                "tokenizer/tokenizer_config.json",
+                "model_max_length",
+                format!("is {l}, but text_encoder/model.onnx takes {n} tokens. Fix: set model_max_length to {n}"),
+            ));
+        }
         let text_output = first_output(&text_encoder, "last_hidden_state");
         let text_mask = text_encoder_mask(&text_encoder);
         let unet = session(
@@ -198,6 +252,17 @@ impl InstructPix2Pix {
             ],
             &[TensorContract::float("unet.out_sample", "out_sample", &[Dim::Any, Dim::Fixed(c), Dim::Any, Dim::Any])],
         )?;
+        if let Some(&[n]) = unet.declared_shape("timestep")
+            && n > 1
+        {
+            return Err(field(
+                "unet/model.onnx",
+                "timestep",
+                format!(
+                    "has a fixed length {n}; gsmile feeds one timestep per row or a single one. Fix: re-export the UNet with a dynamic or length-1 timestep"
+                ),
+            ));
+        }
         let vae_encoder =
             session("vae_encoder/model.onnx", &[TensorContract::float("vae_encoder.sample", "sample", &any4)], &[])?;
         let vae_encoder_output = first_output(&vae_encoder, "latent_sample");
@@ -211,7 +276,7 @@ impl InstructPix2Pix {
             &[TensorContract::float("vae_decoder.sample", "sample", &[Dim::Any, Dim::Fixed(3), Dim::Any, Dim::Any])],
         )?;
         let tokenizer = InstructionTokenizer::load(dir, &bundle.file(&m.tokenizer.file), m.tokenizer.max_length)?;
-        Ok(InstructPix2Pix {
+        let pipeline = InstructPix2Pix {
             name: m.name.clone(),
             tokenizer,
             text_encoder,
@@ -227,7 +292,27 @@ impl InstructPix2Pix {
             text_output,
             text_mask,
             max_batch: 24,
-        })
+        };
+        pipeline.check_deterministic_encoder(multiple)?;
+        Ok(pipeline)
+    }
+
+    /// Refuses VAE encoders that sample the latent distribution (older optimum exports put a
+    /// `RandomNormalLike` node there): InstructPix2Pix conditions on the mode, and random image
+    /// latents would make every edit differ from run to run.
+    fn check_deterministic_encoder(&self, size: u32) -> Result<()> {
+        let size = size as usize;
+        let probe = Array4::from_shape_fn((1, 3, size, size), |(_, c, y, x)| ((c * 7 + y * 3 + x) % 11) as f32 / 10.0);
+        let (a, b) = (self.encode_images(probe.view())?, self.encode_images(probe.view())?);
+        if a != b {
+            return Err(BundleError::Graph {
+                bundle: self.vae_encoder.file().parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default(),
+                file: self.vae_encoder.file().to_path_buf(),
+                message: "gives different latents for the same image: it samples the latent distribution instead of returning its mode. Fix: re-export with onnx/export_ip2p.py, or with an optimum version whose vae_encoder returns `latent_parameters`".into(),
+            }
+            .into());
+        }
+        Ok(())
     }
 
     /// Caps the rows of one UNet call (samples × guidance branches); default 24.
@@ -273,10 +358,10 @@ impl InstructPix2Pix {
         (self.latent_channels, (self.settings.height / f) as usize, (self.settings.width / f) as usize)
     }
 
-    /// The seeded noise of this pipeline's settings.
+    /// The seeded noise of this pipeline's settings, one draw per sampler step.
     pub fn noise(&self) -> NoisePlan {
         let (c, h, w) = self.latent_shape();
-        NoisePlan::seeded(self.settings.seed, self.settings.steps, c, h, w)
+        NoisePlan::seeded(self.settings.seed, self.scheduler().timesteps().len(), c, h, w)
     }
 
     /// CLIP text embeddings `[B, L, D]` of the texts, padded as the checkpoint's tokenizer says.
@@ -300,23 +385,36 @@ impl InstructPix2Pix {
 
     /// Image latents `[B, C, h, w]` of `[B,3,H,W]` images in `[0,1]`: the VAE posterior's mode, unscaled, as InstructPix2Pix conditions on.
     pub fn encode_images(&self, images: ArrayView4<f32>) -> Result<Array4<f32>> {
-        let pixels = images.mapv(|x| 2.0 * x - 1.0);
         let s = &self.vae_encoder;
-        let inputs = ort::inputs!["sample" => s.float_input("sample", &pixels)?];
-        let (shape, data) = s.run(inputs, |o| read_f32_dyn(o, &self.vae_encoder_output))?;
         let c = self.latent_channels;
-        if shape.len() != 4 || !(shape[1] == c || shape[1] == 2 * c) {
-            return Err(s
-                .error(format!(
-                    "`{}` has shape {shape:?}, expected [batch, {c} or {}, h, w]",
-                    self.vae_encoder_output,
-                    2 * c
-                ))
-                .into());
+        let rows = (self.max_batch / 3).max(1);
+        let mut parts = Vec::new();
+        for start in (0..images.dim().0).step_by(rows) {
+            let end = (start + rows).min(images.dim().0);
+            let pixels = images.slice(s![start..end, .., .., ..]).mapv(|x| 2.0 * x - 1.0);
+            let inputs = ort::inputs!["sample" => s.float_input("sample", &pixels)?];
+            let (shape, data) = s.run(inputs, |o| read_f32_dyn(o, &self.vae_encoder_output))?;
+            if shape.len() != 4 || shape[0] != end - start || !(shape[1] == c || shape[1] == 2 * c) {
+                return Err(s
+                    .error(format!(
+                        "`{}` has shape {shape:?}, expected [{}, {c} or {}, h, w]",
+                        self.vae_encoder_output,
+                        end - start,
+                        2 * c
+                    ))
+                    .into());
+            }
+            let all = Array4::from_shape_vec((shape[0], shape[1], shape[2], shape[3]), data).map_err(|e| s.error(e))?;
+            // A `latent_parameters` output holds mean and log-variance; the mode is the mean.
+            parts.push(all.slice_move(s![.., ..c, .., ..]));
         }
-        let all = Array4::from_shape_vec((shape[0], shape[1], shape[2], shape[3]), data).map_err(|e| s.error(e))?;
-        // A `latent_parameters` output holds mean and log-variance; the mode is the mean.
-        Ok(all.slice(s![.., ..c, .., ..]).to_owned())
+        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+        if views.is_empty() {
+            let (_, _, h, w) = images.dim();
+            let f = self.vae_factor as usize;
+            return Ok(Array4::zeros((0, c, h / f, w / f)));
+        }
+        Ok(ndarray::concatenate(Axis(0), &views).map_err(|e| s.error(e))?)
     }
 
     /// Decodes latents `[B, C, h, w]` into images `[B,3,H,W]` in `[0,1]`.
@@ -381,30 +479,44 @@ impl InstructPix2Pix {
                 noise.initial.dim()
             ))
         })?;
+        if let Some(k) = noise.steps.iter().position(|n| n.broadcast((b, c, h, w)).is_none()) {
+            return Err(Error::InvalidInput(format!(
+                "step {k} noise {:?} does not fit latents [{b}, {c}, {h}, {w}]",
+                noise.steps[k].dim()
+            )));
+        }
         let sigma0 = scheduler.init_noise_sigma();
         let mut latents = initial.mapv(|x| x * sigma0);
         let branches = if self.settings.guided() { 3 } else { 1 };
         let rows = b * branches;
+        // The batch split, the text half of every row and the image-latent half of the UNet
+        // input are the same at every step: build them once, refresh only the latents.
+        let mut chunks = Vec::new();
+        for start in (0..rows).step_by(self.max_batch) {
+            let end = (start + self.max_batch).min(rows);
+            let mut sample = Array4::<f32>::zeros((end - start, 2 * c, h, w));
+            let mut states = Array3::<f32>::zeros((end - start, l, d));
+            for r in start..end {
+                let (i, branch) = (r / branches, r % branches);
+                // Branch 2 is unconditional on the image too: its image latents stay zero.
+                if branch != 2 {
+                    let image = image_latents.index_axis(Axis(0), if ib == 1 { 0 } else { i });
+                    sample.slice_mut(s![r - start, c.., .., ..]).assign(&image);
+                }
+                let text = if branch == 0 { prompt_embeds.index_axis_move(Axis(0), i) } else { uncond };
+                states.index_axis_mut(Axis(0), r - start).assign(&text);
+            }
+            let states = self.unet.float_value("encoder_hidden_states", &states)?;
+            chunks.push((start, end, sample, states));
+        }
         for (k, &t) in scheduler.timesteps().iter().enumerate() {
             let scaled = scheduler.scale_model_input(latents.view(), k);
             let mut pred = Array4::<f32>::zeros((rows, c, h, w));
-            for start in (0..rows).step_by(self.max_batch) {
-                let end = (start + self.max_batch).min(rows);
-                let mut sample = Array4::<f32>::zeros((end - start, 2 * c, h, w));
-                let mut states = Array3::<f32>::zeros((end - start, l, d));
-                for r in start..end {
-                    let (i, branch) = (r / branches, r % branches);
-                    sample.slice_mut(s![r - start, ..c, .., ..]).assign(&scaled.index_axis(Axis(0), i));
-                    // Branch 2 is unconditional on the image too: its image latents stay zero.
-                    if branch != 2 {
-                        sample
-                            .slice_mut(s![r - start, c.., .., ..])
-                            .assign(&image_latents.index_axis(Axis(0), if ib == 1 { 0 } else { i }));
-                    }
-                    let text = if branch == 0 { prompt_embeds.index_axis_move(Axis(0), i) } else { uncond };
-                    states.index_axis_mut(Axis(0), r - start).assign(&text);
+            for (start, end, sample, states) in &mut chunks {
+                for r in *start..*end {
+                    sample.slice_mut(s![r - *start, ..c, .., ..]).assign(&scaled.index_axis(Axis(0), r / branches));
                 }
-                pred.slice_mut(s![start..end, .., .., ..]).assign(&self.unet_call(&sample, t, &states)?);
+                self.unet_call(sample, t, states, pred.slice_mut(s![*start..*end, .., .., ..]))?;
             }
             let guided = if branches == 3 {
                 let (gt, gi) = (self.settings.guidance_scale, self.settings.image_guidance_scale);
@@ -431,19 +543,23 @@ impl InstructPix2Pix {
         Ok(latents)
     }
 
-    fn unet_call(&self, sample: &Array4<f32>, t: f32, states: &Array3<f32>) -> Result<Array4<f32>> {
+    /// One UNet call on `sample` rows at timestep `t`, writing the predicted noise into `out`.
+    fn unet_call(
+        &self,
+        sample: &Array4<f32>,
+        t: f32,
+        states: &ort::value::DynValue,
+        mut out: ndarray::ArrayViewMut4<f32>,
+    ) -> Result<()> {
         let s = &self.unet;
         let n = sample.dim().0;
-        let len = match s.declared_shape("timestep") {
-            Some([]) => None,
-            Some([1]) => Some(1),
-            _ => Some(n),
-        };
-        let shape: Vec<i64> = len.map(|k| vec![k as i64]).unwrap_or_default();
-        let count = len.unwrap_or(1);
+        // A graph that fixes the timestep's length at 1 broadcasts it; otherwise one per row.
+        let count = if s.declared_shape("timestep") == Some(&[1]) { 1 } else { n };
+        let shape = vec![count as i64];
         let timestep: ort::session::SessionInputValue<'_> = match s.element_type("timestep") {
+            // diffusers' ONNX pipelines cast with numpy, which truncates.
             Some(ort::value::TensorElementType::Int64) => {
-                ort::value::Tensor::from_array((shape, vec![t.round() as i64; count])).map_err(|e| s.error(e))?.into()
+                ort::value::Tensor::from_array((shape, vec![t as i64; count])).map_err(|e| s.error(e))?.into()
             }
             Some(ort::value::TensorElementType::Float16) => {
                 ort::value::Tensor::from_array((shape, vec![half::f16::from_f32(t); count]))
@@ -455,20 +571,25 @@ impl InstructPix2Pix {
         let inputs = ort::inputs![
             "sample" => s.float_input("sample", sample)?,
             "timestep" => timestep,
-            "encoder_hidden_states" => s.float_input("encoder_hidden_states", states)?,
+            "encoder_hidden_states" => states,
         ];
-        let (_, c, h, w) = sample.dim();
-        let (shape, data) = s.run(inputs, |o| read_f32_dyn(o, "out_sample"))?;
-        if shape != [n, c / 2, h, w] {
-            return Err(s
-                .error(format!("`out_sample` has shape {shape:?}, expected [{n}, {}, {h}, {w}]", c / 2))
-                .into());
-        }
-        Ok(Array4::from_shape_vec((n, c / 2, h, w), data).map_err(|e| s.error(e))?)
+        let want = out.dim();
+        s.run(inputs, |o| {
+            let (shape, data) = read_f32_dyn(o, "out_sample")?;
+            if shape != [want.0, want.1, want.2, want.3] {
+                return Err(format!("`out_sample` has shape {shape:?}, expected {want:?}"));
+            }
+            out.iter_mut().zip(data).for_each(|(o, v)| *o = v);
+            Ok(())
+        })?;
+        Ok(())
     }
 
     /// Edits with precomputed image latents `[1|B, C, h, w]`: encodes the prompts, denoises with the seeded noise, decodes.
     pub fn edit_latents(&self, image_latents: ArrayView4<f32>, instructions: &[&str]) -> Result<Array4<f32>> {
+        if instructions.is_empty() {
+            return Ok(Array4::zeros((0, 3, self.settings.height as usize, self.settings.width as usize)));
+        }
         let mut embeds = Vec::new();
         for chunk in instructions.chunks(self.max_batch) {
             embeds.push(self.encode_prompts(chunk)?);
@@ -515,6 +636,8 @@ impl Editor for InstructPix2Pix {
         self.edit_latents(latents.view(), instructions)
     }
 
+    /// Shares the image latents across all instructions; batching follows the pipeline's own
+    /// UNet row cap ([`InstructPix2Pix::with_max_batch`]), so `_max_batch` is not used here.
     fn edit_shared(&self, image: ArrayView3<f32>, instructions: &[&str], _max_batch: usize) -> Result<Array4<f32>> {
         let (c, h, w) = image.dim();
         if (c, h as u32, w as u32) != (3, self.settings.height, self.settings.width) {
@@ -528,17 +651,31 @@ impl Editor for InstructPix2Pix {
     }
 }
 
-fn check_settings(s: &Pix2PixSettings, factor: u32) -> Result<()> {
-    if s.steps == 0 {
-        return Err(Error::InvalidInput("--steps must be at least 1".into()));
+fn check_settings(s: &Pix2PixSettings, multiple: u32, train_steps: usize) -> Result<()> {
+    let from = "(the command line, or `[pix2pix]` in the bundle's bundle.toml)";
+    if s.steps == 0 || s.steps > train_steps {
+        return Err(Error::InvalidInput(format!(
+            "{} denoising steps {from}: the sampler takes 1 to {train_steps} (the scheduler's num_train_timesteps). Fix: pass e.g. --steps 20",
+            s.steps
+        )));
     }
     if !(s.guidance_scale.is_finite() && s.image_guidance_scale.is_finite()) {
-        return Err(Error::InvalidInput("--guidance-scale and --image-guidance-scale must be finite numbers".into()));
-    }
-    if s.height == 0 || s.width == 0 || !s.height.is_multiple_of(factor) || !s.width.is_multiple_of(factor) {
         return Err(Error::InvalidInput(format!(
-            "size {}x{} must be positive multiples of the VAE's factor {factor}. Fix: pass --size as a multiple of {factor}",
-            s.width, s.height
+            "guidance scales {} and {} {from} must be finite numbers. Fix: pass e.g. --guidance-scale 7.5 --image-guidance-scale 1.5",
+            s.guidance_scale, s.image_guidance_scale
+        )));
+    }
+    if s.height == 0
+        || s.width == 0
+        || !s.height.is_multiple_of(multiple)
+        || !s.width.is_multiple_of(multiple)
+        || s.height.max(s.width) > 16_384
+    {
+        return Err(Error::InvalidInput(format!(
+            "working size {}x{} {from} must be positive multiples of {multiple} (the VAE's and the UNet's downsampling), at most 16384. Fix: pass --size as a multiple of {multiple}, e.g. --size {}",
+            s.width,
+            s.height,
+            (s.width.max(multiple) / multiple * multiple).min(16_384 / multiple * multiple)
         )));
     }
     Ok(())

@@ -129,14 +129,16 @@ impl SchedulerConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if self.num_train_timesteps < 2 {
-            return Err("field `num_train_timesteps` must be at least 2".into());
+        if !(2..=100_000).contains(&self.num_train_timesteps) {
+            return Err("field `num_train_timesteps` must be between 2 and 100000 (Stable Diffusion: 1000)".into());
         }
         if let Some(b) = &self.trained_betas {
             if b.len() != self.num_train_timesteps || b.iter().any(|x| !(*x > 0.0 && *x < 1.0)) {
                 return Err("field `trained_betas` must hold `num_train_timesteps` values in (0, 1)".into());
             }
-        } else if !(self.beta_start > 0.0 && self.beta_end < 1.0 && self.beta_start <= self.beta_end) {
+        } else if self.beta_schedule != BetaSchedule::SquaredcosCapV2
+            && !(self.beta_start > 0.0 && self.beta_end < 1.0 && self.beta_start <= self.beta_end)
+        {
             return Err("fields `beta_start`/`beta_end` must satisfy 0 < beta_start <= beta_end < 1".into());
         }
         Ok(())
@@ -234,8 +236,15 @@ pub trait Scheduler {
     /// Standard deviation of the initial noise: latents start as `noise * init_noise_sigma`.
     fn init_noise_sigma(&self) -> f32;
     /// Scales the UNet input at step `index`.
+    ///
+    /// # Panics
+    /// If `index` is not below the number of timesteps.
     fn scale_model_input(&self, sample: ArrayView4<f32>, index: usize) -> Array4<f32>;
     /// One step from `sample` given the UNet output and fresh standard normal `noise` (broadcast over the batch).
+    ///
+    /// # Panics
+    /// If `index` is not below the number of timesteps, `model_output` and `sample` differ in
+    /// shape, or `noise` does not broadcast to it; the pipeline checks all three first.
     fn step(
         &self,
         model_output: ArrayView4<f32>,
@@ -281,9 +290,11 @@ impl EulerAncestral {
                 (0..steps).rev().map(|i| ((i * ratio) as f32) + config.steps_offset as f32).collect()
             }
             TimestepSpacing::Trailing => {
-                // np.arange(T, 0, -T/steps).round() - 1
+                // np.arange(T, 0, -T/steps).round() - 1; arange's length is ceil(T / (T/steps)),
+                // which floating point makes steps + 1 for some step counts, as in diffusers.
                 let ratio = t as f64 / steps as f64;
-                (0..steps).map(|i| round_half_even(t as f64 - i as f64 * ratio) as f32 - 1.0).collect()
+                let len = ((0.0 - t as f64) / -ratio).ceil() as usize;
+                (0..len).map(|i| round_half_even(t as f64 - i as f64 * ratio) as f32 - 1.0).collect()
             }
         };
         let ac = config.alphas_cumprod();
@@ -395,6 +406,22 @@ mod tests {
         let out = s.step(eps.view(), 3, x.view(), noise.view());
         let expected = 3.0 - s.sigmas()[3] * 0.5;
         assert!(out.iter().all(|v| (v - expected).abs() < 1e-5), "{out:?} vs {expected}");
+    }
+
+    #[test]
+    fn trailing_spacing_keeps_numpys_extra_step() {
+        // diffusers 0.42: set_timesteps(61) with trailing spacing gives 62 timesteps, the last -1
+        // (np.arange's float length); values from diffusers itself.
+        let c = config(
+            r#"{"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012, "timestep_spacing": "trailing"}"#,
+        );
+        let s = c.euler_ancestral(61);
+        let t = s.timesteps();
+        assert_eq!(t.len(), 62);
+        assert_eq!(&t[..3], &[999.0, 983.0, 966.0]);
+        assert_eq!(&t[59..], &[32.0, 15.0, -1.0]);
+        assert!((s.sigmas()[1] - 13.276_786).abs() < 1e-4, "{}", s.sigmas()[1]);
+        assert!((s.init_noise_sigma() - 14.614_647).abs() < 1e-4);
     }
 
     #[test]
