@@ -53,8 +53,9 @@ fn main() {
         "{:>6} {:>14} {:>14} {:>12}   {:>14} {:>14} {:>12}",
         "batch", "rust step ms", "rust total ms", "rust img/s", "python step ms", "python total", "python img/s"
     );
-    let python = python_figures(&bundle_dir, threads, steps, max_rows, &batches, s.height);
     for &b in &batches {
+        // Python and Rust back to back for each batch size, so both see the same machine load.
+        let python = python_figures(&bundle_dir, threads, steps, max_rows, &[b], s.height);
         let prompts: Vec<String> = (0..b).map(|i| words[..1 + i % words.len()].join(" ")).collect();
         let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
         let (mut best_total, mut best_step) = (f64::INFINITY, f64::INFINITY);
