@@ -67,13 +67,16 @@ fn check_images(bundle: &str, min_cosine: f64, max_abs: f32) {
     let sizes: std::collections::HashSet<_> = pictures.iter().map(|p| (p.width(), p.height())).collect();
     assert!(sizes.len() >= 5, "fixtures should cover several sizes: {sizes:?}");
     let got = enc.embed_pictures(&pictures).unwrap();
+    let (mut worst_cos, mut worst_diff) = (1.0f64, 0.0f32);
     for (case, row) in cases.images.iter().zip(got.rows()) {
         let want = reference(&case.files["image_embeds_torch"]);
         let row = row.to_vec();
         let cos = cosine(&row, &want);
         let diff = row.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(cos >= min_cosine && diff <= max_abs, "{bundle} {}: cosine {cos}, max abs diff {diff}", case.id);
+        (worst_cos, worst_diff) = (worst_cos.min(cos), worst_diff.max(diff));
     }
+    eprintln!("{bundle} images: min cosine {worst_cos:.9}, max abs diff {worst_diff:.2e}");
 }
 
 #[test]
