@@ -14,7 +14,6 @@
 use std::path::Path;
 
 use ndarray::{Array2, Array3, Array4, ArrayView3, ArrayView4, Axis, s};
-
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::Deserialize;
