@@ -128,21 +128,21 @@ fn render_panels(run: &ExplainRun, image: &RgbImage, edited: &RgbImage) -> Resul
     let upsampled: Vec<_> =
         (0..maps.dim().0).into_par_iter().map(|k| spatial::upsample(maps.index_axis(Axis(0), k), h, w)).collect();
     let vmax = upsampled.iter().flat_map(|m| m.iter()).fold(0.0f32, |a, v| a.max(v.abs()));
-    let rendered: Vec<(RgbImage, Vec<u8>)> = upsampled
+    let panels: Vec<RgbImage> = upsampled
         .par_iter()
         .zip(&run.explanation.words)
         .map(|(heat, word)| {
-            let panel = render::word_panel(image, edited, heat.view(), vmax, word)
-                .map_err(|e| Error::InvalidInput(e.to_string()))?;
-            let bytes = render::png_bytes(&panel);
-            Ok((panel, bytes))
+            render::word_panel(image, edited, heat.view(), vmax, word).map_err(|e| Error::InvalidInput(e.to_string()))
         })
         .collect::<Result<_>>()?;
-    let (panels, bytes): (Vec<RgbImage>, Vec<Vec<u8>>) = rendered.into_iter().unzip();
     if panels.is_empty() {
         return Ok((Vec::new(), Vec::new()));
     }
-    let grid = render::png_bytes(&render::overlay_grid(&panels, 2));
+    // The grid and the panels' own PNGs are independent encodes of the same pictures.
+    let (bytes, grid) = rayon::join(
+        || panels.par_iter().map(render::png_bytes).collect::<Vec<_>>(),
+        || render::png_bytes(&render::overlay_grid(&panels, 2)),
+    );
     let per_word = run.explanation.words.iter().map(|w| w.word.text.clone()).zip(bytes).collect();
     Ok((per_word, grid))
 }
