@@ -360,6 +360,11 @@ impl Bundle {
 
     /// SHA-256 over the bundle's files (relative paths and contents, sorted): the model's identity in caches and reports.
     pub fn content_hash(&self) -> Result<String, BundleError> {
+        self.content_hash_memo(None)
+    }
+
+    /// [`Bundle::content_hash`], remembering large files' hashes in `memo_dir` (see [`crate::cache::file_sha256_memo`]).
+    pub fn content_hash_memo(&self, memo_dir: Option<&Path>) -> Result<String, BundleError> {
         let err = |e: std::io::Error| BundleError::NotFound {
             path: self.dir.clone(),
             what: format!("cannot read its files: {e}"),
@@ -369,7 +374,7 @@ impl Bundle {
         for f in &files {
             let name = f.strip_prefix(&self.dir).unwrap_or(f).to_string_lossy().into_owned();
             parts.push(name.into_bytes());
-            parts.push(crate::cache::file_sha256(f).map_err(err)?.into_bytes());
+            parts.push(crate::cache::file_sha256_memo(f, memo_dir).map_err(err)?.into_bytes());
         }
         let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
         Ok(crate::cache::key(&refs))

@@ -43,6 +43,47 @@ pub fn file_sha256(path: &Path) -> std::io::Result<String> {
     Ok(hex(&h.finalize()))
 }
 
+/// Files at least this large have their hashes remembered (see [`file_sha256_memo`]).
+pub const MEMO_MIN_BYTES: u64 = 16 << 20;
+
+/// The memo file inside a cache folder.
+const MEMO_FILE: &str = "file-sha256.json";
+
+/// Hex SHA-256 of a file, remembered in `memo_dir` for large files (keyed by absolute path,
+/// size and modification time), so multi-gigabyte model graphs are not re-read on every run.
+///
+/// A changed size or modification time recomputes the hash; an unreadable or stale memo only
+/// costs the recomputation. Concurrent runs may drop each other's entries, never corrupt them
+/// (the memo is replaced atomically).
+pub fn file_sha256_memo(path: &Path, memo_dir: Option<&Path>) -> std::io::Result<String> {
+    let meta = std::fs::metadata(path)?;
+    let Some(dir) = memo_dir.filter(|_| meta.len() >= MEMO_MIN_BYTES) else { return file_sha256(path) };
+    let stamp = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_nanos());
+    let Some(stamp) = stamp else { return file_sha256(path) };
+    let name = std::fs::canonicalize(path)?.to_string_lossy().into_owned();
+    let memo_path = dir.join(MEMO_FILE);
+    let mut memo: serde_json::Map<String, serde_json::Value> =
+        std::fs::read(&memo_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let entry = serde_json::json!({"len": meta.len(), "mtime_ns": stamp.to_string()});
+    if let Some(hit) = memo.get(&name)
+        && hit.get("len") == entry.get("len")
+        && hit.get("mtime_ns") == entry.get("mtime_ns")
+        && let Some(sha) = hit.get("sha256").and_then(serde_json::Value::as_str)
+    {
+        return Ok(sha.to_string());
+    }
+    let sha = file_sha256(path)?;
+    let mut entry = entry;
+    entry["sha256"] = sha.clone().into();
+    memo.insert(name, entry);
+    if std::fs::create_dir_all(dir).is_ok() {
+        let bytes = serde_json::to_vec_pretty(&memo).unwrap_or_default();
+        // A memo that cannot be written only means hashing again next time.
+        let _ = crate::io::write_bytes_atomic(&memo_path, &bytes);
+    }
+    Ok(sha)
+}
+
 /// The bytes of `f32` values, little-endian, for hashing.
 pub fn f32_bytes<'a>(values: impl IntoIterator<Item = &'a f32>) -> Vec<u8> {
     values.into_iter().flat_map(|v| v.to_le_bytes()).collect()
@@ -116,6 +157,31 @@ mod tests {
         assert!(cache.get(&k).is_none());
         cache.put(&k, &a).unwrap();
         assert_eq!(cache.get(&k).unwrap(), a);
+    }
+
+    #[test]
+    fn large_file_hashes_are_remembered_until_the_file_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let memo = dir.path().join("memo");
+        let file = dir.path().join("big.bin");
+        std::fs::write(&file, vec![7u8; MEMO_MIN_BYTES as usize]).unwrap();
+        let real = file_sha256(&file).unwrap();
+        assert_eq!(file_sha256_memo(&file, Some(&memo)).unwrap(), real);
+        // Plant a different hash in the memo: a hit returns it, proving the file was not re-read.
+        let memo_file = memo.join(MEMO_FILE);
+        let text = std::fs::read_to_string(&memo_file).unwrap().replace(&real, &"ab".repeat(32));
+        std::fs::write(&memo_file, text).unwrap();
+        assert_eq!(file_sha256_memo(&file, Some(&memo)).unwrap(), "ab".repeat(32));
+        // Changing the file (size and time) recomputes.
+        std::fs::write(&file, vec![8u8; MEMO_MIN_BYTES as usize + 1]).unwrap();
+        let changed = file_sha256_memo(&file, Some(&memo)).unwrap();
+        assert_eq!(changed, file_sha256(&file).unwrap());
+        assert_ne!(changed, real);
+        // Small files and no memo folder: plain hashing.
+        let small = dir.path().join("small.bin");
+        std::fs::write(&small, b"x").unwrap();
+        assert_eq!(file_sha256_memo(&small, Some(&memo)).unwrap(), file_sha256(&small).unwrap());
+        assert_eq!(file_sha256_memo(&file, None).unwrap(), changed);
     }
 
     #[test]

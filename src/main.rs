@@ -599,11 +599,11 @@ impl Progress for Bars {
     }
 }
 
-fn model_info(bundle: &Bundle, params: serde_json::Value) -> Result<ModelInfo> {
+fn model_info(bundle: &Bundle, params: serde_json::Value, memo: Option<&Path>) -> Result<ModelInfo> {
     Ok(ModelInfo {
         name: bundle.manifest().name.clone(),
         path: bundle.dir().display().to_string(),
-        sha256: bundle.content_hash()?,
+        sha256: bundle.content_hash_memo(memo)?,
         params,
     })
 }
@@ -614,6 +614,8 @@ struct Loaded {
     editor: Box<dyn gsmile::editor::Editor>,
     encoder_bundle: Option<Bundle>,
     encoder: Option<ClipEncoder>,
+    /// Where large model files' hashes are remembered (the cache folder), if anywhere.
+    memo: Option<PathBuf>,
 }
 
 impl Loaded {
@@ -622,16 +624,18 @@ impl Loaded {
         encoder: &Path,
         config: &ExplainConfig,
         diffusion: &DiffusionArgs,
-        max_batch: usize,
+        run: &RunArgs,
         options: &RuntimeOptions,
     ) -> Result<Self> {
+        let max_batch = run.max_batch;
         let editor_bundle = Bundle::open(editor)?;
         let editor = editor::load(&editor_bundle, options, diffusion.overrides(config.editor_seed), max_batch)?;
         warn_fallbacks(false);
         let needs_encoder = config.space == Space::Embedding || config.weighting == Weighting::TextWasserstein;
         let encoder_bundle = if needs_encoder { Some(Bundle::open(encoder)?) } else { None };
         let encoder = encoder_bundle.as_ref().map(|b| ClipEncoder::load(b, options)).transpose()?;
-        Ok(Loaded { editor_bundle, editor, encoder_bundle, encoder })
+        let memo = if run.no_cache { None } else { Some(run.cache.clone()) };
+        Ok(Loaded { editor_bundle, editor, encoder_bundle, encoder, memo })
     }
 
     fn models(&self) -> Result<Models<'_>> {
@@ -640,10 +644,15 @@ impl Loaded {
             editor_info: model_info(
                 &self.editor_bundle,
                 serde_json::from_str(&self.editor.params()).unwrap_or(serde_json::Value::Null),
+                self.memo.as_deref(),
             )?,
             image_encoder: self.encoder.as_ref().map(|e| e as &dyn ImageEncoder),
             text_encoder: self.encoder.as_ref().map(|e| e as &dyn TextEncoder),
-            encoder_info: self.encoder_bundle.as_ref().map(|b| model_info(b, serde_json::Value::Null)).transpose()?,
+            encoder_info: self
+                .encoder_bundle
+                .as_ref()
+                .map(|b| model_info(b, serde_json::Value::Null, self.memo.as_deref()))
+                .transpose()?,
         })
     }
 }
@@ -661,7 +670,7 @@ fn run_explain(a: &ExplainArgs, options: &RuntimeOptions, quiet: bool) -> Result
         width: image.width(),
         height: image.height(),
     };
-    let loaded = Loaded::load(&a.editor, &a.encoder, &config, &a.method.diffusion, a.run.max_batch, options)?;
+    let loaded = Loaded::load(&a.editor, &a.encoder, &config, &a.method.diffusion, &a.run, options)?;
     let models = loaded.models()?;
     let run_options = a.run.options();
     let bars = Bars { bar: std::sync::Mutex::new(None), quiet };
@@ -732,8 +741,7 @@ fn run_evaluate(a: &EvaluateArgs, options: &RuntimeOptions, quiet: bool) -> Resu
     let shard = a.shard.as_deref().map(gsmile::scenario::parse_shard).transpose()?;
     let suite = gsmile::scenario::load_suite(&a.suite)?;
     let config = a.quality.config();
-    let loaded =
-        Loaded::load(&a.editor, &a.encoder, &config.explain, &a.quality.method.diffusion, a.run.max_batch, options)?;
+    let loaded = Loaded::load(&a.editor, &a.encoder, &config.explain, &a.quality.method.diffusion, &a.run, options)?;
     let models = loaded.models()?;
     let bars = EvalBars::new(quiet);
     let summary =
@@ -762,8 +770,7 @@ fn run_compare(a: &CompareArgs, options: &RuntimeOptions, quiet: bool) -> Result
     let config = a.quality.config();
     let mut runs = Vec::new();
     for editor in &a.editors {
-        let loaded =
-            Loaded::load(editor, &a.encoder, &config.explain, &a.quality.method.diffusion, a.run.max_batch, options)?;
+        let loaded = Loaded::load(editor, &a.encoder, &config.explain, &a.quality.method.diffusion, &a.run, options)?;
         let models = loaded.models()?;
         let name = models.editor_info.name.clone();
         if runs.iter().any(|(n, _): &(String, PathBuf)| *n == name) {
