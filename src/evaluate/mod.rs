@@ -18,7 +18,7 @@
 //! from memory, which is what makes resumed, merged and single runs byte-identical.
 //!
 //! Files: [`measure`] evaluates one scenario, [`tables`] aggregates rows into ODD slices,
-//! [`plots`] draws charts, [`report`] writes HTML, [`compare`] sets editors side by side.
+//! [`plots`] draws charts, [`report`] writes HTML, [`compare`](mod@compare) sets editors side by side.
 
 pub mod compare;
 pub mod measure;
