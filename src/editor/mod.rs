@@ -47,6 +47,22 @@ pub trait Editor: Send + Sync {
     }
 }
 
+/// Fails unless a `[B,3,H,W]` batch of dimensions `dim` fits `editor`'s size and has one instruction per image.
+fn check_batch(editor: &dyn Editor, dim: (usize, usize, usize, usize), instructions: usize) -> Result<()> {
+    let (b, c, h, w) = dim;
+    let (eh, ew) = editor.size();
+    if b != instructions {
+        return Err(Error::InvalidInput(format!("{b} images but {instructions} instructions")));
+    }
+    if (c, h, w) != (3, eh as usize, ew as usize) {
+        return Err(Error::InvalidInput(format!(
+            "editor {} takes [B,3,{eh},{ew}] images, got [B,{c},{h},{w}]",
+            editor.name()
+        )));
+    }
+    Ok(())
+}
+
 /// Loads the editor a bundle holds, whatever its kind: a one-step ONNX editor or an InstructPix2Pix pipeline.
 ///
 /// `max_batch` caps the images (one-step) or UNet rows (diffusion) of one graph call; `diffusion`
@@ -186,16 +202,8 @@ impl Editor for OnnxEditor {
     }
 
     fn edit(&self, images: ArrayView4<f32>, instructions: &[&str]) -> Result<Array4<f32>> {
+        check_batch(self, images.dim(), instructions.len())?;
         let (b, c, h, w) = images.dim();
-        if b != instructions.len() {
-            return Err(Error::InvalidInput(format!("{b} images but {} instructions", instructions.len())));
-        }
-        if (c, h, w) != (3, self.spec.height as usize, self.spec.width as usize) {
-            return Err(Error::InvalidInput(format!(
-                "editor {} takes [B,3,{},{}] images, got [B,{c},{h},{w}]",
-                self.name, self.spec.height, self.spec.width
-            )));
-        }
         let mut out = Array4::zeros((b, c, h, w));
         for start in (0..b).step_by(self.max_batch) {
             let end = (start + self.max_batch).min(b);

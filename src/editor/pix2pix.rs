@@ -621,16 +621,7 @@ impl Editor for InstructPix2Pix {
     }
 
     fn edit(&self, images: ArrayView4<f32>, instructions: &[&str]) -> Result<Array4<f32>> {
-        let (b, c, h, w) = images.dim();
-        if b != instructions.len() {
-            return Err(Error::InvalidInput(format!("{b} images but {} instructions", instructions.len())));
-        }
-        if (c, h as u32, w as u32) != (3, self.settings.height, self.settings.width) {
-            return Err(Error::InvalidInput(format!(
-                "editor {} takes [B,3,{},{}] images, got [B,{c},{h},{w}]",
-                self.name, self.settings.height, self.settings.width
-            )));
-        }
+        super::check_batch(self, images.dim(), instructions.len())?;
         let latents = self.encode_images(images)?;
         self.edit_latents(latents.view(), instructions)
     }
@@ -639,12 +630,7 @@ impl Editor for InstructPix2Pix {
     /// UNet row cap ([`InstructPix2Pix::with_max_batch`]), so `_max_batch` is not used here.
     fn edit_shared(&self, image: ArrayView3<f32>, instructions: &[&str], _max_batch: usize) -> Result<Array4<f32>> {
         let (c, h, w) = image.dim();
-        if (c, h as u32, w as u32) != (3, self.settings.height, self.settings.width) {
-            return Err(Error::InvalidInput(format!(
-                "editor {} takes [3,{},{}] images, got [{c},{h},{w}]",
-                self.name, self.settings.height, self.settings.width
-            )));
-        }
+        super::check_batch(self, (1, c, h, w), 1)?;
         let latents = self.encode_images(image.insert_axis(Axis(0)))?;
         self.edit_latents(latents.view(), instructions)
     }
