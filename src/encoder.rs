@@ -150,21 +150,26 @@ impl ClipEncoder {
 
     /// Embeds 8-bit pictures of any size, prepared as the bundle says.
     pub fn embed_pictures(&self, pictures: &[RgbImage]) -> Result<Array2<f32>> {
+        let processor = match &self.preprocessing {
+            Preprocessing::Processor(p) => p,
+            Preprocessing::Resize(spec) => {
+                // Bring every picture to the encoder's size so they stack, then take the float path edits take.
+                let resized: Vec<Array3<f32>> = pictures
+                    .iter()
+                    .map(|p| imaging::resize_tensor(imaging::to_tensor(p).view(), spec.height, spec.width))
+                    .collect();
+                if resized.is_empty() {
+                    return Ok(Array2::zeros((0, self.dim)));
+                }
+                let views: Vec<_> = resized.iter().map(|t| t.view()).collect();
+                let stacked = ndarray::stack(Axis(0), &views).map_err(|e| Error::InvalidInput(e.to_string()))?;
+                return self.embed_images(stacked.view());
+            }
+        };
         let mut out = Array2::zeros((pictures.len(), self.dim));
         for (k, chunk) in pictures.chunks(self.max_batch).enumerate() {
-            let pixels = match &self.preprocessing {
-                Preprocessing::Processor(p) => p.preprocess(chunk),
-                Preprocessing::Resize(spec) => {
-                    let batch: Vec<Array3<f32>> = chunk
-                        .iter()
-                        .map(|p| imaging::resize_tensor(imaging::to_tensor(p).view(), spec.height, spec.width))
-                        .collect();
-                    let views: Vec<_> = batch.iter().map(|t| t.view()).collect();
-                    let stacked = ndarray::stack(Axis(0), &views).map_err(|e| Error::InvalidInput(e.to_string()))?;
-                    imaging::normalize(stacked.view(), spec)
-                }
-            };
             let start = k * self.max_batch;
+            let pixels = processor.preprocess(chunk);
             out.slice_mut(s![start..start + chunk.len(), ..]).assign(&self.embed_pixel_values(pixels.view())?);
         }
         Ok(out)

@@ -195,6 +195,8 @@ pub struct ModelSession {
     signature: Vec<String>,
     /// Declared element type and shape of every input and output, by name.
     tensors: Vec<(String, TensorElementType, Vec<i64>)>,
+    /// Output names in graph order.
+    outputs: Vec<String>,
     provider: &'static str,
 }
 
@@ -244,12 +246,25 @@ impl ModelSession {
                 _ => None,
             })
             .collect();
-        Ok(ModelSession { session: Mutex::new(session), file: file.to_path_buf(), signature, tensors, provider })
+        let outputs = session.outputs().iter().map(|o| o.name().to_string()).collect();
+        Ok(ModelSession {
+            session: Mutex::new(session),
+            file: file.to_path_buf(),
+            signature,
+            tensors,
+            outputs,
+            provider,
+        })
     }
 
     /// The execution provider the session runs on: `cpu`, or `cuda` with the `cuda` feature and a usable GPU.
     pub fn provider(&self) -> &'static str {
         self.provider
+    }
+
+    /// The graph's output names, in order.
+    pub fn output_names(&self) -> &[String] {
+        &self.outputs
     }
 
     /// The element type the graph declares for tensor `name`.

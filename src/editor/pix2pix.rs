@@ -668,12 +668,11 @@ fn check_settings(s: &Pix2PixSettings, multiple: u32, train_steps: usize) -> Res
 
 /// The graph's output named `preferred`, else its first output.
 fn first_output(session: &ModelSession, preferred: &str) -> String {
-    let names: Vec<&str> =
-        session.signature().iter().filter_map(|l| l.strip_prefix("out ")).filter_map(|l| l.split(':').next()).collect();
-    if names.contains(&preferred) {
+    let names = session.output_names();
+    if names.iter().any(|n| n == preferred) {
         preferred.to_string()
     } else {
-        names.first().map(|n| n.to_string()).unwrap_or_else(|| preferred.to_string())
+        names.first().cloned().unwrap_or_else(|| preferred.to_string())
     }
 }
 
