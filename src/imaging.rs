@@ -68,10 +68,12 @@ pub fn to_tensor(img: &RgbImage) -> Array3<f32> {
 /// Converts a `[3,H,W]` array in `[0,1]` to 8-bit RGB, clamping and rounding.
 pub fn from_tensor(t: ArrayView3<f32>) -> RgbImage {
     let (_, h, w) = t.dim();
-    RgbImage::from_fn(w as u32, h as u32, |x, y| {
-        let px = |c: usize| (t[[c, y as usize, x as usize]].clamp(0.0, 1.0) * 255.0).round() as u8;
-        image::Rgb([px(0), px(1), px(2)])
-    })
+    // Adding one half and truncating rounds like `f32::round` on [0, 255] without its libm call.
+    let to_u8 = |v: &f32| (v.clamp(0.0, 1.0) * 255.0 + 0.5) as u8;
+    let (r, g, b) = (t.index_axis(Axis(0), 0), t.index_axis(Axis(0), 1), t.index_axis(Axis(0), 2));
+    let raw: Vec<u8> =
+        r.iter().zip(g.iter()).zip(b.iter()).flat_map(|((r, g), b)| [to_u8(r), to_u8(g), to_u8(b)]).collect();
+    RgbImage::from_raw(w as u32, h as u32, raw).expect("three channels of H×W values fill an H×W RGB image")
 }
 
 /// Resizes a `[3,H,W]` array to `height`×`width` with a triangle (bilinear) filter; a no-op at the same size.
@@ -114,6 +116,24 @@ mod tests {
         let t = to_tensor(&img);
         assert_eq!(t.dim(), (3, 3, 5));
         assert_eq!(from_tensor(t.view()), img);
+    }
+
+    #[test]
+    fn from_tensor_clamps_rounds_and_keeps_channel_order_of_any_layout() {
+        let values = [-0.5f32, 0.0, 0.001, 0.5 / 255.0, 0.5, 1.5 / 255.0, 0.999, 1.0, 2.0, f32::NAN];
+        let t = Array3::from_shape_fn((3, 2, 5), |(c, y, x)| values[(c * 3 + y * 5 + x) % values.len()]);
+        let expect = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+        let img = from_tensor(t.view());
+        for (x, y, px) in img.enumerate_pixels() {
+            for c in 0..3 {
+                assert_eq!(px[c], expect(t[[c, y as usize, x as usize]]), "({c}, {y}, {x})");
+            }
+        }
+        // A transposed view (x and y swapped) is read in logical order, not memory order.
+        let tt = t.view().permuted_axes([0, 2, 1]);
+        let img_t = from_tensor(tt);
+        assert_eq!(img_t.dimensions(), (2, 5));
+        assert_eq!(img_t.get_pixel(1, 3), img.get_pixel(3, 1));
     }
 
     #[test]
