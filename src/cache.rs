@@ -84,9 +84,27 @@ pub fn file_sha256_memo(path: &Path, memo_dir: Option<&Path>) -> std::io::Result
     Ok(sha)
 }
 
-/// The bytes of `f32` values, little-endian, for hashing.
-pub fn f32_bytes<'a>(values: impl IntoIterator<Item = &'a f32>) -> Vec<u8> {
-    values.into_iter().flat_map(|v| v.to_le_bytes()).collect()
+/// [`key`] of `parts` followed by one more part, the little-endian bytes of `values`, hashed
+/// as they stream by instead of being copied into one buffer first.
+pub fn key_with_f32<'a>(parts: &[&[u8]], values: impl ExactSizeIterator<Item = &'a f32>) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    h.update(((values.len() * 4) as u64).to_le_bytes());
+    let mut buf = [0u8; 4096];
+    let mut n = 0;
+    for v in values {
+        buf[n..n + 4].copy_from_slice(&v.to_le_bytes());
+        n += 4;
+        if n == buf.len() {
+            h.update(buf);
+            n = 0;
+        }
+    }
+    h.update(&buf[..n]);
+    hex(&h.finalize())
 }
 
 impl ArrayCache {
@@ -147,6 +165,16 @@ impl ArrayCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_with_f32_equals_key_of_the_bytes() {
+        for n in [0usize, 1, 1023, 1024, 1025, 5000] {
+            let values: Vec<f32> = (0..n).map(|i| i as f32 * 0.37 - 11.0).collect();
+            let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            assert_eq!(key_with_f32(&[b"a", b"bc"], values.iter()), key(&[b"a", b"bc", &bytes]), "n = {n}");
+        }
+        assert_ne!(key_with_f32(&[b"a"], [1.0f32].iter()), key_with_f32(&[b"a"], [2.0f32].iter()));
+    }
 
     #[test]
     fn round_trip_is_bit_exact() {

@@ -408,7 +408,7 @@ impl<'m, 'a> Measurer<'m, 'a> {
     pub fn new(image: &RgbImage, models: &'m Models<'a>, config: &'m ExplainConfig, run: &'m RunOptions) -> Self {
         let (h, w) = models.editor.size();
         let input = imaging::resize_tensor(imaging::to_tensor(image).view(), h, w);
-        let image_hash = cache::key(&[&cache::f32_bytes(input.iter())]);
+        let image_hash = cache::key_with_f32(&[], input.iter());
         Measurer { models, config, run, input, image_hash, edits_run: AtomicUsize::new(0) }
     }
 
@@ -479,7 +479,7 @@ impl<'m, 'a> Measurer<'m, 'a> {
         // Hashing every pixel is most of a cached re-run's embedding time: spread it over cores.
         let keys: Vec<String> = (0..images.dim().0)
             .into_par_iter()
-            .map(|i| cache::key(&[b"image-embed", sha, &cache::f32_bytes(images.index_axis(Axis(0), i).iter())]))
+            .map(|i| cache::key_with_f32(&[b"image-embed", sha], images.index_axis(Axis(0), i).iter()))
             .collect();
         cached_rows(&keys, enc.dim(), self.run, |missing| enc.embed_images(images.select(Axis(0), missing).view()))
     }

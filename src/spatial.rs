@@ -7,7 +7,7 @@
 //! targets). Word k's coefficients over the pixels form its heatmap. Unlike DAAM this needs
 //! nothing but the editor's outputs.
 
-use ndarray::{Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Axis};
+use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Axis};
 use rayon::prelude::*;
 
 use crate::explain::{ExplainRun, Reference};
@@ -83,17 +83,28 @@ pub fn attach(run: &mut ExplainRun) -> Result<(), SurrogateError> {
         Reference::Input => run.input.view(),
         Reference::Full => run.edits.index_axis(Axis(0), 0),
     };
-    let maps: Vec<Array2<f32>> = (0..run.edits.dim().0)
-        .into_par_iter()
-        .map(|i| change_map(run.edits.index_axis(Axis(0), i), reference, config.patch))
-        .collect();
-    let (gh, gw) = maps.first().map(|m| m.dim()).unwrap_or((0, 0));
-    // One regression target per pixel: row i is sample i's (signed) change map, flattened.
-    let mut ys = Array2::<f64>::zeros((run.edit_of_sample.len(), gh * gw));
-    for (mut row, &e) in ys.outer_iter_mut().zip(&run.edit_of_sample) {
-        row.iter_mut().zip(maps[e].iter()).for_each(|(y, &m)| *y = sign * f64::from(m));
+    // Samples with the same mask share one edit, so they are identical rows of the regression:
+    // weighted least squares is unchanged when they are merged into one row carrying the sum
+    // of their weights, which makes the fit scale with the distinct edits, not the samples.
+    let edits = run.edits.dim().0;
+    if edits == 0 {
+        return Ok(());
     }
-    let heat = fit_pixels(run.masks.view(), ys.view(), run.weights.view(), gh, gw, config.surrogate.ridge_alpha)?;
+    let mut weights = Array1::<f64>::zeros(edits);
+    let mut masks = Array2::<f64>::zeros((edits, run.masks.ncols()));
+    for (i, &e) in run.edit_of_sample.iter().enumerate() {
+        weights[e] += run.weights[i];
+        masks.row_mut(e).assign(&run.masks.row(i));
+    }
+    let (gh, gw) = change_map(run.edits.index_axis(Axis(0), 0), reference, config.patch).dim();
+    // One regression target per pixel: row e is edit e's (signed) change map, flattened.
+    let mut values = vec![0.0f64; edits * gh * gw];
+    values.par_chunks_mut(gh * gw).enumerate().for_each(|(e, row)| {
+        let map = change_map(run.edits.index_axis(Axis(0), e), reference, config.patch);
+        row.iter_mut().zip(map.iter()).for_each(|(y, &m)| *y = sign * f64::from(m));
+    });
+    let ys = Array2::from_shape_vec((edits, gh * gw), values).expect("edits rows of gh·gw values");
+    let heat = fit_pixels(masks.view(), ys.view(), weights.view(), gh, gw, config.surrogate.ridge_alpha)?;
     run.heatmaps = Some(heat);
     let took = start.elapsed().as_secs_f64();
     run.explanation.timings.spatial = took;

@@ -272,7 +272,8 @@ pub fn fit_many(
     let rhs = xcw.t().dot(&ys);
     let beta = solve_spd_or_min_norm(gram, rhs, alpha.is_some())?;
 
-    let ybar = w.dot(&ys) / sw;
+    // As a 1×n GEMM: ndarray's vector·matrix product walks each column of `ys` with a stride.
+    let ybar = w.insert_axis(Axis(0)).dot(&ys).remove_axis(Axis(0)) / sw;
     let mut coef = Array2::zeros((d, m));
     let mut intercepts = ybar;
     for (c, &j) in cols.iter().enumerate() {
@@ -467,9 +468,20 @@ fn min_norm_solve(gram: Array2<f64>, rhs: Array2<f64>) -> Result<Array2<f64>, Su
 fn solve_spd_or_min_norm(gram: Array2<f64>, rhs: Array2<f64>, ridge: bool) -> Result<Array2<f64>, SurrogateError> {
     if ridge || full_rank(&gram)? {
         let mut factor = gram.clone();
-        let mut sol = rhs.clone();
-        if factor.solvec_inplace(&mut sol).is_ok() {
-            return Ok(sol);
+        let k = gram.nrows();
+        if rhs.ncols() > k {
+            // linfa-linalg substitutes column by column through ndarray slices, which dominated
+            // fits with one column per pixel; solving for the k×k inverse once and applying it
+            // with one matrix product costs the same flops for the factorisation and a GEMM for the rest.
+            let mut inverse = Array2::eye(k);
+            if factor.solvec_inplace(&mut inverse).is_ok() {
+                return Ok(inverse.dot(&rhs));
+            }
+        } else {
+            let mut sol = rhs.clone();
+            if factor.solvec_inplace(&mut sol).is_ok() {
+                return Ok(sol);
+            }
         }
     }
     min_norm_solve(gram, rhs)

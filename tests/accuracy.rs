@@ -107,3 +107,27 @@ fn car_heatmap_sits_on_the_car() {
     println!("share of 'car' heat inside the car mask: {share:.3}");
     assert!(share >= 0.6, "only {share:.3} of the 'car' heat is on the car");
 }
+
+#[test]
+fn heatmaps_fitted_on_distinct_edits_equal_the_per_sample_fit() {
+    // 64 samples over 4 words repeat masks many times; attach merges repeats into weighted rows.
+    let l = load();
+    let config = ExplainConfig { samples: 64, ..ExplainConfig::default() };
+    let mut r = run(&l, "scene-01", "make the car red", &config);
+    assert!(r.edits.dim().0 < r.edit_of_sample.len(), "the case must repeat masks");
+    gsmile::spatial::attach(&mut r).unwrap();
+    let reference = r.input.view();
+    let maps: Vec<_> = r
+        .edit_of_sample
+        .iter()
+        .map(|&e| gsmile::spatial::change_map(r.edits.index_axis(ndarray::Axis(0), e), reference, config.patch))
+        .collect();
+    let views: Vec<_> = maps.iter().map(|m| m.view()).collect();
+    let stacked = ndarray::stack(ndarray::Axis(0), &views).unwrap();
+    let sign = config.spatial_reference.target_sign();
+    let per_sample = gsmile::spatial::word_maps(r.masks.view(), stacked.view(), r.weights.view(), sign, None).unwrap();
+    let merged = r.heatmaps.as_ref().unwrap();
+    let scale = per_sample.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    let worst = merged.iter().zip(&per_sample).fold(0.0f32, |a, (m, p)| a.max((m - p).abs()));
+    assert!(scale > 0.0 && worst <= 1e-5 * scale, "merged fit differs by {worst} (scale {scale})");
+}
