@@ -434,14 +434,13 @@ impl<'m, 'a> Measurer<'m, 'a> {
             .collect();
         let mut out = Array4::zeros((texts.len(), c, h, w));
         let mut missing = Vec::new();
-        for (i, k) in keys.iter().enumerate() {
-            match self
-                .run
-                .cache
-                .as_ref()
-                .and_then(|cache| cache.get(k))
-                .and_then(|a| a.into_dimensionality::<Ix3>().ok())
-            {
+        // Reading the cache is one small file per edit: read them in parallel.
+        let hits: Vec<Option<Array3<f32>>> = keys
+            .par_iter()
+            .map(|k| self.run.cache.as_ref().and_then(|cache| cache.get(k)).and_then(|a| a.into_dimensionality().ok()))
+            .collect();
+        for (i, hit) in hits.into_iter().enumerate() {
+            match hit {
                 Some(a) if a.dim() == (c, h, w) => out.index_axis_mut(Axis(0), i).assign(&a),
                 _ => missing.push(i),
             }
@@ -531,8 +530,12 @@ fn cached_rows(
 ) -> Result<Array2<f32>> {
     let mut out = Array2::zeros((keys.len(), dim));
     let mut missing = Vec::new();
-    for (i, k) in keys.iter().enumerate() {
-        match run.cache.as_ref().and_then(|c| c.get(k)).and_then(|a| a.into_dimensionality::<Ix1>().ok()) {
+    let hits: Vec<Option<Array1<f32>>> = keys
+        .par_iter()
+        .map(|k| run.cache.as_ref().and_then(|c| c.get(k)).and_then(|a| a.into_dimensionality().ok()))
+        .collect();
+    for (i, hit) in hits.into_iter().enumerate() {
+        match hit {
             Some(a) if a.len() == dim => out.row_mut(i).assign(&a),
             _ => missing.push(i),
         }

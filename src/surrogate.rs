@@ -522,18 +522,40 @@ fn bootstrap(
 ) -> (Vec<(f64, f64)>, Vec<f64>) {
     let n = x.nrows();
     let d = x.ncols();
+    // A replicate's rows are copies of original rows, and weighted least squares is unchanged
+    // when identical rows are merged into one carrying the sum of their weights. So each
+    // replicate is fitted on the distinct original rows it drew (identical samples, such as
+    // repeated masks, count as one), weighted by w times how often it drew them: the same
+    // fit on fewer rows.
+    let (group_of, first) = identical_rows(x, y);
+    let (xg, yg) = (x.select(Axis(0), &first), y.select(Axis(0), &first));
     let replicates: Vec<Vec<f64>> = (0..cfg.bootstrap)
         .into_par_iter()
         .filter_map(|b| {
             let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(b as u64));
-            let idx: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
-            let wb = w.select(Axis(0), &idx);
-            if wb.sum() <= 0.0 {
+            let mut drawn = vec![0.0f64; first.len()];
+            for _ in 0..n {
+                let i = rng.random_range(0..n);
+                drawn[group_of[i]] += w[i];
+            }
+            let keep: Vec<usize> = (0..first.len()).filter(|&g| drawn[g] > 0.0).collect();
+            if keep.is_empty() {
                 return None;
             }
-            let xb = x.select(Axis(0), &idx);
-            let yb = y.select(Axis(0), &idx);
-            weighted_fit(xb.view(), yb.view(), wb.view(), cols, alpha).ok().map(|c| c.coef)
+            let wb = Array1::from_iter(keep.iter().map(|&g| drawn[g]));
+            let xb = xg.select(Axis(0), &keep);
+            let yb = yg.select(Axis(0), &keep);
+            // The normal equations with one Cholesky factorisation (`fit_many`, same minimiser
+            // and the same constant-column and rank rules as the linfa fit above) make a
+            // replicate a few microseconds instead of a QR decomposition's tens.
+            let mut coef = vec![0.0; d];
+            match fit_many(xb.select(Axis(1), cols).view(), yb.insert_axis(Axis(1)).view(), wb.view(), alpha) {
+                Ok((beta, _)) => cols.iter().zip(beta.column(0)).for_each(|(&j, &b)| coef[j] = b),
+                // Every selected column constant in this replicate: each counts as 0.
+                Err(SurrogateError::NothingToFit(_) | SurrogateError::TooFewSamples(_)) => {}
+                Err(_) => return None,
+            }
+            Some(coef)
         })
         .collect();
 
@@ -561,6 +583,26 @@ fn bootstrap(
         p_values.push((2.0 * le.min(ge)).min(1.0));
     }
     (intervals, p_values)
+}
+
+/// The group of every row of `(x, y)`, rows with bit-identical values sharing one, and the
+/// first row of each group.
+fn identical_rows(x: ArrayView2<f64>, y: ArrayView1<f64>) -> (Vec<usize>, Vec<usize>) {
+    let mut seen: std::collections::HashMap<Vec<u64>, usize> = std::collections::HashMap::new();
+    let mut first = Vec::new();
+    let group_of = x
+        .outer_iter()
+        .zip(y)
+        .enumerate()
+        .map(|(i, (row, v))| {
+            let bits: Vec<u64> = row.iter().chain(std::iter::once(v)).map(|a| a.to_bits()).collect();
+            *seen.entry(bits).or_insert_with(|| {
+                first.push(i);
+                first.len() - 1
+            })
+        })
+        .collect();
+    (group_of, first)
 }
 
 /// `numpy.percentile(sorted, 100·q)` with the default linear interpolation.
@@ -702,6 +744,36 @@ mod tests {
         assert!(a.p_values.iter().all(|p| (0.0..=1.0).contains(p)));
         let other = fit(x.view(), y.view(), w.view(), &SurrogateConfig { seed: 43, ..cfg }).unwrap();
         assert_ne!(other.intervals, a.intervals);
+    }
+
+    #[test]
+    fn bootstrap_equals_refitting_the_drawn_rows() {
+        // 24 distinct rows, each repeated (as repeated masks are), so replicates merge both
+        // the rows they draw twice and the identical rows.
+        let base = design(24, 5, 21);
+        let rows: Vec<usize> = (0..60).map(|i| (i * 7) % 24).collect();
+        let x = base.select(Axis(0), &rows);
+        let y = x.dot(&Array1::from(vec![0.7, -1.0, 0.0, 0.3, 1.2])) + x.column(1).mapv(|v| 0.2 * v * v);
+        let w = Array1::from_iter(rows.iter().map(|&r| 0.2 + r as f64 / 24.0));
+        for alpha in [None, Some(0.5)] {
+            let cfg = SurrogateConfig { bootstrap: 40, seed: 5, ridge_alpha: alpha, ..Default::default() };
+            let s = fit(x.view(), y.view(), w.view(), &cfg).unwrap();
+            let cols: Vec<usize> = (0..5).collect();
+            let draws: Vec<Vec<f64>> = (0..40u64)
+                .map(|b| {
+                    let mut rng = ChaCha8Rng::seed_from_u64(5 + b);
+                    let idx: Vec<usize> = (0..60).map(|_| rng.random_range(0..60)).collect();
+                    let (xb, yb, wb) = (x.select(Axis(0), &idx), y.select(Axis(0), &idx), w.select(Axis(0), &idx));
+                    weighted_fit(xb.view(), yb.view(), wb.view(), &cols, alpha).unwrap().coef
+                })
+                .collect();
+            for j in 0..5 {
+                let mut v: Vec<f64> = draws.iter().map(|r| r[j]).collect();
+                v.sort_unstable_by(f64::total_cmp);
+                let (lo, hi) = (percentile(&v, 0.025), percentile(&v, 0.975));
+                assert!((s.intervals[j].0 - lo).abs() < 1e-9 && (s.intervals[j].1 - hi).abs() < 1e-9, "{alpha:?} {j}");
+            }
+        }
     }
 
     #[test]
