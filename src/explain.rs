@@ -6,7 +6,7 @@ use std::time::Instant;
 use image::RgbImage;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ndarray::{Array1, Array2, Array3, Array4, ArrayView3, ArrayView4, Axis, Ix1, Ix3};
+use ndarray::{Array1, Array2, Array3, Array4, ArrayView3, ArrayView4, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
