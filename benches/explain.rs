@@ -1,7 +1,7 @@
 //! Wall-time breakdown of `gsmile explain` on the shipped tiny models; prints a table.
 //!
 //! Run with `cargo bench --bench explain` (release build). Figures: per-stage seconds at
-//! N = 64 and 256, the share of time outside ONNX inference, batched vs one-at-a-time
+//! N = 64 and 256 (medians of 5 runs), the share of time outside ONNX inference, batched vs one-at-a-time
 //! editor throughput, a cached re-run with another kernel width, and peak RSS.
 
 use std::path::PathBuf;
@@ -11,7 +11,7 @@ use gsmile::bundle::Bundle;
 use gsmile::cache::ArrayCache;
 use gsmile::editor::{Editor, OnnxEditor};
 use gsmile::encoder::{ClipEncoder, ImageEncoder, TextEncoder};
-use gsmile::explain::{self, ExplainConfig, ExplainRun, ImageInfo, ModelInfo, Models, NoProgress, RunOptions};
+use gsmile::explain::{self, ExplainConfig, ExplainRun, ImageInfo, ModelInfo, Models, NoProgress, RunOptions, Timings};
 use gsmile::runtime::RuntimeOptions;
 
 fn root() -> PathBuf {
@@ -28,6 +28,21 @@ fn peak_rss_mb() -> f64 {
         })
         .unwrap_or(0.0)
         / 1024.0
+}
+
+/// Timed runs per configuration; the table shows medians, so one noisy run does not move it.
+const REPEATS: usize = 5;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn info(b: &Bundle) -> ModelInfo {
@@ -90,21 +105,27 @@ fn main() {
     for n in [64usize, 256] {
         let config = ExplainConfig { samples: n, ..ExplainConfig::default() };
         let _ = run(&config, None); // warm-up
-        let (r, render) = run(&config, None);
-        let t = r.explanation.timings;
-        let total = t.total + render;
-        let non_onnx = total - t.editor - t.encoder;
+        let runs: Vec<(Timings, f64)> = (0..REPEATS)
+            .map(|_| {
+                let (r, render) = run(&config, None);
+                (r.explanation.timings, render)
+            })
+            .collect();
+        let stage = |f: &dyn Fn(&Timings, f64) -> f64| median(runs.iter().map(|(t, r)| f(t, *r)).collect());
+        let shares: Vec<f64> =
+            runs.iter().map(|(t, r)| 100.0 * (t.total + r - t.editor - t.encoder) / (t.total + r)).collect();
+        let (lo, hi) = shares.iter().fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
         println!(
-            "{:>5} {:>8.3} {:>8.3} {:>8.3} {:>9.3} {:>8.3} {:>8.3} {:>8.3} {:>8.1}%",
+            "{:>5} {:>8.3} {:>8.3} {:>8.3} {:>9.3} {:>8.3} {:>8.3} {:>8.3} {:>8.1}%  ({lo:.1}–{hi:.1}%)",
             n,
-            t.editor,
-            t.encoder,
-            t.distance,
-            t.surrogate,
-            t.spatial,
-            render,
-            total,
-            100.0 * non_onnx / total
+            stage(&|t, _| t.editor),
+            stage(&|t, _| t.encoder),
+            stage(&|t, _| t.distance),
+            stage(&|t, _| t.surrogate),
+            stage(&|t, _| t.spatial),
+            stage(&|_, r| r),
+            stage(&|t, r| t.total + r),
+            median(shares.clone()),
         );
     }
 
@@ -123,22 +144,32 @@ fn main() {
         println!("  batch {batch:>3}: {s:>7.3} s  {:>8.1} edits/s", 64.0 / s);
     }
 
-    // Cached re-run with another kernel width.
-    let dir = tempfile::tempdir().unwrap();
+    // Cached re-run with another kernel width: each round starts from an empty cache.
     let config = ExplainConfig { samples: 256, ..ExplainConfig::default() };
-    let t = Instant::now();
-    let _ = run(&config, Some(ArrayCache::new(dir.path())));
-    let first = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    let (r, render) = run(&ExplainConfig { kernel_width: Some(0.05), ..config }, Some(ArrayCache::new(dir.path())));
-    let second = t.elapsed().as_secs_f64();
+    let (mut firsts, mut reruns, mut last) = (Vec::new(), Vec::new(), None);
+    for round in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Instant::now();
+        let _ = run(&config, Some(ArrayCache::new(dir.path())));
+        firsts.push(t.elapsed().as_secs_f64());
+        for k in 0..REPEATS {
+            let width = 0.05 + 0.01 * (round * REPEATS + k) as f64;
+            let t = Instant::now();
+            let out =
+                run(&ExplainConfig { kernel_width: Some(width), ..config.clone() }, Some(ArrayCache::new(dir.path())));
+            reruns.push(t.elapsed().as_secs_f64());
+            last = Some(out);
+        }
+    }
+    let (r, render) = last.unwrap();
     let tm = &r.explanation.timings;
     println!(
-        "\nre-run stages: edits (cache) {:.3}  embeddings {:.3}  distance {:.3}  surrogate {:.3}  spatial {:.3}  render {:.3}",
+        "\nre-run stages (last): edits (cache) {:.3}  embeddings {:.3}  distance {:.3}  surrogate {:.3}  spatial {:.3}  render {:.3}",
         tm.editor, tm.encoder, tm.distance, tm.surrogate, tm.spatial, render
     );
+    let (first, second) = (median(firsts), median(reruns));
     println!(
-        "\ncached re-run (N=256, other kernel width): first {first:.3} s, re-run {second:.3} s = {:.1}% ({} of {} edits cached)",
+        "\ncached re-run (N=256, other kernel width, medians): first {first:.3} s, re-run {second:.3} s = {:.1}% ({} of {} edits cached)",
         100.0 * second / first,
         r.explanation.counts.cached_edits,
         r.explanation.counts.distinct_edits

@@ -71,8 +71,10 @@ pub fn from_tensor(t: ArrayView3<f32>) -> RgbImage {
     // Adding one half and truncating rounds like `f32::round` on [0, 255] without its libm call.
     let to_u8 = |v: &f32| (v.clamp(0.0, 1.0) * 255.0 + 0.5) as u8;
     let (r, g, b) = (t.index_axis(Axis(0), 0), t.index_axis(Axis(0), 1), t.index_axis(Axis(0), 2));
-    let raw: Vec<u8> =
-        r.iter().zip(g.iter()).zip(b.iter()).flat_map(|((r, g), b)| [to_u8(r), to_u8(g), to_u8(b)]).collect();
+    let mut raw = vec![0u8; h * w * 3];
+    for (px, ((r, g), b)) in raw.chunks_exact_mut(3).zip(r.iter().zip(g.iter()).zip(b.iter())) {
+        px.copy_from_slice(&[to_u8(r), to_u8(g), to_u8(b)]);
+    }
     RgbImage::from_raw(w as u32, h as u32, raw).expect("three channels of H×W values fill an H×W RGB image")
 }
 

@@ -11,7 +11,7 @@ use ndarray::Axis;
 use rayon::prelude::*;
 
 use crate::explain::ExplainRun;
-use crate::io::{OutputError, write_bytes_atomic};
+use crate::io::OutputError;
 use crate::render::{self, ReportImages};
 use crate::{Error, Result, imaging, spatial};
 
@@ -66,11 +66,15 @@ pub fn write_explanation(run: &ExplainRun, image: &RgbImage, out: &Path, force: 
     Ok(())
 }
 
+/// Writes one file of the staging folder. The folder only becomes visible by the final
+/// rename, so its files need no temporary-and-rename of their own (which doubled the
+/// filesystem work of writing a report).
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(io_err(path))
+}
+
 fn fill(run: &ExplainRun, image: &RgbImage, dir: &Path) -> Result<()> {
     let ex = &run.explanation;
-    let json = serde_json::to_string_pretty(ex).map_err(|e| Error::InvalidInput(e.to_string()))? + "\n";
-    write_bytes_atomic(&dir.join("explanation.json"), json.as_bytes())?;
-
     let (w, h) = image.dimensions();
     let full = imaging::resize_tensor(run.edits.index_axis(Axis(0), 0), h, w);
     let edited = imaging::from_tensor(full.view());
@@ -83,47 +87,60 @@ fn fill(run: &ExplainRun, image: &RgbImage, dir: &Path) -> Result<()> {
         .take(CONTACT_SHEET_MAX)
         .map(|((e, t), d)| (if t.is_empty() { "(empty)".to_string() } else { t.clone() }, *d, imaging::from_tensor(e)))
         .collect();
-    // The word heatmap and contact sheet, and the per-word panels with their grid, are
-    // independent: render and encode both halves at once.
-    let ((words_png, samples_png), panels) = rayon::join(
+    // Every picture is independent of the others: render, encode and write each in its own
+    // task, so one core's file writes overlap the other's drawing and encoding.
+    let picture = |name: &str, img: RgbImage| -> Result<Vec<u8>> {
+        let png = render::png_bytes(&img);
+        write_file(&dir.join(name), &png)?;
+        Ok(png)
+    };
+    let (((json, words_png), samples_png), (panels, (input_png, edited_png))) = rayon::join(
         || {
             rayon::join(
-                || render::png_bytes(&render::words_image(ex)),
-                || render::png_bytes(&render::contact_sheet(&items, 6)),
+                || {
+                    rayon::join(
+                        || -> Result<()> {
+                            let json =
+                                serde_json::to_string_pretty(ex).map_err(|e| Error::InvalidInput(e.to_string()))?;
+                            write_file(&dir.join("explanation.json"), (json + "\n").as_bytes())
+                        },
+                        || picture("words.png", render::words_image(ex)),
+                    )
+                },
+                || picture("samples.png", render::contact_sheet(&items, 6)),
             )
         },
-        || render_panels(run, image, &edited),
+        || {
+            rayon::join(
+                || render_panels(run, image, &edited, dir),
+                || rayon::join(|| render::png_bytes(image), || render::png_bytes(&edited)),
+            )
+        },
     );
+    json?;
     let (per_word, overlays_png) = panels?;
-    write_bytes_atomic(&dir.join("words.png"), &words_png)?;
-    write_bytes_atomic(&dir.join("samples.png"), &samples_png)?;
-    if !per_word.is_empty() {
-        let overlays = dir.join("overlays");
-        std::fs::create_dir_all(&overlays).map_err(io_err(&overlays))?;
-        for (k, (word, bytes)) in per_word.iter().enumerate() {
-            write_bytes_atomic(&overlays.join(overlay_name(k, word)), bytes)?;
-        }
-        write_bytes_atomic(&dir.join("overlays.png"), &overlays_png)?;
-    }
-
     let images = ReportImages {
-        words: words_png,
+        words: words_png?,
         overlays: overlays_png,
-        samples: samples_png,
-        input: render::png_bytes(image),
-        edited: render::png_bytes(&edited),
+        samples: samples_png?,
+        input: input_png,
+        edited: edited_png,
         per_word,
     };
-    write_bytes_atomic(&dir.join("report.html"), render::report_html(ex, &images).as_bytes())?;
+    write_file(&dir.join("report.html"), render::report_html(ex, &images).as_bytes())?;
     Ok(())
 }
 
 /// Encoded per-word panels, `(word, PNG)` in word order.
 type WordPngs = Vec<(String, Vec<u8>)>;
 
-/// Per-word panels, and the grid of all of them as PNG; empty without heat maps.
-fn render_panels(run: &ExplainRun, image: &RgbImage, edited: &RgbImage) -> Result<(WordPngs, Vec<u8>)> {
+/// Per-word panels, and the grid of all of them, written under `dir` (`overlays/NN-word.png`,
+/// `overlays.png`) and returned as PNG; nothing without heat maps.
+fn render_panels(run: &ExplainRun, image: &RgbImage, edited: &RgbImage, dir: &Path) -> Result<(WordPngs, Vec<u8>)> {
     let Some(maps) = &run.heatmaps else { return Ok((Vec::new(), Vec::new())) };
+    if maps.dim().0 == 0 {
+        return Ok((Vec::new(), Vec::new()));
+    }
     let (w, h) = image.dimensions();
     let upsampled: Vec<_> =
         (0..maps.dim().0).into_par_iter().map(|k| spatial::upsample(maps.index_axis(Axis(0), k), h, w)).collect();
@@ -135,14 +152,27 @@ fn render_panels(run: &ExplainRun, image: &RgbImage, edited: &RgbImage) -> Resul
             render::word_panel(image, edited, heat.view(), vmax, word).map_err(|e| Error::InvalidInput(e.to_string()))
         })
         .collect::<Result<_>>()?;
-    if panels.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
-    }
+    let folder = dir.join("overlays");
+    std::fs::create_dir_all(&folder).map_err(io_err(&folder))?;
     // The grid and the panels' own PNGs are independent encodes of the same pictures.
-    let (bytes, grid) = rayon::join(
-        || panels.par_iter().map(render::png_bytes).collect::<Vec<_>>(),
-        || render::png_bytes(&render::overlay_grid(&panels, 2)),
+    let (per_word, grid) = rayon::join(
+        || {
+            panels
+                .par_iter()
+                .zip(&run.explanation.words)
+                .enumerate()
+                .map(|(k, (panel, word))| {
+                    let png = render::png_bytes(panel);
+                    write_file(&folder.join(overlay_name(k, &word.word.text)), &png)?;
+                    Ok((word.word.text.clone(), png))
+                })
+                .collect::<Result<WordPngs>>()
+        },
+        || -> Result<Vec<u8>> {
+            let png = render::png_bytes(&render::overlay_grid(&panels, 2));
+            write_file(&dir.join("overlays.png"), &png)?;
+            Ok(png)
+        },
     );
-    let per_word = run.explanation.words.iter().map(|w| w.word.text.clone()).zip(bytes).collect();
-    Ok((per_word, grid))
+    Ok((per_word?, grid?))
 }
