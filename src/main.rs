@@ -629,11 +629,15 @@ impl Loaded {
     ) -> Result<Self> {
         let max_batch = run.max_batch;
         let editor_bundle = Bundle::open(editor)?;
-        let editor = editor::load(&editor_bundle, options, diffusion.overrides(config.editor_seed), max_batch)?;
-        warn_fallbacks(false);
         let needs_encoder = config.space == Space::Embedding || config.weighting == Weighting::TextWasserstein;
         let encoder_bundle = if needs_encoder { Some(Bundle::open(encoder)?) } else { None };
-        let encoder = encoder_bundle.as_ref().map(|b| ClipEncoder::load(b, options)).transpose()?;
+        // ONNX Runtime builds sessions on one thread each: load both models at once.
+        let (editor, encoder) = rayon::join(
+            || editor::load(&editor_bundle, options, diffusion.overrides(config.editor_seed), max_batch),
+            || encoder_bundle.as_ref().map(|b| ClipEncoder::load(b, options)).transpose(),
+        );
+        let (editor, encoder) = (editor?, encoder?);
+        warn_fallbacks(false);
         let memo = if run.no_cache { None } else { Some(run.cache.clone()) };
         Ok(Loaded { editor_bundle, editor, encoder_bundle, encoder, memo })
     }
