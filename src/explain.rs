@@ -474,6 +474,10 @@ impl<'m, 'a> Measurer<'m, 'a> {
             .models
             .image_encoder
             .ok_or_else(|| Error::InvalidInput("--space embedding needs an image encoder".into()))?;
+        if self.run.cache.is_none() {
+            // Keys only address the cache; hashing every pixel without one is wasted work.
+            return enc.embed_images(images);
+        }
         let sha = self.encoder_info().sha256.as_bytes();
         // Hashing every pixel is most of a cached re-run's embedding time: spread it over cores.
         let keys: Vec<String> = (0..images.dim().0)
@@ -489,6 +493,10 @@ impl<'m, 'a> Measurer<'m, 'a> {
             .models
             .text_encoder
             .ok_or_else(|| Error::InvalidInput("--weighting text-wasserstein needs a text encoder".into()))?;
+        if self.run.cache.is_none() {
+            let all: Vec<&str> = texts.iter().map(String::as_str).collect();
+            return enc.embed_texts(&all);
+        }
         let sha = self.encoder_info().sha256.as_bytes();
         let keys: Vec<String> = texts.iter().map(|t| cache::key(&[b"text-embed", sha, t.as_bytes()])).collect();
         cached_rows(&keys, enc.dim(), self.run, |missing| {

@@ -107,6 +107,16 @@ fn loaded() -> Result<&'static Loaded, RuntimeError> {
     loaded.as_ref().map_err(Clone::clone)
 }
 
+/// Nanoseconds spent inside ONNX Runtime's `Session::run`, summed over every session of the process.
+static INFERENCE_NANOS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Wall time spent inside ONNX Runtime's `run` calls so far, over all sessions of the process
+/// (overlapping calls on several threads add up): what benchmarks subtract to get the time
+/// gsmile itself spends around inference.
+pub fn inference_time() -> std::time::Duration {
+    std::time::Duration::from_nanos(INFERENCE_NANOS.load(std::sync::atomic::Ordering::Relaxed))
+}
+
 /// Loads ONNX Runtime once per process and returns the library it came from.
 pub fn ensure_loaded() -> Result<&'static Path, RuntimeError> {
     Ok(loaded()?.path.as_path())
@@ -348,8 +358,10 @@ impl ModelSession {
     ) -> Result<T, ModelError> {
         let err = |message: String| ModelError { file: self.file.clone(), message };
         let mut session = self.session.lock().map_err(|_| err("session poisoned by an earlier panic".into()))?;
-        let outputs = session.run(inputs).map_err(|e| err(e.to_string()))?;
-        read(&outputs).map_err(err)
+        let start = std::time::Instant::now();
+        let outputs = session.run(inputs).map_err(|e| err(e.to_string()));
+        INFERENCE_NANOS.fetch_add(start.elapsed().as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+        read(&outputs?).map_err(err)
     }
 
     /// Borrows a contiguous (standard-layout) array as an ONNX input tensor; other layouts are an error.

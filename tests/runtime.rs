@@ -59,3 +59,18 @@ fn a_file_that_is_not_onnx_runtime_is_reported() {
     assert!(err.contains("cannot start ONNX Runtime") && err.contains("libonnxruntime.so"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn inference_time_counts_session_runs_only() {
+    let bundle = gsmile::bundle::Bundle::open(root().join("onnx/tiny-editor")).unwrap();
+    let editor = gsmile::editor::OnnxEditor::load(&bundle, &Default::default()).unwrap();
+    let image = gsmile::imaging::load_rgb(&root().join("assets/scene-01.png")).unwrap();
+    let before = gsmile::runtime::inference_time();
+    let t = std::time::Instant::now();
+    gsmile::editor::edit_image(&editor, &image, "make the car red").unwrap();
+    let wall = t.elapsed();
+    let spent = gsmile::runtime::inference_time() - before;
+    assert!(spent > std::time::Duration::ZERO, "a run was not counted");
+    // Other tests in this binary may run sessions concurrently, so only bound it loosely.
+    assert!(spent <= wall * 4, "{spent:?} counted for {wall:?} of wall time");
+}
