@@ -789,7 +789,8 @@ pub fn png_bytes(img: &RgbImage) -> Vec<u8> {
     };
     // Fast deflate with adaptive row filters: these are flat-colour charts and small pictures,
     // where it costs a few percent of file size and saves most of the encoding time.
-    let mut bytes = Vec::new();
+    // Room for a typical compressed size up front, instead of growing by copying.
+    let mut bytes = Vec::with_capacity(img.as_raw().len() / 4 + 1024);
     let encoder = image::codecs::png::PngEncoder::new_with_quality(
         &mut bytes,
         image::codecs::png::CompressionType::Fast,
@@ -903,8 +904,12 @@ pub fn report_html(explanation: &Explanation, images: &ReportImages) -> String {
     const MAX_SAMPLE_ROWS: usize = 64;
     let e = explanation;
     let vmax = attribution_vmax(e);
-    let mut h =
-        String::with_capacity(64 * 1024 + (images.words.len() + images.overlays.len() + images.samples.len()) * 4 / 3);
+    let inlined = [&images.words, &images.overlays, &images.samples, &images.input, &images.edited]
+        .into_iter()
+        .chain(images.per_word.iter().map(|(_, png)| png))
+        .map(Vec::len)
+        .sum::<usize>();
+    let mut h = String::with_capacity(64 * 1024 + inlined * 4 / 3);
     // `write!` into a String cannot fail; results are ignored below for that reason.
     let _ = write!(
         h,
