@@ -143,7 +143,7 @@ impl ClipEncoder {
     /// Embeds images already at the encoder's size, normalised, `[B,3,H,W]`.
     pub fn embed_pixel_values(&self, pixels: ArrayView4<f32>) -> Result<Array2<f32>> {
         let s = &self.image;
-        let input = pixels.as_standard_layout().into_owned();
+        let input = pixels.as_standard_layout();
         let inputs = ort::inputs![self.pixel_input.as_str() => s.float_input(&self.pixel_input, &input)?];
         Ok(s.run(inputs, |o| read_f32(o, &self.image_output, ndarray::Dim((pixels.dim().0, self.dim))))?)
     }
@@ -198,11 +198,16 @@ impl ImageEncoder for ClipEncoder {
         let mut out = Array2::zeros((b, self.dim));
         for start in (0..b).step_by(self.max_batch) {
             let end = (start + self.max_batch).min(b);
-            let mut resized = ndarray::Array4::zeros((end - start, 3, h as usize, w as usize));
-            for (k, img) in images.slice(s![start..end, .., .., ..]).axis_iter(Axis(0)).enumerate() {
-                resized.index_axis_mut(Axis(0), k).assign(&imaging::resize_tensor(img, h, w));
-            }
-            let pixels = imaging::normalize(resized.view(), spec);
+            let chunk = images.slice(s![start..end, .., .., ..]);
+            let pixels = if chunk.dim().2 == h as usize && chunk.dim().3 == w as usize {
+                imaging::normalize(chunk, spec)
+            } else {
+                let mut resized = ndarray::Array4::zeros((end - start, 3, h as usize, w as usize));
+                for (k, img) in chunk.axis_iter(Axis(0)).enumerate() {
+                    resized.index_axis_mut(Axis(0), k).assign(&imaging::resize_tensor(img, h, w));
+                }
+                imaging::normalize(resized.view(), spec)
+            };
             out.slice_mut(s![start..end, ..]).assign(&self.embed_pixel_values(pixels.view())?);
         }
         Ok(out)

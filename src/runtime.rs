@@ -288,10 +288,10 @@ impl ModelSession {
     }
 
     /// A float array as input `name`: borrowed when the graph takes float32, converted when it takes float16.
-    pub fn float_input<'a, D: ndarray::Dimension>(
+    pub fn float_input<'a, S: ndarray::Data<Elem = f32>, D: ndarray::Dimension>(
         &self,
         name: &str,
-        array: &'a ndarray::Array<f32, D>,
+        array: &'a ndarray::ArrayBase<S, D>,
     ) -> Result<ort::session::SessionInputValue<'a>, ModelError> {
         if self.element_type(name) != Some(TensorElementType::Float16) {
             return self.tensor(array);
@@ -365,12 +365,13 @@ impl ModelSession {
     }
 
     /// Borrows a contiguous (standard-layout) array as an ONNX input tensor; other layouts are an error.
-    pub fn tensor<'a, T, D>(
+    pub fn tensor<'a, T, S, D>(
         &self,
-        array: &'a ndarray::Array<T, D>,
+        array: &'a ndarray::ArrayBase<S, D>,
     ) -> Result<ort::session::SessionInputValue<'a>, ModelError>
     where
         T: ort::value::PrimitiveTensorElementType + Clone + std::fmt::Debug + 'static,
+        S: ndarray::Data<Elem = T>,
         D: ndarray::Dimension,
     {
         let shape: Vec<i64> = array.shape().iter().map(|&d| d as i64).collect();

@@ -35,6 +35,12 @@ pub trait Editor: Send + Sync {
     /// Edits one image with many instructions, the gSMILE workload, in batches of at most `max_batch`.
     fn edit_shared(&self, image: ArrayView3<f32>, instructions: &[&str], max_batch: usize) -> Result<Array4<f32>> {
         let (c, h, w) = image.dim();
+        if instructions.len() <= max_batch.max(1) {
+            // One call: its output is the result, with no copy into a second array.
+            let batch = image.insert_axis(Axis(0)).broadcast((instructions.len(), c, h, w)).map(|b| b.to_owned());
+            let batch = batch.ok_or_else(|| Error::InvalidInput("image must be [3,H,W]".into()))?;
+            return self.edit(batch.view(), instructions);
+        }
         let mut out = Array4::zeros((instructions.len(), c, h, w));
         for (k, chunk) in instructions.chunks(max_batch.max(1)).enumerate() {
             let batch = image.insert_axis(Axis(0)).broadcast((chunk.len(), c, h, w)).map(|b| b.to_owned());
@@ -204,6 +210,9 @@ impl Editor for OnnxEditor {
     fn edit(&self, images: ArrayView4<f32>, instructions: &[&str]) -> Result<Array4<f32>> {
         check_batch(self, images.dim(), instructions.len())?;
         let (b, c, h, w) = images.dim();
+        if b <= self.max_batch {
+            return self.run_batch(images, instructions);
+        }
         let mut out = Array4::zeros((b, c, h, w));
         for start in (0..b).step_by(self.max_batch) {
             let end = (start + self.max_batch).min(b);
