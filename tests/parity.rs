@@ -85,6 +85,12 @@ fn editor_results_do_not_depend_on_threads_or_batching() {
     let a = editor(1).edit(images.view(), &refs).unwrap();
     let b = editor(2).with_max_batch(1).edit(images.view(), &refs).unwrap();
     assert!(max_abs_diff(&a, &b) <= 1e-5);
+    // One shared image: a single call (all instructions fit) and calls of two give the same edits.
+    let image = images.index_axis(Axis(0), 0);
+    let whole = editor(1).edit_shared(image, &refs, refs.len()).unwrap();
+    let pairs = editor(1).edit_shared(image, &refs, 2).unwrap();
+    assert_eq!(whole.dim().0, refs.len());
+    assert!(max_abs_diff(&whole, &pairs) <= 1e-5);
 }
 
 #[test]
