@@ -7,7 +7,7 @@ use ndarray::{Array2, Array3, ArrayView4, Axis, s};
 use crate::bundle::{Bundle, BundleKind, ImageSpec};
 use crate::imaging;
 use crate::preprocess::ClipImageProcessor;
-use crate::runtime::{Dim, ModelSession, RuntimeOptions, TensorContract, read_f32};
+use crate::runtime::{Dim, Lazy, ModelSession, RuntimeOptions, TensorContract, read_f32};
 use crate::tokenizer::InstructionTokenizer;
 use crate::{Error, Result};
 
@@ -17,6 +17,11 @@ pub trait ImageEncoder: Send + Sync {
     fn dim(&self) -> usize;
     /// Embeds `[B,3,H,W]` images in `[0,1]` of any size into `[B,D]`.
     fn embed_images(&self, images: ArrayView4<f32>) -> Result<Array2<f32>>;
+    /// Loads the image graph now, if it loads on first use, so a broken model is reported
+    /// before long work starts.
+    fn prepare_images(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Something that turns texts into embedding vectors.
@@ -25,6 +30,10 @@ pub trait TextEncoder: Send + Sync {
     fn dim(&self) -> usize;
     /// Embeds texts into `[B,D]`.
     fn embed_texts(&self, texts: &[&str]) -> Result<Array2<f32>>;
+    /// Loads the text graph now, if it loads on first use.
+    fn prepare_texts(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// How a CLIP bundle turns pictures into `pixel_values`.
@@ -44,8 +53,8 @@ pub struct ClipEncoder {
     dim: usize,
     normalized: bool,
     tokenizer: InstructionTokenizer,
-    image: ModelSession,
-    text: ModelSession,
+    image: Lazy<ModelSession>,
+    text: Lazy<ModelSession>,
     pixel_input: String,
     image_output: String,
     ids_input: String,
@@ -55,7 +64,7 @@ pub struct ClipEncoder {
 }
 
 impl ClipEncoder {
-    /// Loads a clip bundle and checks both graphs against the manifest.
+    /// Opens a clip bundle; each graph is loaded and checked against the manifest on first use.
     pub fn load(bundle: &Bundle, options: &RuntimeOptions) -> Result<Self> {
         bundle.expect_kind(BundleKind::Clip, "--encoder")?;
         let m = bundle.manifest();
@@ -73,23 +82,23 @@ impl ClipEncoder {
         let emb = [Dim::Any, Dim::Fixed(d)];
         let tok = [Dim::Any, Dim::Fixed(l)];
         let pixels = [Dim::Any, Dim::Fixed(3), Dim::Fixed(i64::from(h)), Dim::Fixed(i64::from(w))];
-        let image = ModelSession::load(
+        let image = ModelSession::deferred(
             bundle.dir(),
             &bundle.file(&c.image_file),
-            &[TensorContract::float("clip.pixel_input", &c.pixel_input, &pixels)],
-            &[TensorContract::float("clip.image_output", &c.image_output, &emb)],
+            vec![TensorContract::float("clip.pixel_input", &c.pixel_input, &pixels)],
+            vec![TensorContract::float("clip.image_output", &c.image_output, &emb)],
             options,
-        )?;
-        let text = ModelSession::load(
+        );
+        let text = ModelSession::deferred(
             bundle.dir(),
             &bundle.file(&c.text_file),
-            &[
+            vec![
                 TensorContract::ids("clip.ids_input", &c.ids_input, &tok),
                 TensorContract::ids("clip.mask_input", &c.mask_input, &tok),
             ],
-            &[TensorContract::float("clip.text_output", &c.text_output, &emb)],
+            vec![TensorContract::float("clip.text_output", &c.text_output, &emb)],
             options,
-        )?;
+        );
         Ok(ClipEncoder {
             name: m.name.clone(),
             preprocessing,
@@ -112,9 +121,9 @@ impl ClipEncoder {
         &self.name
     }
 
-    /// Both graphs' real signatures, for listings.
-    pub fn signature(&self) -> Vec<String> {
-        self.image.signature().iter().chain(self.text.signature()).cloned().collect()
+    /// Both graphs' real signatures, for listings (loads both graphs).
+    pub fn signature(&self) -> Result<Vec<String>> {
+        Ok(self.image.get()?.signature().iter().chain(self.text.get()?.signature()).cloned().collect())
     }
 
     /// How pictures are prepared, in words, for listings.
@@ -142,7 +151,7 @@ impl ClipEncoder {
 
     /// Embeds images already at the encoder's size, normalised, `[B,3,H,W]`.
     pub fn embed_pixel_values(&self, pixels: ArrayView4<f32>) -> Result<Array2<f32>> {
-        let s = &self.image;
+        let s = self.image.get()?;
         let input = pixels.as_standard_layout();
         let inputs = ort::inputs![self.pixel_input.as_str() => s.float_input(&self.pixel_input, &input)?];
         Ok(s.run(inputs, |o| read_f32(o, &self.image_output, ndarray::Dim((pixels.dim().0, self.dim))))?)
@@ -179,6 +188,10 @@ impl ClipEncoder {
 impl ImageEncoder for ClipEncoder {
     fn dim(&self) -> usize {
         self.dim
+    }
+
+    fn prepare_images(&self) -> Result<()> {
+        self.image.get().map(|_| ())
     }
 
     fn embed_images(&self, images: ArrayView4<f32>) -> Result<Array2<f32>> {
@@ -219,12 +232,16 @@ impl TextEncoder for ClipEncoder {
         self.dim
     }
 
+    fn prepare_texts(&self) -> Result<()> {
+        self.text.get().map(|_| ())
+    }
+
     fn embed_texts(&self, texts: &[&str]) -> Result<Array2<f32>> {
         let mut out = Array2::zeros((texts.len(), self.dim));
         for start in (0..texts.len()).step_by(self.max_batch) {
             let end = (start + self.max_batch).min(texts.len());
             let enc = self.tokenizer.encode(&texts[start..end])?;
-            let s = &self.text;
+            let s = self.text.get()?;
             let inputs = ort::inputs![
                 self.ids_input.as_str() => s.ids_input(&self.ids_input, &enc.input_ids)?,
                 self.mask_input.as_str() => s.ids_input(&self.mask_input, &enc.attention_mask)?,

@@ -445,6 +445,22 @@ impl<'m, 'a> Measurer<'m, 'a> {
                 _ => missing.push(i),
             }
         }
+        if !missing.is_empty() {
+            // Models load on first use. New edits mean new images to embed too: load (and
+            // check) every model the run will need now, so a broken encoder is reported
+            // before the editor's work rather than after it.
+            self.models.editor.prepare()?;
+            if self.config.space == Space::Embedding
+                && let Some(encoder) = self.models.image_encoder
+            {
+                encoder.prepare_images()?;
+            }
+            if self.config.weighting == Weighting::TextWasserstein
+                && let Some(encoder) = self.models.text_encoder
+            {
+                encoder.prepare_texts()?;
+            }
+        }
         progress.stage("editing", texts.len() as u64);
         progress.advance((texts.len() - missing.len()) as u64);
         for chunk in missing.chunks(self.run.max_batch.max(1)) {

@@ -68,8 +68,9 @@ pub fn to_tensor(img: &RgbImage) -> Array3<f32> {
 /// Converts a `[3,H,W]` array in `[0,1]` to 8-bit RGB, clamping and rounding.
 pub fn from_tensor(t: ArrayView3<f32>) -> RgbImage {
     let (_, h, w) = t.dim();
-    // Adding one half and truncating rounds like `f32::round` on [0, 255] without its libm call.
-    let to_u8 = |v: &f32| (v.clamp(0.0, 1.0) * 255.0 + 0.5) as u8;
+    // Adding one half (in f64, where it is exact) and truncating rounds like `f32::round` on
+    // [0, 255] without its libm call.
+    let to_u8 = |v: &f32| (f64::from(v.clamp(0.0, 1.0) * 255.0) + 0.5) as u8;
     let (r, g, b) = (t.index_axis(Axis(0), 0), t.index_axis(Axis(0), 1), t.index_axis(Axis(0), 2));
     let mut raw = vec![0u8; h * w * 3];
     for (px, ((r, g), b)) in raw.chunks_exact_mut(3).zip(r.iter().zip(g.iter()).zip(b.iter())) {
@@ -122,7 +123,8 @@ mod tests {
 
     #[test]
     fn from_tensor_clamps_rounds_and_keeps_channel_order_of_any_layout() {
-        let values = [-0.5f32, 0.0, 0.001, 0.5 / 255.0, 0.5, 1.5 / 255.0, 0.999, 1.0, 2.0, f32::NAN];
+        let values =
+            [-0.5f32, 0.0, 0.001, 0.5 / 255.0, 0.5, 1.5 / 255.0, 0.999, 1.0, 2.0, f32::NAN, 0.49999997 / 255.0];
         let t = Array3::from_shape_fn((3, 2, 5), |(c, y, x)| values[(c * 3 + y * 5 + x) % values.len()]);
         let expect = |v: f32| (v.clamp(0.0, 1.0) * 255.0).round() as u8;
         let img = from_tensor(t.view());

@@ -127,7 +127,7 @@ impl DiffusionArgs {
     }
 }
 
-/// Prints why sessions fell back from an accelerator to the CPU, as soon as models are loaded.
+/// Prints why sessions fell back from an accelerator to the CPU, once, as soon as models have loaded.
 fn warn_fallbacks(quiet: bool) {
     for warning in gsmile::runtime::take_fallback_warnings() {
         if !quiet {
@@ -429,6 +429,7 @@ fn run_edit(a: &EditArgs, options: &RuntimeOptions, quiet: bool) -> Result<()> {
     let image = imaging::load_rgb(&a.image)?;
     let bundle = Bundle::open(&a.editor)?;
     let editor = editor::load(&bundle, options, a.diffusion.overrides(a.seed), 32)?;
+    editor.prepare()?;
     warn_fallbacks(quiet);
     let mut edited = editor::edit_image(editor.as_ref(), &image, &a.instruction)?;
     if a.model_size {
@@ -514,10 +515,10 @@ fn describe_bundle(dir: &Path, options: &RuntimeOptions) -> Result<String> {
     let b = Bundle::open(dir)?;
     let m = b.manifest();
     let (signature, image) = match m.kind {
-        BundleKind::Editor => (OnnxEditor::load(&b, options)?.signature().to_vec(), None),
+        BundleKind::Editor => (OnnxEditor::load(&b, options)?.signature()?.to_vec(), None),
         BundleKind::Clip => {
             let enc = ClipEncoder::load(&b, options)?;
-            (enc.signature(), Some(enc.preprocessing()))
+            (enc.signature()?, Some(enc.preprocessing()))
         }
         BundleKind::InstructPix2Pix => {
             let p = gsmile::editor::pix2pix::InstructPix2Pix::load(&b, options, Default::default())?;
@@ -526,7 +527,7 @@ fn describe_bundle(dir: &Path, options: &RuntimeOptions) -> Result<String> {
                 "{}x{}, {} steps, guidance {} / image {}",
                 s.width, s.height, s.steps, s.guidance_scale, s.image_guidance_scale
             );
-            (p.signature(), Some(line))
+            (p.signature()?, Some(line))
         }
     };
     let image = image.unwrap_or_else(|| match &m.image {
@@ -568,6 +569,8 @@ struct Bars {
 
 impl Progress for Bars {
     fn stage(&self, name: &str, total: u64) {
+        // Models load just before the first stage that needs them: say now if one fell back to the CPU.
+        warn_fallbacks(self.quiet);
         if self.quiet {
             return;
         }
@@ -628,16 +631,13 @@ impl Loaded {
         options: &RuntimeOptions,
     ) -> Result<Self> {
         let max_batch = run.max_batch;
+        // Opening checks the bundles; their graphs load on first use, so a run served from
+        // the cache loads none of them.
         let editor_bundle = Bundle::open(editor)?;
+        let editor = editor::load(&editor_bundle, options, diffusion.overrides(config.editor_seed), max_batch)?;
         let needs_encoder = config.space == Space::Embedding || config.weighting == Weighting::TextWasserstein;
         let encoder_bundle = if needs_encoder { Some(Bundle::open(encoder)?) } else { None };
-        // ONNX Runtime builds sessions on one thread each: load both models at once.
-        let (editor, encoder) = rayon::join(
-            || editor::load(&editor_bundle, options, diffusion.overrides(config.editor_seed), max_batch),
-            || encoder_bundle.as_ref().map(|b| ClipEncoder::load(b, options)).transpose(),
-        );
-        let (editor, encoder) = (editor?, encoder?);
-        warn_fallbacks(false);
+        let encoder = encoder_bundle.as_ref().map(|b| ClipEncoder::load(b, options)).transpose()?;
         let memo = if run.no_cache { None } else { Some(run.cache.clone()) };
         Ok(Loaded { editor_bundle, editor, encoder_bundle, encoder, memo })
     }

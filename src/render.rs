@@ -188,10 +188,11 @@ fn draw_text(img: &mut RgbImage, color: Rgb<u8>, x: i32, y: i32, size: f32, text
 
 /// A blended channel value rounded half away from zero and clamped to 0..=255.
 ///
-/// `f32::round` is a libm call on baseline x86-64 and was the top cost of blending; for
-/// non-negative values adding one half and truncating rounds the same way (the cast saturates).
+/// `f32::round` is a libm call on baseline x86-64 and was the top cost of blending. Adding one
+/// half in f64 (exact for every f32 below 256, unlike in f32 where 0.49999997 + 0.5 rounds up
+/// to 1) and truncating rounds the same way; the cast saturates.
 fn channel(v: f32) -> u8 {
-    (v.max(0.0) + 0.5) as u8
+    (f64::from(v.max(0.0)) + 0.5) as u8
 }
 
 /// Fills a rectangle, ignoring empty ones.
@@ -805,7 +806,7 @@ pub fn png_bytes(img: &RgbImage) -> Vec<u8> {
 pub struct ReportImages {
     /// [`words_image`] as PNG.
     pub words: Vec<u8>,
-    /// [`overlay_grid`] of every word's panel as PNG.
+    /// [`overlay_grid`] of every word's panel as PNG; inlined only when `per_word` is empty.
     pub overlays: Vec<u8>,
     /// [`contact_sheet`] of the perturbed edits as PNG.
     pub samples: Vec<u8>,
@@ -898,8 +899,9 @@ tr.unselected td { color: var(--muted); }
 footer { color:var(--muted); font-size:12px; text-align:center; padding: 8px 0 24px; }
 "#;
 
-/// One self-contained HTML report of an explanation: every picture inlined as a data URI,
-/// the stylesheet inline, no external requests, and every user-supplied string escaped.
+/// One self-contained HTML report of an explanation: its pictures inlined as data URIs (the
+/// per-word panels, or their grid when there are none), the stylesheet inline, no external
+/// requests, and every user-supplied string escaped.
 pub fn report_html(explanation: &Explanation, images: &ReportImages) -> String {
     const MAX_SAMPLE_ROWS: usize = 64;
     let e = explanation;
@@ -1221,8 +1223,8 @@ mod tests {
 
     #[test]
     fn channel_rounds_like_round_and_clamps() {
-        for i in 0..=5120 {
-            let v = i as f32 * 0.05 - 1.0;
+        let edge = [0.49999997f32, 1.4999999, 254.49998, 254.5, 2.5];
+        for v in (0..=5120).map(|i| i as f32 * 0.05 - 1.0).chain(edge) {
             assert_eq!(channel(v), v.round().clamp(0.0, 255.0) as u8, "{v}");
         }
         assert_eq!(channel(300.0), 255);

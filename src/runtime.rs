@@ -107,6 +107,69 @@ fn loaded() -> Result<&'static Loaded, RuntimeError> {
     loaded.as_ref().map_err(Clone::clone)
 }
 
+/// Sessions created so far in this process.
+static SESSIONS_CREATED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many ONNX Runtime sessions this process has created: lets tests check that a run
+/// served from the cache loads no model.
+pub fn sessions_created() -> usize {
+    SESSIONS_CREATED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Builds `T` once, on first use: model wrappers keep their sessions in one, so a run whose
+/// edits and embeddings all come from the cache never pays for loading the graphs (seconds
+/// and gigabytes for a real InstructPix2Pix).
+pub struct Lazy<T> {
+    value: OnceLock<T>,
+    init: Mutex<Option<LazyInit<T>>>,
+    /// The model file named when an earlier attempt to build the value failed.
+    file: PathBuf,
+}
+
+type LazyInit<T> = Box<dyn FnOnce() -> crate::Result<T> + Send>;
+
+impl<T> Lazy<T> {
+    /// A value `init` builds on the first [`Lazy::get`]; `file` names it in errors.
+    pub fn new(file: impl Into<PathBuf>, init: impl FnOnce() -> crate::Result<T> + Send + 'static) -> Self {
+        Lazy { value: OnceLock::new(), init: Mutex::new(Some(Box::new(init))), file: file.into() }
+    }
+
+    /// A value that is already built.
+    pub fn ready(file: impl Into<PathBuf>, value: T) -> Self {
+        Lazy { value: OnceLock::from(value), init: Mutex::new(None), file: file.into() }
+    }
+
+    /// The value, built now if this is the first call; the build's error otherwise.
+    pub fn get(&self) -> crate::Result<&T> {
+        if let Some(v) = self.value.get() {
+            return Ok(v);
+        }
+        let mut init = self.init.lock().map_err(|_| self.failed("a thread loading it panicked"))?;
+        // Another thread may have built it while this one waited for the lock.
+        if let Some(v) = self.value.get() {
+            return Ok(v);
+        }
+        let build = init.take().ok_or_else(|| self.failed("it failed to load earlier in this run"))?;
+        let value = build()?;
+        Ok(self.value.get_or_init(|| value))
+    }
+
+    /// Whether the value has been built.
+    pub fn is_ready(&self) -> bool {
+        self.value.get().is_some()
+    }
+
+    fn failed(&self, why: &str) -> crate::Error {
+        ModelError { file: self.file.clone(), message: why.to_string() }.into()
+    }
+}
+
+impl<T> std::fmt::Debug for Lazy<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lazy").field("file", &self.file).field("ready", &self.is_ready()).finish()
+    }
+}
+
 /// Nanoseconds spent inside ONNX Runtime's `Session::run`, summed over every session of the process.
 static INFERENCE_NANOS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -217,6 +280,18 @@ impl std::fmt::Debug for ModelSession {
 }
 
 impl ModelSession {
+    /// A [`Lazy`] session: [`ModelSession::load`] with these arguments on first use.
+    pub fn deferred(
+        bundle: &Path,
+        file: &Path,
+        inputs: Vec<TensorContract>,
+        outputs: Vec<TensorContract>,
+        options: &RuntimeOptions,
+    ) -> Lazy<ModelSession> {
+        let (bundle, path, options) = (bundle.to_path_buf(), file.to_path_buf(), *options);
+        Lazy::new(file, move || ModelSession::load(&bundle, &path, &inputs, &outputs, &options))
+    }
+
     /// Loads `file` of bundle `bundle` and checks it has the promised inputs and outputs.
     pub fn load(
         bundle: &Path,
@@ -257,6 +332,7 @@ impl ModelSession {
             })
             .collect();
         let outputs = session.outputs().iter().map(|o| o.name().to_string()).collect();
+        SESSIONS_CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(ModelSession {
             session: Mutex::new(session),
             file: file.to_path_buf(),

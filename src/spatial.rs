@@ -104,6 +104,7 @@ pub fn attach(run: &mut ExplainRun) -> Result<(), SurrogateError> {
         row.iter_mut().zip(map.iter()).for_each(|(y, &m)| *y = sign * f64::from(m));
     });
     let ys = Array2::from_shape_vec((edits, gh * gw), values).expect("edits rows of gh·gw values");
+    // Rows are edits here, so an index in a fitting error names an edit, not a sample.
     let heat = fit_pixels(masks.view(), ys.view(), weights.view(), gh, gw, config.surrogate.ridge_alpha)?;
     run.heatmaps = Some(heat);
     let took = start.elapsed().as_secs_f64();

@@ -122,3 +122,12 @@ fn clip_text_tower_equals_onnxruntime_python() {
     let diff = max_abs_diff(&clip().embed_texts(&refs).unwrap(), &expected);
     assert!(diff <= 1e-4, "max abs diff {diff}");
 }
+
+#[test]
+fn editor_takes_an_empty_batch() {
+    let images: Array4<f32> = read_npy(fixture("editor_images.npy")).unwrap();
+    let (_, c, h, w) = images.dim();
+    let none = images.slice(ndarray::s![0..0, .., .., ..]);
+    assert_eq!(editor(0).edit(none, &[]).unwrap().dim(), (0, c, h, w));
+    assert_eq!(editor(0).edit_shared(images.index_axis(Axis(0), 0), &[], 4).unwrap().dim(), (0, c, h, w));
+}

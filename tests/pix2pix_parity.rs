@@ -315,7 +315,8 @@ fn float16_unet_and_vae_exports_run_with_conversion_at_the_boundary() {
         },
     )
     .unwrap();
-    assert!(p.signature().iter().any(|l| l.contains("unet") && l.contains("float16")), "{:?}", p.signature());
+    let signature = p.signature().unwrap();
+    assert!(signature.iter().any(|l| l.contains("unet") && l.contains("float16")), "{signature:?}");
     let prompts = prompts();
     let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
     let initial: Array4<f32> = read_npy(fixture("latents.npy")).unwrap();

@@ -13,7 +13,7 @@ use ndarray::{Array4, ArrayView3, ArrayView4, Axis, s};
 
 use crate::bundle::{Bundle, BundleKind, ImageSpec};
 use crate::imaging;
-use crate::runtime::{Dim, ModelSession, RuntimeOptions, TensorContract, read_f32};
+use crate::runtime::{Dim, Lazy, ModelSession, RuntimeOptions, TensorContract, read_f32};
 use crate::tokenizer::InstructionTokenizer;
 use crate::{Error, Result};
 
@@ -29,12 +29,20 @@ pub trait Editor: Send + Sync {
     }
     /// Checks an instruction can be fed to the editor (e.g. fits its token limit).
     fn check_instruction(&self, instruction: &str) -> Result<()>;
+    /// Loads the editor's graphs now, if they load on first use, so a broken model is
+    /// reported before long work starts rather than in the middle of it.
+    fn prepare(&self) -> Result<()> {
+        Ok(())
+    }
     /// Edits `images[i]` with `instructions[i]`; images are `[B,3,H,W]` in `[0,1]` at [`Editor::size`].
     fn edit(&self, images: ArrayView4<f32>, instructions: &[&str]) -> Result<Array4<f32>>;
 
     /// Edits one image with many instructions, the gSMILE workload, in batches of at most `max_batch`.
     fn edit_shared(&self, image: ArrayView3<f32>, instructions: &[&str], max_batch: usize) -> Result<Array4<f32>> {
         let (c, h, w) = image.dim();
+        if instructions.is_empty() {
+            return Ok(Array4::zeros((0, c, h, w)));
+        }
         if instructions.len() <= max_batch.max(1) {
             // One call: its output is the result, with no copy into a second array.
             let batch = image.insert_axis(Axis(0)).broadcast((instructions.len(), c, h, w)).map(|b| b.to_owned());
@@ -122,7 +130,7 @@ pub struct OnnxEditor {
     name: String,
     spec: ImageSpec,
     tokenizer: InstructionTokenizer,
-    session: ModelSession,
+    session: Lazy<ModelSession>,
     image_input: String,
     ids_input: String,
     mask_input: String,
@@ -131,7 +139,8 @@ pub struct OnnxEditor {
 }
 
 impl OnnxEditor {
-    /// Loads an editor bundle and checks its graph's signature against the manifest.
+    /// Opens an editor bundle; its graph is loaded and checked against the manifest on first
+    /// use (or by [`Editor::prepare`]).
     pub fn load(bundle: &Bundle, options: &RuntimeOptions) -> Result<Self> {
         bundle.expect_kind(BundleKind::Editor, "--editor")?;
         let m = bundle.manifest();
@@ -148,7 +157,8 @@ impl OnnxEditor {
         ];
         let outputs = [TensorContract::float("editor.output", &sec.output, &image_dims)];
         let tokenizer = InstructionTokenizer::from_bundle(bundle)?;
-        let session = ModelSession::load(bundle.dir(), &bundle.file(&sec.file), &inputs, &outputs, options)?;
+        let session =
+            ModelSession::deferred(bundle.dir(), &bundle.file(&sec.file), inputs.into(), outputs.into(), options);
         Ok(OnnxEditor {
             name: m.name.clone(),
             spec,
@@ -168,9 +178,9 @@ impl OnnxEditor {
         self
     }
 
-    /// The graph's real signature, for listings.
-    pub fn signature(&self) -> &[String] {
-        self.session.signature()
+    /// The graph's real signature, for listings (loads the graph).
+    pub fn signature(&self) -> Result<&[String]> {
+        Ok(self.session.get()?.signature())
     }
 
     /// The tokenizer the editor uses.
@@ -181,7 +191,7 @@ impl OnnxEditor {
     fn run_batch(&self, images: ArrayView4<f32>, instructions: &[&str]) -> Result<Array4<f32>> {
         let pixels = imaging::normalize(images, &self.spec);
         let enc = self.tokenizer.encode(instructions)?;
-        let s = &self.session;
+        let s = self.session.get()?;
         let inputs = ort::inputs![
             self.image_input.as_str() => s.float_input(&self.image_input, &pixels)?,
             self.ids_input.as_str() => s.ids_input(&self.ids_input, &enc.input_ids)?,
@@ -207,9 +217,16 @@ impl Editor for OnnxEditor {
         Ok(())
     }
 
+    fn prepare(&self) -> Result<()> {
+        self.session.get().map(|_| ())
+    }
+
     fn edit(&self, images: ArrayView4<f32>, instructions: &[&str]) -> Result<Array4<f32>> {
         check_batch(self, images.dim(), instructions.len())?;
         let (b, c, h, w) = images.dim();
+        if b == 0 {
+            return Ok(Array4::zeros((0, c, h, w)));
+        }
         if b <= self.max_batch {
             return self.run_batch(images, instructions);
         }

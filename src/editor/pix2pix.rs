@@ -11,7 +11,7 @@
 // load paths only, so their size does not matter.
 #![allow(clippy::result_large_err)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, Array3, Array4, ArrayView3, ArrayView4, Axis, s};
 use rand::SeedableRng;
@@ -21,7 +21,7 @@ use serde::Deserialize;
 use super::Editor;
 use super::scheduler::{EulerAncestral, Scheduler, SchedulerConfig};
 use crate::bundle::{Bundle, BundleError, BundleKind};
-use crate::runtime::{Dim, ModelSession, RuntimeOptions, TensorContract, read_f32_dyn};
+use crate::runtime::{Dim, Lazy, ModelSession, RuntimeOptions, TensorContract, read_f32_dyn};
 use crate::tokenizer::InstructionTokenizer;
 use crate::{Error, Result};
 
@@ -125,19 +125,37 @@ fn downsampling(blocks: usize) -> Option<u32> {
 pub struct InstructPix2Pix {
     name: String,
     tokenizer: InstructionTokenizer,
-    text_encoder: ModelSession,
-    unet: ModelSession,
-    vae_encoder: ModelSession,
-    vae_decoder: ModelSession,
+    /// The four graphs, loaded and checked on first use: a re-run served from the cache never loads them.
+    graphs: Lazy<Graphs>,
     scheduler: SchedulerConfig,
     scaling_factor: f32,
     latent_channels: usize,
     vae_factor: u32,
     settings: Pix2PixSettings,
+    max_batch: usize,
+}
+
+/// The pipeline's ONNX graphs and the tensor names read from their signatures.
+#[derive(Debug)]
+struct Graphs {
+    text_encoder: ModelSession,
+    unet: ModelSession,
+    vae_encoder: ModelSession,
+    vae_decoder: ModelSession,
     vae_encoder_output: String,
     text_output: String,
     text_mask: Option<String>,
-    max_batch: usize,
+}
+
+/// What loading the graphs needs from the bundle's configs.
+struct GraphSpec {
+    dir: PathBuf,
+    options: RuntimeOptions,
+    latent_channels: usize,
+    max_length: usize,
+    /// Side of the probe image of the VAE-encoder check: the smallest size the pipeline takes.
+    probe_size: u32,
+    vae_factor: u32,
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(bundle: &Bundle, rel: &str) -> std::result::Result<Option<T>, BundleError> {
@@ -153,7 +171,8 @@ fn read_json<T: for<'de> Deserialize<'de>>(bundle: &Bundle, rel: &str) -> std::r
 }
 
 impl InstructPix2Pix {
-    /// Loads the pipeline, checks every graph's signature and the scheduler config, and applies `overrides` to the bundle's defaults.
+    /// Opens the pipeline: reads and checks its configs and applies `overrides` to the bundle's
+    /// defaults. The graphs load, and are checked, on first use (or by [`Editor::prepare`]).
     pub fn load(bundle: &Bundle, options: &RuntimeOptions, overrides: Pix2PixOverrides) -> Result<Self> {
         bundle.expect_kind(BundleKind::InstructPix2Pix, "--editor")?;
         let dir = bundle.dir();
@@ -214,104 +233,31 @@ impl InstructPix2Pix {
         };
         check_settings(&settings, multiple, scheduler.num_train_timesteps)?;
 
-        let c = vae.latent_channels as i64;
-        let l = m.tokenizer.max_length as i64;
-        let any4 = [Dim::Any, Dim::Any, Dim::Any, Dim::Any];
-        let session = |rel: &str, inputs: &[TensorContract], outputs: &[TensorContract]| {
-            ModelSession::load(dir, &dir.join(rel), inputs, outputs, options)
-        };
-        let text_encoder = session(
-            "text_encoder/model.onnx",
-            &[TensorContract::ids("text_encoder.input_ids", "input_ids", &[Dim::Any, Dim::Any])],
-            &[],
-        )?;
-        if let Some(&[_, n]) = text_encoder.declared_shape("input_ids")
-            && n > 0
-            && n != l
-        {
-            return Err(field(
-                "tokenizer/tokenizer_config.json",
-                "model_max_length",
-                format!("is {l}, but text_encoder/model.onnx takes {n} tokens. Fix: set model_max_length to {n}"),
-            ));
-        }
-        let text_output = first_output(&text_encoder, "last_hidden_state");
-        let text_mask = text_encoder_mask(&text_encoder);
-        let unet = session(
-            "unet/model.onnx",
-            &[
-                TensorContract::float("unet.sample", "sample", &[Dim::Any, Dim::Fixed(2 * c), Dim::Any, Dim::Any]),
-                TensorContract::float("unet.timestep", "timestep", &[Dim::Any])
-                    .or(ort::value::TensorElementType::Int64),
-                TensorContract::float(
-                    "unet.encoder_hidden_states",
-                    "encoder_hidden_states",
-                    &[Dim::Any, Dim::Fixed(l), Dim::Any],
-                ),
-            ],
-            &[TensorContract::float("unet.out_sample", "out_sample", &[Dim::Any, Dim::Fixed(c), Dim::Any, Dim::Any])],
-        )?;
-        if let Some(&[n]) = unet.declared_shape("timestep")
-            && n > 1
-        {
-            return Err(field(
-                "unet/model.onnx",
-                "timestep",
-                format!(
-                    "has a fixed length {n}; gsmile feeds one timestep per row or a single one. Fix: re-export the UNet with a dynamic or length-1 timestep"
-                ),
-            ));
-        }
-        let vae_encoder =
-            session("vae_encoder/model.onnx", &[TensorContract::float("vae_encoder.sample", "sample", &any4)], &[])?;
-        let vae_encoder_output = first_output(&vae_encoder, "latent_sample");
-        let vae_decoder = session(
-            "vae_decoder/model.onnx",
-            &[TensorContract::float(
-                "vae_decoder.latent_sample",
-                "latent_sample",
-                &[Dim::Any, Dim::Fixed(c), Dim::Any, Dim::Any],
-            )],
-            &[TensorContract::float("vae_decoder.sample", "sample", &[Dim::Any, Dim::Fixed(3), Dim::Any, Dim::Any])],
-        )?;
         let tokenizer = InstructionTokenizer::load(dir, &bundle.file(&m.tokenizer.file), m.tokenizer.max_length)?;
-        let pipeline = InstructPix2Pix {
+        let spec = GraphSpec {
+            dir: dir.to_path_buf(),
+            options: *options,
+            latent_channels: vae.latent_channels,
+            max_length: m.tokenizer.max_length,
+            probe_size: multiple,
+            vae_factor,
+        };
+        Ok(InstructPix2Pix {
             name: m.name.clone(),
             tokenizer,
-            text_encoder,
-            unet,
-            vae_encoder,
-            vae_decoder,
+            graphs: Lazy::new(dir.join("unet/model.onnx"), move || load_graphs(&spec)),
             scheduler,
             scaling_factor: vae.scaling_factor,
             latent_channels: vae.latent_channels,
             vae_factor,
             settings,
-            vae_encoder_output,
-            text_output,
-            text_mask,
             max_batch: 24,
-        };
-        pipeline.check_deterministic_encoder(multiple)?;
-        Ok(pipeline)
+        })
     }
 
-    /// Refuses VAE encoders that sample the latent distribution (older optimum exports put a
-    /// `RandomNormalLike` node there): InstructPix2Pix conditions on the mode, and random image
-    /// latents would make every edit differ from run to run.
-    fn check_deterministic_encoder(&self, size: u32) -> Result<()> {
-        let size = size as usize;
-        let probe = Array4::from_shape_fn((1, 3, size, size), |(_, c, y, x)| ((c * 7 + y * 3 + x) % 11) as f32 / 10.0);
-        let (a, b) = (self.encode_images(probe.view())?, self.encode_images(probe.view())?);
-        if a != b {
-            return Err(BundleError::Graph {
-                bundle: self.vae_encoder.file().parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default(),
-                file: self.vae_encoder.file().to_path_buf(),
-                message: "gives different latents for the same image: it samples the latent distribution instead of returning its mode. Fix: re-export with onnx/export_ip2p.py, or with an optimum version whose vae_encoder returns `latent_parameters`".into(),
-            }
-            .into());
-        }
-        Ok(())
+    /// The graphs, loaded and checked now if this is their first use.
+    fn graphs(&self) -> Result<&Graphs> {
+        self.graphs.get()
     }
 
     /// Caps the rows of one UNet call (samples × guidance branches); default 24.
@@ -325,9 +271,10 @@ impl InstructPix2Pix {
         &self.settings
     }
 
-    /// All graphs' real signatures, for listings.
-    pub fn signature(&self) -> Vec<String> {
-        [&self.text_encoder, &self.unet, &self.vae_encoder, &self.vae_decoder]
+    /// All graphs' real signatures, for listings (loads the graphs).
+    pub fn signature(&self) -> Result<Vec<String>> {
+        let g = self.graphs()?;
+        Ok([&g.text_encoder, &g.unet, &g.vae_encoder, &g.vae_decoder]
             .iter()
             .flat_map(|s| {
                 let name = s
@@ -338,12 +285,12 @@ impl InstructPix2Pix {
                     .unwrap_or_default();
                 s.signature().iter().map(move |line| format!("{name}: {line}"))
             })
-            .collect()
+            .collect())
     }
 
-    /// The execution provider the UNet runs on.
-    pub fn provider(&self) -> &'static str {
-        self.unet.provider()
+    /// The execution provider the UNet runs on (loads the graphs).
+    pub fn provider(&self) -> Result<&'static str> {
+        Ok(self.graphs()?.unet.provider())
     }
 
     /// The sampler for the configured number of steps.
@@ -366,17 +313,18 @@ impl InstructPix2Pix {
     /// CLIP text embeddings `[B, L, D]` of the texts, padded as the checkpoint's tokenizer says.
     pub fn encode_prompts(&self, texts: &[&str]) -> Result<Array3<f32>> {
         let enc = self.tokenizer.encode(texts)?;
-        let s = &self.text_encoder;
+        let g = self.graphs()?;
+        let s = &g.text_encoder;
         let ones = Array2::<i64>::ones(enc.input_ids.dim());
         let mut inputs = ort::inputs!["input_ids" => s.ids_input("input_ids", &enc.input_ids)?];
-        if let Some(mask) = &self.text_mask {
+        if let Some(mask) = &g.text_mask {
             // diffusers calls the text encoder without a mask (every position attends).
             inputs.push((mask.clone().into(), s.ids_input(mask, &ones)?));
         }
-        let (shape, data) = s.run(inputs, |o| read_f32_dyn(o, &self.text_output))?;
+        let (shape, data) = s.run(inputs, |o| read_f32_dyn(o, &g.text_output))?;
         if shape.len() != 3 || shape[0] != texts.len() {
             return Err(s
-                .error(format!("`{}` has shape {shape:?}, expected [batch, tokens, width]", self.text_output))
+                .error(format!("`{}` has shape {shape:?}, expected [batch, tokens, width]", g.text_output))
                 .into());
         }
         Ok(Array3::from_shape_vec((shape[0], shape[1], shape[2]), data).map_err(|e| s.error(e))?)
@@ -384,36 +332,8 @@ impl InstructPix2Pix {
 
     /// Image latents `[B, C, h, w]` of `[B,3,H,W]` images in `[0,1]`: the VAE posterior's mode, unscaled, as InstructPix2Pix conditions on.
     pub fn encode_images(&self, images: ArrayView4<f32>) -> Result<Array4<f32>> {
-        let s = &self.vae_encoder;
-        let c = self.latent_channels;
         let rows = (self.max_batch / 3).max(1);
-        let mut parts = Vec::new();
-        for start in (0..images.dim().0).step_by(rows) {
-            let end = (start + rows).min(images.dim().0);
-            let pixels = images.slice(s![start..end, .., .., ..]).mapv(|x| 2.0 * x - 1.0);
-            let inputs = ort::inputs!["sample" => s.float_input("sample", &pixels)?];
-            let (shape, data) = s.run(inputs, |o| read_f32_dyn(o, &self.vae_encoder_output))?;
-            if shape.len() != 4 || shape[0] != end - start || !(shape[1] == c || shape[1] == 2 * c) {
-                return Err(s
-                    .error(format!(
-                        "`{}` has shape {shape:?}, expected [{}, {c} or {}, h, w]",
-                        self.vae_encoder_output,
-                        end - start,
-                        2 * c
-                    ))
-                    .into());
-            }
-            let all = Array4::from_shape_vec((shape[0], shape[1], shape[2], shape[3]), data).map_err(|e| s.error(e))?;
-            // A `latent_parameters` output holds mean and log-variance; the mode is the mean.
-            parts.push(all.slice_move(s![.., ..c, .., ..]));
-        }
-        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
-        if views.is_empty() {
-            let (_, _, h, w) = images.dim();
-            let f = self.vae_factor as usize;
-            return Ok(Array4::zeros((0, c, h / f, w / f)));
-        }
-        Ok(ndarray::concatenate(Axis(0), &views).map_err(|e| s.error(e))?)
+        encode_latents(self.graphs()?, images, self.latent_channels, rows, self.vae_factor)
     }
 
     /// Decodes latents `[B, C, h, w]` into images `[B,3,H,W]` in `[0,1]`.
@@ -421,7 +341,7 @@ impl InstructPix2Pix {
         let (b, _, h, w) = latents.dim();
         let f = self.vae_factor as usize;
         let mut out = Array4::zeros((b, 3, h * f, w * f));
-        let s = &self.vae_decoder;
+        let s = &self.graphs()?.vae_decoder;
         let rows = (self.max_batch / 3).max(1);
         for start in (0..b).step_by(rows) {
             let end = (start + rows).min(b);
@@ -505,7 +425,7 @@ impl InstructPix2Pix {
                 let text = if branch == 0 { prompt_embeds.index_axis_move(Axis(0), i) } else { uncond };
                 states.index_axis_mut(Axis(0), r - start).assign(&text);
             }
-            let states = self.unet.float_value("encoder_hidden_states", &states)?;
+            let states = self.graphs()?.unet.float_value("encoder_hidden_states", &states)?;
             chunks.push((start, end, sample, states));
         }
         for (k, &t) in scheduler.timesteps().iter().enumerate() {
@@ -550,7 +470,7 @@ impl InstructPix2Pix {
         states: &ort::value::DynValue,
         mut out: ndarray::ArrayViewMut4<f32>,
     ) -> Result<()> {
-        let s = &self.unet;
+        let s = &self.graphs()?.unet;
         let n = sample.dim().0;
         // A graph that fixes the timestep's length at 1 broadcasts it; otherwise one per row.
         let count = if s.declared_shape("timestep") == Some(&[1]) { 1 } else { n };
@@ -620,6 +540,10 @@ impl Editor for InstructPix2Pix {
         Ok(())
     }
 
+    fn prepare(&self) -> Result<()> {
+        self.graphs().map(|_| ())
+    }
+
     fn edit(&self, images: ArrayView4<f32>, instructions: &[&str]) -> Result<Array4<f32>> {
         super::check_batch(self, images.dim(), instructions.len())?;
         let latents = self.encode_images(images)?;
@@ -634,6 +558,128 @@ impl Editor for InstructPix2Pix {
         let latents = self.encode_images(image.insert_axis(Axis(0)))?;
         self.edit_latents(latents.view(), instructions)
     }
+}
+
+/// Loads the pipeline's four graphs and checks them: contracts, the text encoder's length
+/// against the tokenizer, the UNet's timestep shape, and a VAE encoder that returns the mode.
+fn load_graphs(spec: &GraphSpec) -> Result<Graphs> {
+    let dir = spec.dir.as_path();
+    let field = |rel: &str, field: &str, message: String| {
+        Error::from(BundleError::Field { path: dir.join(rel), field: field.to_string(), message })
+    };
+    let c = spec.latent_channels as i64;
+    let l = spec.max_length as i64;
+    let any4 = [Dim::Any, Dim::Any, Dim::Any, Dim::Any];
+    let session = |rel: &str, inputs: &[TensorContract], outputs: &[TensorContract]| {
+        ModelSession::load(dir, &dir.join(rel), inputs, outputs, &spec.options)
+    };
+    let text_encoder = session(
+        "text_encoder/model.onnx",
+        &[TensorContract::ids("text_encoder.input_ids", "input_ids", &[Dim::Any, Dim::Any])],
+        &[],
+    )?;
+    if let Some(&[_, n]) = text_encoder.declared_shape("input_ids")
+        && n > 0
+        && n != l
+    {
+        return Err(field(
+            "tokenizer/tokenizer_config.json",
+            "model_max_length",
+            format!("is {l}, but text_encoder/model.onnx takes {n} tokens. Fix: set model_max_length to {n}"),
+        ));
+    }
+    let text_output = first_output(&text_encoder, "last_hidden_state");
+    let text_mask = text_encoder_mask(&text_encoder);
+    let unet = session(
+        "unet/model.onnx",
+        &[
+            TensorContract::float("unet.sample", "sample", &[Dim::Any, Dim::Fixed(2 * c), Dim::Any, Dim::Any]),
+            TensorContract::float("unet.timestep", "timestep", &[Dim::Any]).or(ort::value::TensorElementType::Int64),
+            TensorContract::float(
+                "unet.encoder_hidden_states",
+                "encoder_hidden_states",
+                &[Dim::Any, Dim::Fixed(l), Dim::Any],
+            ),
+        ],
+        &[TensorContract::float("unet.out_sample", "out_sample", &[Dim::Any, Dim::Fixed(c), Dim::Any, Dim::Any])],
+    )?;
+    if let Some(&[n]) = unet.declared_shape("timestep")
+        && n > 1
+    {
+        return Err(field(
+            "unet/model.onnx",
+            "timestep",
+            format!(
+                "has a fixed length {n}; gsmile feeds one timestep per row or a single one. Fix: re-export the UNet with a dynamic or length-1 timestep"
+            ),
+        ));
+    }
+    let vae_encoder =
+        session("vae_encoder/model.onnx", &[TensorContract::float("vae_encoder.sample", "sample", &any4)], &[])?;
+    let vae_encoder_output = first_output(&vae_encoder, "latent_sample");
+    let vae_decoder = session(
+        "vae_decoder/model.onnx",
+        &[TensorContract::float(
+            "vae_decoder.latent_sample",
+            "latent_sample",
+            &[Dim::Any, Dim::Fixed(c), Dim::Any, Dim::Any],
+        )],
+        &[TensorContract::float("vae_decoder.sample", "sample", &[Dim::Any, Dim::Fixed(3), Dim::Any, Dim::Any])],
+    )?;
+    let graphs = Graphs { text_encoder, unet, vae_encoder, vae_decoder, vae_encoder_output, text_output, text_mask };
+    check_deterministic_encoder(&graphs, spec)?;
+    Ok(graphs)
+}
+
+/// Image latents of `images` through `g`'s VAE encoder, `rows` images per call (see [`InstructPix2Pix::encode_images`]).
+fn encode_latents(g: &Graphs, images: ArrayView4<f32>, c: usize, rows: usize, vae_factor: u32) -> Result<Array4<f32>> {
+    let s = &g.vae_encoder;
+    let mut parts = Vec::new();
+    for start in (0..images.dim().0).step_by(rows) {
+        let end = (start + rows).min(images.dim().0);
+        let pixels = images.slice(s![start..end, .., .., ..]).mapv(|x| 2.0 * x - 1.0);
+        let inputs = ort::inputs!["sample" => s.float_input("sample", &pixels)?];
+        let (shape, data) = s.run(inputs, |o| read_f32_dyn(o, &g.vae_encoder_output))?;
+        if shape.len() != 4 || shape[0] != end - start || !(shape[1] == c || shape[1] == 2 * c) {
+            return Err(s
+                .error(format!(
+                    "`{}` has shape {shape:?}, expected [{}, {c} or {}, h, w]",
+                    g.vae_encoder_output,
+                    end - start,
+                    2 * c
+                ))
+                .into());
+        }
+        let all = Array4::from_shape_vec((shape[0], shape[1], shape[2], shape[3]), data).map_err(|e| s.error(e))?;
+        // A `latent_parameters` output holds mean and log-variance; the mode is the mean.
+        parts.push(all.slice_move(s![.., ..c, .., ..]));
+    }
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    if views.is_empty() {
+        let (_, _, h, w) = images.dim();
+        let f = vae_factor as usize;
+        return Ok(Array4::zeros((0, c, h / f, w / f)));
+    }
+    Ok(ndarray::concatenate(Axis(0), &views).map_err(|e| s.error(e))?)
+}
+
+/// Refuses VAE encoders that sample the latent distribution (older optimum exports put a
+/// `RandomNormalLike` node there): InstructPix2Pix conditions on the mode, and random image
+/// latents would make every edit differ from run to run.
+fn check_deterministic_encoder(g: &Graphs, spec: &GraphSpec) -> Result<()> {
+    let size = spec.probe_size as usize;
+    let probe = Array4::from_shape_fn((1, 3, size, size), |(_, c, y, x)| ((c * 7 + y * 3 + x) % 11) as f32 / 10.0);
+    let encode = || encode_latents(g, probe.view(), spec.latent_channels, 1, spec.vae_factor);
+    let (a, b) = (encode()?, encode()?);
+    if a != b {
+        return Err(BundleError::Graph {
+            bundle: g.vae_encoder.file().parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_default(),
+            file: g.vae_encoder.file().to_path_buf(),
+            message: "gives different latents for the same image: it samples the latent distribution instead of returning its mode. Fix: re-export with onnx/export_ip2p.py, or with an optimum version whose vae_encoder returns `latent_parameters`".into(),
+        }
+        .into());
+    }
+    Ok(())
 }
 
 fn check_settings(s: &Pix2PixSettings, multiple: u32, train_steps: usize) -> Result<()> {
