@@ -211,7 +211,16 @@ fn outline(img: &mut RgbImage, x: i32, y: i32, w: u32, h: u32, color: Rgb<u8>) {
 
 /// A white canvas.
 fn canvas(width: u32, height: u32) -> RgbImage {
-    RgbImage::from_pixel(width.max(1), height.max(1), BACKGROUND)
+    let (w, h) = (width.max(1), height.max(1));
+    // A grey background is one repeated byte: fill the buffer at once (memset) rather than
+    // pixel by pixel as `RgbImage::from_pixel` does.
+    if BACKGROUND[0] == BACKGROUND[1] && BACKGROUND[1] == BACKGROUND[2] {
+        let raw = vec![BACKGROUND[0]; w as usize * h as usize * 3];
+        if let Some(img) = RgbImage::from_raw(w, h, raw) {
+            return img;
+        }
+    }
+    RgbImage::from_pixel(w, h, BACKGROUND)
 }
 
 /// Copies `src` into `dst` with its top-left corner at (`x`, `y`), clipped to `dst`.
@@ -1220,6 +1229,14 @@ mod tests {
     use crate::explain::{Counts, ExplainConfig, Fidelity, ImageInfo, ModelInfo, SCHEMA, SampleRecord, Timings};
     use crate::perturb::Word;
     use ndarray::Array2;
+
+    #[test]
+    fn canvas_is_background_everywhere_and_never_empty() {
+        let c = canvas(7, 3);
+        assert_eq!(c.dimensions(), (7, 3));
+        assert!(c.pixels().all(|p| *p == BACKGROUND));
+        assert_eq!(canvas(0, 0).dimensions(), (1, 1));
+    }
 
     #[test]
     fn channel_rounds_like_round_and_clamps() {
