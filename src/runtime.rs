@@ -560,3 +560,38 @@ fn value_matches(v: &ValueType, want: &TensorContract) -> bool {
             Dim::Fixed(n) => *d < 0 || d == n,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn lazy_builds_once_across_threads() {
+        let calls = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let lazy = Lazy::new("m.onnx", move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            Ok(42)
+        });
+        assert!(!lazy.is_ready());
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| assert_eq!(*lazy.get().unwrap(), 42));
+            }
+        });
+        assert!(lazy.is_ready());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(*Lazy::ready("r.onnx", 7).get().unwrap(), 7);
+    }
+
+    #[test]
+    fn lazy_returns_the_build_error_then_names_the_file() {
+        let lazy: Lazy<u8> = Lazy::new("broken.onnx", || Err(crate::Error::InvalidInput("bad graph".into())));
+        assert!(lazy.get().unwrap_err().to_string().contains("bad graph"));
+        let again = lazy.get().unwrap_err().to_string();
+        assert!(again.contains("broken.onnx") && again.contains("failed to load earlier"), "{again}");
+        assert!(!lazy.is_ready());
+    }
+}
