@@ -134,11 +134,6 @@ impl<T> Lazy<T> {
         Lazy { value: OnceLock::new(), init: Mutex::new(Some(Box::new(init))), file: file.into() }
     }
 
-    /// A value that is already built.
-    pub fn ready(file: impl Into<PathBuf>, value: T) -> Self {
-        Lazy { value: OnceLock::from(value), init: Mutex::new(None), file: file.into() }
-    }
-
     /// The value, built now if this is the first call; the build's error otherwise.
     pub fn get(&self) -> crate::Result<&T> {
         if let Some(v) = self.value.get() {
@@ -583,7 +578,6 @@ mod tests {
         });
         assert!(lazy.is_ready());
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        assert_eq!(*Lazy::ready("r.onnx", 7).get().unwrap(), 7);
     }
 
     #[test]

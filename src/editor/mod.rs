@@ -40,22 +40,23 @@ pub trait Editor: Send + Sync {
     /// Edits one image with many instructions, the gSMILE workload, in batches of at most `max_batch`.
     fn edit_shared(&self, image: ArrayView3<f32>, instructions: &[&str], max_batch: usize) -> Result<Array4<f32>> {
         let (c, h, w) = image.dim();
+        let step = max_batch.max(1);
+        let edit_chunk = |chunk: &[&str]| {
+            let batch = image.insert_axis(Axis(0)).broadcast((chunk.len(), c, h, w)).map(|b| b.to_owned());
+            let batch = batch.ok_or_else(|| Error::InvalidInput("image must be [3,H,W]".into()))?;
+            self.edit(batch.view(), chunk)
+        };
         if instructions.is_empty() {
             return Ok(Array4::zeros((0, c, h, w)));
         }
-        if instructions.len() <= max_batch.max(1) {
+        if instructions.len() <= step {
             // One call: its output is the result, with no copy into a second array.
-            let batch = image.insert_axis(Axis(0)).broadcast((instructions.len(), c, h, w)).map(|b| b.to_owned());
-            let batch = batch.ok_or_else(|| Error::InvalidInput("image must be [3,H,W]".into()))?;
-            return self.edit(batch.view(), instructions);
+            return edit_chunk(instructions);
         }
         let mut out = Array4::zeros((instructions.len(), c, h, w));
-        for (k, chunk) in instructions.chunks(max_batch.max(1)).enumerate() {
-            let batch = image.insert_axis(Axis(0)).broadcast((chunk.len(), c, h, w)).map(|b| b.to_owned());
-            let batch = batch.ok_or_else(|| Error::InvalidInput("image must be [3,H,W]".into()))?;
-            let edited = self.edit(batch.view(), chunk)?;
-            let start = k * max_batch.max(1);
-            out.slice_mut(s![start..start + chunk.len(), .., .., ..]).assign(&edited);
+        for (k, chunk) in instructions.chunks(step).enumerate() {
+            let start = k * step;
+            out.slice_mut(s![start..start + chunk.len(), .., .., ..]).assign(&edit_chunk(chunk)?);
         }
         Ok(out)
     }
