@@ -434,12 +434,7 @@ impl<'m, 'a> Measurer<'m, 'a> {
             .collect();
         let mut out = Array4::zeros((texts.len(), c, h, w));
         let mut missing = Vec::new();
-        // Reading the cache is one small file per edit: read them in parallel.
-        let hits: Vec<Option<Array3<f32>>> = keys
-            .par_iter()
-            .map(|k| self.run.cache.as_ref().and_then(|cache| cache.get(k)).and_then(|a| a.into_dimensionality().ok()))
-            .collect();
-        for (i, hit) in hits.into_iter().enumerate() {
+        for (i, hit) in cache_hits::<ndarray::Ix3>(&keys, self.run).into_iter().enumerate() {
             match hit {
                 Some(a) if a.dim() == (c, h, w) => out.index_axis_mut(Axis(0), i).assign(&a),
                 _ => missing.push(i),
@@ -544,6 +539,14 @@ impl<'m, 'a> Measurer<'m, 'a> {
     }
 }
 
+/// The cached array of each key, read in parallel (one small file each); `None` where
+/// there is no cache, no entry, or an entry of another rank.
+fn cache_hits<D: ndarray::Dimension>(keys: &[String], run: &RunOptions) -> Vec<Option<ndarray::Array<f32, D>>> {
+    keys.par_iter()
+        .map(|k| run.cache.as_ref().and_then(|c| c.get(k)).and_then(|a| a.into_dimensionality().ok()))
+        .collect()
+}
+
 /// Rows of an embedding matrix, served from the cache where possible; `compute` embeds the
 /// rows (by index) that were not cached.
 fn cached_rows(
@@ -554,11 +557,7 @@ fn cached_rows(
 ) -> Result<Array2<f32>> {
     let mut out = Array2::zeros((keys.len(), dim));
     let mut missing = Vec::new();
-    let hits: Vec<Option<Array1<f32>>> = keys
-        .par_iter()
-        .map(|k| run.cache.as_ref().and_then(|c| c.get(k)).and_then(|a| a.into_dimensionality().ok()))
-        .collect();
-    for (i, hit) in hits.into_iter().enumerate() {
+    for (i, hit) in cache_hits::<ndarray::Ix1>(keys, run).into_iter().enumerate() {
         match hit {
             Some(a) if a.len() == dim => out.row_mut(i).assign(&a),
             _ => missing.push(i),

@@ -73,6 +73,13 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).map_err(io_err(path))
 }
 
+/// Encodes `img` as PNG, writes it to `path`, and returns the bytes for the report.
+fn write_png(path: &Path, img: &RgbImage) -> Result<Vec<u8>> {
+    let png = render::png_bytes(img);
+    write_file(path, &png)?;
+    Ok(png)
+}
+
 fn fill(run: &ExplainRun, image: &RgbImage, dir: &Path) -> Result<()> {
     let ex = &run.explanation;
     let (w, h) = image.dimensions();
@@ -89,11 +96,6 @@ fn fill(run: &ExplainRun, image: &RgbImage, dir: &Path) -> Result<()> {
         .collect();
     // Every picture is independent of the others: render, encode and write each in its own
     // task, so one core's file writes overlap the other's drawing and encoding.
-    let picture = |name: &str, img: RgbImage| -> Result<Vec<u8>> {
-        let png = render::png_bytes(&img);
-        write_file(&dir.join(name), &png)?;
-        Ok(png)
-    };
     let (((json, words_png), samples_png), (panels, (input_png, edited_png))) = rayon::join(
         || {
             rayon::join(
@@ -104,10 +106,10 @@ fn fill(run: &ExplainRun, image: &RgbImage, dir: &Path) -> Result<()> {
                                 serde_json::to_string_pretty(ex).map_err(|e| Error::InvalidInput(e.to_string()))?;
                             write_file(&dir.join("explanation.json"), (json + "\n").as_bytes())
                         },
-                        || picture("words.png", render::words_image(ex)),
+                        || write_png(&dir.join("words.png"), &render::words_image(ex)),
                     )
                 },
-                || picture("samples.png", render::contact_sheet(&items, 6)),
+                || write_png(&dir.join("samples.png"), &render::contact_sheet(&items, 6)),
             )
         },
         || {
@@ -162,17 +164,11 @@ fn render_panels(run: &ExplainRun, image: &RgbImage, edited: &RgbImage, dir: &Pa
                 .zip(&run.explanation.words)
                 .enumerate()
                 .map(|(k, (panel, word))| {
-                    let png = render::png_bytes(panel);
-                    write_file(&folder.join(overlay_name(k, &word.word.text)), &png)?;
-                    Ok((word.word.text.clone(), png))
+                    Ok((word.word.text.clone(), write_png(&folder.join(overlay_name(k, &word.word.text)), panel)?))
                 })
                 .collect::<Result<WordPngs>>()
         },
-        || -> Result<Vec<u8>> {
-            let png = render::png_bytes(&render::overlay_grid(&panels, 2));
-            write_file(&dir.join("overlays.png"), &png)?;
-            Ok(png)
-        },
+        || write_png(&dir.join("overlays.png"), &render::overlay_grid(&panels, 2)),
     );
     Ok((per_word?, grid?))
 }
