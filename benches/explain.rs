@@ -7,11 +7,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use gsmile::bundle::Bundle;
 use gsmile::cache::ArrayCache;
-use gsmile::editor::{Editor, OnnxEditor};
-use gsmile::encoder::{ClipEncoder, ImageEncoder, TextEncoder};
-use gsmile::explain::{self, ExplainConfig, ExplainRun, ImageInfo, ModelInfo, Models, NoProgress, RunOptions, Timings};
+use gsmile::explain::{self, ExplainConfig, ExplainRun, ImageInfo, NoProgress, RunOptions, Timings};
+use gsmile::models::{Models, OpenOptions};
 use gsmile::runtime::RuntimeOptions;
 
 fn root() -> PathBuf {
@@ -45,37 +43,21 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-fn info(b: &Bundle) -> ModelInfo {
-    ModelInfo {
-        name: b.manifest().name.clone(),
-        path: b.dir().display().to_string(),
-        sha256: b.content_hash().unwrap(),
-        params: serde_json::Value::Null,
-    }
-}
-
 fn main() {
     let threads: usize = std::env::var("GSMILE_BENCH_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
-    let opts = RuntimeOptions { threads };
-    let eb = Bundle::open(root().join("onnx/tiny-editor")).unwrap();
-    let cb = Bundle::open(root().join("onnx/tiny-clip")).unwrap();
-    let editor = OnnxEditor::load(&eb, &opts).unwrap();
-    let clip = ClipEncoder::load(&cb, &opts).unwrap();
-    let image = gsmile::imaging::load_rgb(&root().join("assets/scene-01.png")).unwrap();
-    let image_info =
-        ImageInfo { path: "scene-01".into(), sha256: String::new(), width: image.width(), height: image.height() };
-    let models = Models {
-        editor: &editor,
-        editor_info: info(&eb),
-        image_encoder: Some(&clip as &dyn ImageEncoder),
-        text_encoder: Some(&clip as &dyn TextEncoder),
-        encoder_info: Some(info(&cb)),
-    };
+    let open = OpenOptions { runtime: RuntimeOptions { threads }, ..OpenOptions::default() };
+    let config = ExplainConfig::default();
+    let models =
+        Models::open(&root().join("onnx/tiny-editor"), &root().join("onnx/tiny-clip"), config.needs(), &open).unwrap();
+    let editor = models.editor.clone();
+    let image_path = root().join("assets/scene-01.png");
+    let image = gsmile::imaging::load_rgb(&image_path).unwrap();
+    let image_info = ImageInfo::from_file(&image_path).unwrap();
     let instruction = "could you please make the car red in the picture";
     let run = |config: &ExplainConfig, cache: Option<ArrayCache>| -> (ExplainRun, f64) {
         let out = tempfile::tempdir().unwrap();
         let t = Instant::now();
-        let mut r = explain::explain(
+        let r = explain::explain(
             &image,
             image_info.clone(),
             instruction,
@@ -85,7 +67,6 @@ fn main() {
             &NoProgress,
         )
         .unwrap();
-        gsmile::spatial::attach(&mut r).unwrap();
         let before_render = t.elapsed().as_secs_f64();
         gsmile::output::write_explanation(&r, &image, &out.path().join("x"), false).unwrap();
         let render = t.elapsed().as_secs_f64() - before_render;

@@ -54,6 +54,36 @@ impl fmt::Display for Metric {
     }
 }
 
+/// What each sample's output is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reference {
+    /// The full instruction's output: "how far is this sample from the complete edit" (gSMILE); target = −distance.
+    #[default]
+    Full,
+    /// The unedited input image: "how much did this instruction edit the image"; target = +distance.
+    Input,
+}
+
+impl Reference {
+    /// Sign that turns a distance into the regression target, so a positive attribution
+    /// always means "moves the output toward the full edit".
+    pub fn target_sign(self) -> f64 {
+        match self {
+            Reference::Full => -1.0,
+            Reference::Input => 1.0,
+        }
+    }
+}
+
+/// Cosine distance between a word mask and the full instruction's all-kept mask, LIME's
+/// text-explainer distance (`sklearn.metrics.pairwise_distances(..., metric="cosine")`
+/// against the all-ones row): `1 − √(kept / words)`, and 1 for a mask that keeps nothing.
+pub fn mask_cosine(mask: &[bool]) -> f64 {
+    let kept = mask.iter().filter(|&&b| b).count() as f64;
+    if kept == 0.0 { 1.0 } else { 1.0 - (kept / mask.len() as f64).sqrt() }
+}
+
 /// Why a distance could not be computed for a metric and pair of outputs.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DistanceError {
@@ -416,6 +446,16 @@ fn ks_sorted(u: &[f32], v: &[f32]) -> f64 {
 mod tests {
     use super::*;
     use ndarray::Array3;
+
+    #[test]
+    fn mask_cosine_matches_the_cosine_of_the_mask_and_the_all_ones_row() {
+        for mask in [vec![true, false, true, true], vec![false, false, true], vec![true; 5]] {
+            let u: Vec<f32> = mask.iter().map(|&b| if b { 1.0 } else { 0.0 }).collect();
+            let ones = vec![1.0f32; mask.len()];
+            assert!((mask_cosine(&mask) - cosine_distance(&u, &ones)).abs() < 1e-7, "{mask:?}");
+        }
+        assert_eq!(mask_cosine(&[false, false]), 1.0);
+    }
 
     #[test]
     fn w1_of_shifted_samples_is_the_shift() {

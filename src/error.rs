@@ -43,9 +43,34 @@ pub enum Error {
     /// A CLIP image preprocessor config that cannot be used.
     #[error(transparent)]
     Preprocess(#[from] crate::preprocess::PreprocessError),
+    /// A configuration value that cannot work, named by its config field.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// A caller passed arguments that cannot work together.
     #[error("invalid input: {0}")]
     InvalidInput(String),
+}
+
+/// A configuration value that cannot work, alone or with the models at hand.
+///
+/// Messages name configuration fields in backticks (`` `kernel_width` ``, or
+/// `` `space = pixels` `` for a value to set), the names of [`crate::explain::ExplainConfig`]
+/// and [`crate::evaluate::EvalConfig`]; a front end that exposes them under other names (the
+/// CLI's flags) rewrites those spans and nothing else.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    /// The field at fault, as its config path (`surrogate.ridge_alpha`).
+    pub field: &'static str,
+    /// What is wrong and how to fix it, naming fields in backticks.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error about `field`; `message` names fields in backticks.
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        ConfigError { field, message: message.into() }
+    }
 }
 
 impl From<BundleError> for Error {

@@ -1,5 +1,6 @@
 //! The gSMILE explanation of one (image, instruction) pair: configuration, result types,
-//! and the pipeline that runs perturb → editor → encoder → distance → surrogate → spatial.
+//! and [`explain`], the whole pipeline: perturb → editor → encoder → distance → surrogate
+//! → spatial. Rendering the result is [`crate::output`]'s job.
 
 use std::time::Instant;
 
@@ -11,37 +12,17 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::{self, ArrayCache};
+pub use crate::distance::Reference;
 use crate::distance::{self, Metric};
-use crate::editor::Editor;
-use crate::encoder::{ImageEncoder, TextEncoder};
+pub use crate::models::{ImageInfo, ModelInfo, Models};
+use crate::models::Needs;
 use crate::perturb::{self, PerturbError, Strategy, Word};
 use crate::surrogate::{self, SurrogateConfig};
-use crate::{Error, Result, imaging};
+use crate::error::ConfigError;
+use crate::{Error, Result, imaging, spatial};
 
 /// Version tag written into every `explanation.json`; bump it when the schema changes.
 pub const SCHEMA: &str = "gsmile.explanation/1";
-
-/// What each sample's output is compared with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Reference {
-    /// The full instruction's output: "how far is this sample from the complete edit" (gSMILE); target = −distance.
-    #[default]
-    Full,
-    /// The unedited input image: "how much did this instruction edit the image"; target = +distance.
-    Input,
-}
-
-impl Reference {
-    /// Sign that turns a distance into the regression target, so a positive attribution
-    /// always means "moves the output toward the full edit".
-    pub fn target_sign(self) -> f64 {
-        match self {
-            Reference::Full => -1.0,
-            Reference::Input => 1.0,
-        }
-    }
-}
 
 /// Where output change is measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -89,7 +70,7 @@ pub struct ExplainConfig {
     pub kernel_width: Option<f64>,
     /// Surrogate fitting options.
     pub surrogate: SurrogateConfig,
-    /// Whether per-word spatial heatmaps are computed (by [`crate::spatial::attach`]).
+    /// Whether [`explain`] computes per-word spatial heatmaps ([`crate::spatial`]).
     pub spatial: bool,
     /// What the spatial change maps compare each sample's output with: `Input` (default)
     /// shows where a word makes the editor change the image; `Full` also lights up the places
@@ -120,33 +101,6 @@ impl Default for ExplainConfig {
             editor_seed: 0,
         }
     }
-}
-
-/// A model as an explanation records it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelInfo {
-    /// The bundle's name.
-    pub name: String,
-    /// The bundle folder as given.
-    pub path: String,
-    /// SHA-256 over the bundle's files.
-    pub sha256: String,
-    /// Settings beyond the bundle that change its outputs (a diffusion editor's steps, guidance, size, seed); null for one-step models.
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-    pub params: serde_json::Value,
-}
-
-/// The explained image as an explanation records it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ImageInfo {
-    /// The file as given.
-    pub path: String,
-    /// SHA-256 of the file's bytes.
-    pub sha256: String,
-    /// Width in pixels.
-    pub width: u32,
-    /// Height in pixels.
-    pub height: u32,
 }
 
 /// One word's attribution with its uncertainty.
@@ -279,20 +233,6 @@ impl Progress for NoProgress {
     fn finish(&self) {}
 }
 
-/// The models an explanation runs, with the identities recorded in its JSON.
-pub struct Models<'a> {
-    /// The editor being explained.
-    pub editor: &'a dyn Editor,
-    /// Its identity.
-    pub editor_info: ModelInfo,
-    /// Image encoder for `Space::Embedding`.
-    pub image_encoder: Option<&'a dyn ImageEncoder>,
-    /// Text encoder for `Weighting::TextWasserstein`.
-    pub text_encoder: Option<&'a dyn TextEncoder>,
-    /// The encoder's identity.
-    pub encoder_info: Option<ModelInfo>,
-}
-
 /// Settings that change speed and memory but never the numbers.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -328,7 +268,7 @@ pub struct ExplainRun {
     /// Row of `edits` each sample uses.
     pub edit_of_sample: Vec<usize>,
     /// Per-word heatmaps `[d, h, w]` at the pooled editor resolution (positive: the word
-    /// causes change there); filled by [`crate::spatial::attach`].
+    /// causes change there); `None` when the config turns them off.
     pub heatmaps: Option<Array3<f32>>,
 }
 
@@ -353,36 +293,58 @@ impl ExplainConfig {
         }
     }
 
-    /// Checks options against each other and against the models at hand.
-    pub fn validate(&self, models: &Models<'_>) -> Result<()> {
-        let bad = |m: String| Err(Error::InvalidInput(m));
+    /// What these options need of the models besides the editor.
+    pub fn needs(&self) -> Needs {
+        Needs {
+            image_encoder: self.space == Space::Embedding,
+            text_encoder: self.weighting == Weighting::TextWasserstein,
+            editor_seed: self.editor_seed,
+        }
+    }
+
+    /// Checks options against each other and against the models at hand; errors name
+    /// config fields ([`ConfigError`]).
+    pub fn validate(&self, models: &Models) -> Result<()> {
+        let bad = |field: &'static str, m: String| Err(Error::Config(ConfigError::new(field, m)));
         if self.space == Space::Embedding && models.image_encoder.is_none() {
             return bad(
-                "--space embedding needs an image encoder. Fix: pass --encoder onnx/tiny-clip or use --space pixels"
+                "space",
+                "`space = embedding` needs an image encoder. Fix: give an `encoder` such as onnx/tiny-clip or set `space = pixels`"
                     .into(),
             );
         }
         if self.weighting == Weighting::TextWasserstein && models.text_encoder.is_none() {
-            return bad("--weighting text-wasserstein needs a text encoder. Fix: pass --encoder onnx/tiny-clip or use --weighting mask-cosine".into());
+            return bad(
+                "weighting",
+                "`weighting = text-wasserstein` needs a text encoder. Fix: give an `encoder` such as onnx/tiny-clip or set `weighting = mask-cosine`"
+                    .into(),
+            );
         }
         if self.space == Space::Embedding && self.distance == Metric::SlicedWasserstein {
-            return bad("--distance sliced-wasserstein works on pixels only. Fix: add --space pixels or use --distance wasserstein".into());
+            return bad(
+                "distance",
+                "`distance = sliced-wasserstein` works on pixels only. Fix: set `space = pixels` or `distance = wasserstein`"
+                    .into(),
+            );
         }
         if let Some(w) = self.kernel_width
             && !(w.is_finite() && w > 0.0)
         {
-            return bad(format!("--kernel-width must be a positive number (got {w})"));
+            return bad("kernel_width", format!("`kernel_width` must be a positive number (got {w})"));
         }
         if self.patch == 0 {
-            return bad("--patch must be at least 1".into());
+            return bad("patch", "`patch` must be at least 1".into());
         }
         if let Some(a) = self.surrogate.ridge_alpha
             && !(a.is_finite() && a >= 0.0)
         {
-            return bad(format!("--ridge must be a non-negative number (got {a})"));
+            return bad("surrogate.ridge_alpha", format!("`surrogate.ridge_alpha` must be a non-negative number (got {a})"));
         }
         if !(self.surrogate.confidence > 0.0 && self.surrogate.confidence < 1.0) {
-            return bad(format!("--confidence must be between 0 and 1 (got {})", self.surrogate.confidence));
+            return bad(
+                "surrogate.confidence",
+                format!("`surrogate.confidence` must be between 0 and 1 (got {})", self.surrogate.confidence),
+            );
         }
         Ok(())
     }
@@ -394,8 +356,8 @@ fn secs(t: Instant) -> f64 {
 
 /// Edits one image with many instructions and measures the outputs, through the cache:
 /// the model work shared by [`explain`] and the evaluator, so both compute identical targets.
-pub struct Measurer<'m, 'a> {
-    models: &'m Models<'a>,
+pub struct Measurer<'m> {
+    models: &'m Models,
     config: &'m ExplainConfig,
     run: &'m RunOptions,
     input: Array3<f32>,
@@ -403,9 +365,9 @@ pub struct Measurer<'m, 'a> {
     edits_run: AtomicUsize,
 }
 
-impl<'m, 'a> Measurer<'m, 'a> {
+impl<'m> Measurer<'m> {
     /// Prepares `image` at the editor's resolution.
-    pub fn new(image: &RgbImage, models: &'m Models<'a>, config: &'m ExplainConfig, run: &'m RunOptions) -> Self {
+    pub fn new(image: &RgbImage, models: &'m Models, config: &'m ExplainConfig, run: &'m RunOptions) -> Self {
         let (h, w) = models.editor.size();
         let input = imaging::resize_tensor(imaging::to_tensor(image).view(), h, w);
         let image_hash = cache::key_with_f32(&[], input.iter());
@@ -446,12 +408,12 @@ impl<'m, 'a> Measurer<'m, 'a> {
             // before the editor's work rather than after it.
             self.models.editor.prepare()?;
             if self.config.space == Space::Embedding
-                && let Some(encoder) = self.models.image_encoder
+                && let Some(encoder) = &self.models.image_encoder
             {
                 encoder.prepare_images()?;
             }
             if self.config.weighting == Weighting::TextWasserstein
-                && let Some(encoder) = self.models.text_encoder
+                && let Some(encoder) = &self.models.text_encoder
             {
                 encoder.prepare_texts()?;
             }
@@ -484,7 +446,8 @@ impl<'m, 'a> Measurer<'m, 'a> {
         let enc = self
             .models
             .image_encoder
-            .ok_or_else(|| Error::InvalidInput("--space embedding needs an image encoder".into()))?;
+            .as_deref()
+            .ok_or_else(|| ConfigError::new("space", "`space = embedding` needs an image encoder"))?;
         if self.run.cache.is_none() {
             // Keys only address the cache; hashing every pixel without one is wasted work.
             return enc.embed_images(images);
@@ -503,7 +466,8 @@ impl<'m, 'a> Measurer<'m, 'a> {
         let enc = self
             .models
             .text_encoder
-            .ok_or_else(|| Error::InvalidInput("--weighting text-wasserstein needs a text encoder".into()))?;
+            .as_deref()
+            .ok_or_else(|| ConfigError::new("weighting", "`weighting = text-wasserstein` needs a text encoder"))?;
         if self.run.cache.is_none() {
             let all: Vec<&str> = texts.iter().map(String::as_str).collect();
             return enc.embed_texts(&all);
@@ -580,7 +544,7 @@ pub fn explain(
     image: &RgbImage,
     image_info: ImageInfo,
     instruction: &str,
-    models: &Models<'_>,
+    models: &Models,
     config: &ExplainConfig,
     run: &RunOptions,
     progress: &dyn Progress,
@@ -625,13 +589,7 @@ pub fn explain(
             let full = emb.row(0).to_vec();
             emb.axis_iter(Axis(0)).map(|e| distance::wasserstein_1d(&e.to_vec(), &full)).collect()
         }
-        Weighting::MaskCosine => distinct
-            .iter()
-            .map(|m| {
-                let kept = m.iter().filter(|&&b| b).count() as f64;
-                if kept == 0.0 { 1.0 } else { 1.0 - (kept / d as f64).sqrt() }
-            })
-            .collect(),
+        Weighting::MaskCosine => distinct.iter().map(|m| distance::mask_cosine(m)).collect(),
     };
     let width = config.effective_kernel_width(&instruction_distances);
     let distance_time = secs(t) - encoder_time;
@@ -678,6 +636,22 @@ pub fn explain(
             prediction: fit.predictions[i],
         })
         .collect();
+    // Spatial maps: the same weighted fit for every pixel of the change maps.
+    let t = Instant::now();
+    let heatmaps = if config.spatial {
+        let spatial_reference = match config.spatial_reference {
+            Reference::Input => input.view(),
+            Reference::Full => edits.index_axis(Axis(0), 0),
+        };
+        let samples =
+            spatial::Samples { edits: edits.view(), edit_of_sample: &of_sample, masks: x.view(), weights: weights.view() };
+        let sign = config.spatial_reference.target_sign();
+        spatial::heatmaps(samples, spatial_reference, sign, config.patch, config.surrogate.ridge_alpha)?
+    } else {
+        None
+    };
+    let spatial_time = if config.spatial { secs(t) } else { 0.0 };
+
     let explanation = Explanation {
         schema: SCHEMA.to_string(),
         gsmile_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -697,7 +671,7 @@ pub fn explain(
             encoder: encoder_time,
             distance: distance_time,
             surrogate: surrogate_time,
-            spatial: 0.0,
+            spatial: spatial_time,
             total: secs(start),
         },
     };
@@ -710,6 +684,6 @@ pub fn explain(
         masks: x,
         weights,
         edit_of_sample: of_sample,
-        heatmaps: None,
+        heatmaps,
     })
 }

@@ -21,6 +21,7 @@ pub mod explain;
 pub mod imaging;
 pub mod io;
 pub mod metrics;
+pub mod models;
 pub mod output;
 pub mod perturb;
 pub mod preprocess;

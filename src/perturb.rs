@@ -19,7 +19,7 @@ pub enum PerturbError {
     NoWords(String),
     /// Exhaustive sampling asked for more masks than allowed.
     #[error(
-        "exhaustive sampling of {words} words needs 2^{words} = {needed} samples but --samples is {samples}. Fix: raise --samples to {needed} or use --strategy lime"
+        "exhaustive sampling of {words} words needs 2^{words} = {needed} samples but `samples` is {samples}. Fix: raise `samples` to {needed} or set `strategy = lime`"
     )]
     TooManyForExhaustive {
         /// Number of words.
@@ -30,7 +30,7 @@ pub enum PerturbError {
         samples: usize,
     },
     /// Fewer than two samples cannot fit a surrogate.
-    #[error("--samples must be at least 2 (got {0})")]
+    #[error("`samples` must be at least 2 (got {0})")]
     TooFewSamples(usize),
 }
 

@@ -7,10 +7,9 @@
 //! targets). Word k's coefficients over the pixels form its heatmap. Unlike DAAM this needs
 //! nothing but the editor's outputs.
 
-use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, Axis};
+use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayView4, Axis};
 use rayon::prelude::*;
 
-use crate::explain::{ExplainRun, Reference};
 use crate::surrogate::{self, SurrogateError};
 
 /// Mean over channels of |a − b|, averaged over `patch`×`patch` blocks (edge blocks may be smaller).
@@ -70,47 +69,54 @@ fn fit_pixels(
     Ok(coefs.mapv(|c| c as f32).into_shape_with_order((d, gh, gw)).expect("coefficients are D × gh·gw"))
 }
 
-/// Computes the per-word heatmaps of an explanation when its config asks for them,
-/// recording the time taken in its timings.
-pub fn attach(run: &mut ExplainRun) -> Result<(), SurrogateError> {
-    let config = &run.explanation.config;
-    if !config.spatial {
-        return Ok(());
-    }
-    let start = std::time::Instant::now();
-    let sign = config.spatial_reference.target_sign();
-    let reference = match config.spatial_reference {
-        Reference::Input => run.input.view(),
-        Reference::Full => run.edits.index_axis(Axis(0), 0),
-    };
+/// The samples of an explanation as the spatial fit needs them.
+#[derive(Debug, Clone, Copy)]
+pub struct Samples<'a> {
+    /// Edits of the distinct perturbed instructions, `[U,3,H,W]`.
+    pub edits: ArrayView4<'a, f32>,
+    /// Row of `edits` each sample uses.
+    pub edit_of_sample: &'a [usize],
+    /// The regression design: one 0/1 row per sample, one column per word.
+    pub masks: ArrayView2<'a, f64>,
+    /// Kernel weight of each sample.
+    pub weights: ArrayView1<'a, f64>,
+}
+
+/// Per-word heatmaps `[d, gh, gw]`: the weighted surrogate fitted on every cell of the
+/// change maps |edit − reference| pooled over `patch`×`patch` blocks, the maps multiplied by
+/// `sign` first (−1 with the full-edit reference, so a positive coefficient means the word
+/// causes change there). `None` when there are no edits.
+pub fn heatmaps(
+    samples: Samples<'_>,
+    reference: ArrayView3<f32>,
+    sign: f64,
+    patch: usize,
+    ridge_alpha: Option<f64>,
+) -> Result<Option<Array3<f32>>, SurrogateError> {
+    let Samples { edits, edit_of_sample, masks: sample_masks, weights: sample_weights } = samples;
     // Samples with the same mask share one edit, so they are identical rows of the regression:
     // weighted least squares is unchanged when they are merged into one row carrying the sum
     // of their weights, which makes the fit scale with the distinct edits, not the samples.
-    let edits = run.edits.dim().0;
-    if edits == 0 {
-        return Ok(());
+    let count = edits.dim().0;
+    if count == 0 {
+        return Ok(None);
     }
-    let mut weights = Array1::<f64>::zeros(edits);
-    let mut masks = Array2::<f64>::zeros((edits, run.masks.ncols()));
-    for (i, &e) in run.edit_of_sample.iter().enumerate() {
-        weights[e] += run.weights[i];
-        masks.row_mut(e).assign(&run.masks.row(i));
+    let mut weights = Array1::<f64>::zeros(count);
+    let mut masks = Array2::<f64>::zeros((count, sample_masks.ncols()));
+    for (i, &e) in edit_of_sample.iter().enumerate() {
+        weights[e] += sample_weights[i];
+        masks.row_mut(e).assign(&sample_masks.row(i));
     }
-    let (gh, gw) = change_map(run.edits.index_axis(Axis(0), 0), reference, config.patch).dim();
+    let (gh, gw) = change_map(edits.index_axis(Axis(0), 0), reference, patch).dim();
     // One regression target per pixel: row e is edit e's (signed) change map, flattened.
-    let mut values = vec![0.0f64; edits * gh * gw];
+    let mut values = vec![0.0f64; count * gh * gw];
     values.par_chunks_mut(gh * gw).enumerate().for_each(|(e, row)| {
-        let map = change_map(run.edits.index_axis(Axis(0), e), reference, config.patch);
+        let map = change_map(edits.index_axis(Axis(0), e), reference, patch);
         row.iter_mut().zip(map.iter()).for_each(|(y, &m)| *y = sign * f64::from(m));
     });
-    let ys = Array2::from_shape_vec((edits, gh * gw), values).expect("edits rows of gh·gw values");
+    let ys = Array2::from_shape_vec((count, gh * gw), values).expect("edits rows of gh·gw values");
     // Rows are edits here, so an index in a fitting error names an edit, not a sample.
-    let heat = fit_pixels(masks.view(), ys.view(), weights.view(), gh, gw, config.surrogate.ridge_alpha)?;
-    run.heatmaps = Some(heat);
-    let took = start.elapsed().as_secs_f64();
-    run.explanation.timings.spatial = took;
-    run.explanation.timings.total += took;
-    Ok(())
+    fit_pixels(masks.view(), ys.view(), weights.view(), gh, gw, ridge_alpha).map(Some)
 }
 
 /// Resizes a heatmap to `height`×`width` (bilinear), e.g. from patches to the input image.

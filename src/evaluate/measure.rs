@@ -67,7 +67,7 @@ pub fn steps(s: &Scenario, config: &EvalConfig) -> usize {
 }
 
 /// Distances of the edits of `texts` to `reference`, editing each distinct text once.
-fn text_distances(m: &Measurer<'_, '_>, texts: &[String], reference: ArrayView3<f32>) -> Result<Vec<f64>, Error> {
+fn text_distances(m: &Measurer<'_>, texts: &[String], reference: ArrayView3<f32>) -> Result<Vec<f64>, Error> {
     let mut index: HashMap<&str, usize> = HashMap::new();
     let mut distinct: Vec<String> = Vec::new();
     let of: Vec<usize> = texts
@@ -91,7 +91,7 @@ pub fn targets(
     image: &RgbImage,
     instruction: &str,
     masks: &[Vec<bool>],
-    models: &Models<'_>,
+    models: &Models,
     config: &ExplainConfig,
     run: &RunOptions,
 ) -> Result<Vec<f64>, Error> {
@@ -107,7 +107,7 @@ pub fn targets(
 
 /// Targets of `masks` given the reference image (see [`targets`]).
 fn mask_targets(
-    tm: &Measurer<'_, '_>,
+    tm: &Measurer<'_>,
     instruction: &str,
     words: &[Word],
     masks: &[Vec<bool>],
@@ -153,18 +153,15 @@ fn nan_mean(values: impl IntoIterator<Item = f64>) -> f64 {
 fn explain_file(
     path: &std::path::Path,
     instruction: &str,
-    models: &Models<'_>,
+    models: &Models,
     config: &ExplainConfig,
     run: &RunOptions,
 ) -> Result<(RgbImage, ExplainRun), Error> {
     let image = imaging::load_rgb(path)?;
-    let info = ImageInfo {
-        path: path.display().to_string(),
-        sha256: file_sha256(path).map_err(|e| Error::InvalidInput(format!("{}: {e}", path.display())))?,
-        width: image.width(),
-        height: image.height(),
-    };
-    let run = explain::explain(&image, info, instruction, models, config, run, &NoProgress)?;
+    let info = ImageInfo::from_file(path)?;
+    // The metrics score words, not maps: skip the spatial fit.
+    let config = ExplainConfig { spatial: false, ..config.clone() };
+    let run = explain::explain(&image, info, instruction, models, &config, run, &NoProgress)?;
     Ok((image, run))
 }
 
@@ -182,7 +179,7 @@ fn attributions(e: &ExplainRun) -> Vec<f64> {
 /// `seconds` is left at 0 for the caller to fill.
 pub fn evaluate_scenario(
     scenario: &Scenario,
-    models: &Models<'_>,
+    models: &Models,
     config: &EvalConfig,
     run: &RunOptions,
     config_hash: &str,
@@ -198,7 +195,7 @@ pub fn evaluate_scenario(
 
 fn measure(
     s: &Scenario,
-    models: &Models<'_>,
+    models: &Models,
     config: &EvalConfig,
     run: &RunOptions,
     config_hash: &str,

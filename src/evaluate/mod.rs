@@ -197,17 +197,18 @@ impl Default for EvalConfig {
 
 impl EvalConfig {
     /// Checks the options against each other and the models.
-    pub fn validate(&self, models: &Models<'_>) -> Result<()> {
+    pub fn validate(&self, models: &Models) -> Result<()> {
         self.explain.validate(models)?;
         if self.held_out == 1 {
-            return Err(EvalError::Invalid("--held-out must be 0 (skip) or at least 2: R² needs two samples".into()));
+            let message = "`held_out` must be 0 (skip) or at least 2: R² needs two samples";
+            return Err(EvalError::Explain(crate::error::ConfigError::new("held_out", message).into()));
         }
         Ok(())
     }
 
     /// Hex SHA-256 over this configuration and the models' content hashes: two runs with the
     /// same hash produce the same numbers, so their results may be resumed and merged.
-    pub fn hash(&self, models: &Models<'_>) -> String {
+    pub fn hash(&self, models: &Models) -> String {
         let json = serde_json::to_vec(self).unwrap_or_default();
         let encoder = models.encoder_info.as_ref().map(|e| e.sha256.as_str()).unwrap_or("");
         cache::key(&[b"gsmile.eval/1", &json, models.editor_info.sha256.as_bytes(), encoder.as_bytes()])
@@ -537,7 +538,7 @@ fn clear_outputs(out: &Path) -> Result<()> {
 pub fn evaluate_suite(
     suite: &Suite,
     shard: Option<(usize, usize)>,
-    models: &Models<'_>,
+    models: &Models,
     config: &EvalConfig,
     run: &RunOptions,
     out: &Path,

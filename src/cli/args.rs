@@ -1,0 +1,345 @@
+//! The command line's clap structs: the commands, their arguments, and the flag groups
+//! several commands share. Turning them into library settings is [`super::settings`]' job.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use gsmile::distance::{Metric, Reference};
+use gsmile::explain::{Space, Weighting};
+use gsmile::perturb::Strategy;
+
+/// Explain instruction-based image editors: which words of an instruction caused which change.
+#[derive(Parser)]
+#[command(name = "gsmile", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Args)]
+pub struct Global {
+    /// ONNX Runtime intra-op threads per model (0 = all cores).
+    #[arg(long, global = true, default_value_t = 0, value_name = "N")]
+    pub threads: usize,
+    /// Print nothing but errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// The commands; each runs from its own file in `commands/`.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Explain which words of an instruction drove an edit, and where (gSMILE).
+    ///
+    /// Writes explanation.json, words.png, overlays/, overlays.png, samples.png and report.html
+    /// into --out, and prints a ranked table of words.
+    ///
+    /// Example: gsmile explain --image assets/scene-01.png --instruction "please make the car red" --out outputs/car-red
+    Explain(Box<ExplainArgs>),
+    /// Evaluate explanation quality over a scenario suite: accuracy, fidelity, stability,
+    /// consistency and faithfulness, per scenario and per ODD slice.
+    ///
+    /// Resumable: every finished scenario is saved; run the same command again to continue.
+    ///
+    /// Example: gsmile evaluate --suite scenarios/odd-world --out outputs/eval
+    Evaluate(Box<EvaluateArgs>),
+    /// Combine the outputs of `gsmile evaluate --shard i/n` runs into one set of tables.
+    Merge(MergeArgs),
+    /// Evaluate several editors on the same suite and compare them slice by slice.
+    ///
+    /// Writes one evaluation per editor into <out>/<editor name>/ and the comparison at the top of --out.
+    ///
+    /// Example: gsmile compare --suite scenarios/odd-world --editor onnx/tiny-editor --editor onnx/tiny-editor-bow --out outputs/compare
+    Compare(Box<CompareArgs>),
+    /// Edit an image with an instruction using an editor bundle.
+    ///
+    /// Example: gsmile edit --image assets/scene-01.png --instruction "make the car red" --editor onnx/tiny-editor --out outputs/red-car.png
+    Edit(EditArgs),
+    /// Embed images and/or texts with a CLIP-style encoder bundle; prints JSON.
+    ///
+    /// With both --image and --text, also prints the cosine similarity of every image to every text.
+    Embed(EmbedArgs),
+    /// List model bundles with their contracts, checking each against its ONNX graphs.
+    Models(ModelsArgs),
+}
+
+/// `--editor`: the editor bundle.
+#[derive(Args)]
+pub struct EditorArg {
+    /// Editor bundle folder (a one-step editor or an InstructPix2Pix export).
+    #[arg(long, value_name = "DIR", default_value = "onnx/tiny-editor")]
+    pub editor: PathBuf,
+}
+
+/// `--encoder`: the CLIP-style encoder bundle.
+#[derive(Args)]
+pub struct EncoderArg {
+    /// CLIP-style encoder bundle, for embedding distances and text weights.
+    #[arg(long, value_name = "DIR", default_value = "onnx/tiny-clip")]
+    pub encoder: PathBuf,
+}
+
+/// `--editor` and `--encoder`: the models an explanation runs.
+#[derive(Args)]
+pub struct ModelArgs {
+    #[command(flatten)]
+    pub editor: EditorArg,
+    #[command(flatten)]
+    pub encoder: EncoderArg,
+}
+
+/// `--out DIR` and `--force`: the output folder gsmile writes.
+#[derive(Args)]
+pub struct OutDirArgs {
+    /// Output folder; written atomically (evaluate: a killed run resumes here).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Replace --out if it exists (evaluate, compare: discard results made with other options).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `--image` and `--instruction`: the pair to edit or explain.
+#[derive(Args)]
+pub struct InputArgs {
+    /// Input image (PNG or JPEG).
+    #[arg(long, value_name = "FILE")]
+    pub image: PathBuf,
+    /// Editing instruction, e.g. "make the car red".
+    #[arg(long, value_name = "TEXT")]
+    pub instruction: String,
+}
+
+/// Options that change speed and memory, never the numbers.
+#[derive(Args)]
+pub struct RunArgs {
+    /// Most images per editor call; for diffusion editors, most UNet rows per call (samples × 3 guidance branches).
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub max_batch: usize,
+    /// Cache folder for edits and embeddings.
+    #[arg(long, default_value = "outputs/.cache", value_name = "DIR")]
+    pub cache: PathBuf,
+    /// Do not read or write the cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+/// Sampling settings of diffusion editors (instruct-pix2pix bundles); one-step editors refuse them.
+#[derive(Args)]
+pub struct DiffusionArgs {
+    /// Denoising steps [default: the bundle's, else 20].
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// Text guidance scale [default: the bundle's, else 7.5].
+    #[arg(long, value_name = "G")]
+    pub guidance_scale: Option<f32>,
+    /// Image guidance scale [default: the bundle's, else 1.5].
+    #[arg(long, value_name = "G")]
+    pub image_guidance_scale: Option<f32>,
+    /// Working size, N or WxH, a multiple of the VAE's factor [default: the UNet's sample size × factor].
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    pub size: Option<(u32, u32)>,
+}
+
+/// Parses `N` or `WxH` into (width, height).
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let parse = |t: &str| t.trim().parse::<u32>().ok().filter(|&n| n > 0);
+    let parsed = match s.split_once(['x', 'X']) {
+        Some((w, h)) => parse(w).zip(parse(h)),
+        None => parse(s).map(|n| (n, n)),
+    };
+    parsed.ok_or_else(|| format!("{s:?} is not a size. Fix: pass N or WxH with positive integers, e.g. 512 or 512x384"))
+}
+
+/// Parses a kebab-case option value into a library enum through its serde names.
+fn kebab<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|e| e.to_string())
+}
+
+/// `gsmile explain`.
+#[derive(Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub models: ModelArgs,
+    #[command(flatten)]
+    pub out: OutDirArgs,
+    #[command(flatten)]
+    pub method: MethodArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Print explanation.json to standard output instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of the gSMILE method: everything that changes an explanation's numbers.
+#[derive(Args)]
+pub struct MethodArgs {
+    /// Number of perturbation samples (the full instruction included).
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    pub samples: usize,
+    /// Seed of the masks and the bootstrap; equal seeds give equal results.
+    #[arg(long, default_value_t = 0, value_name = "S")]
+    pub seed: u64,
+    /// Mask sampling: lime, kernel-shap or exhaustive (needs --samples ≥ 2^words).
+    #[arg(long, default_value = "lime", value_parser = kebab::<Strategy>, value_name = "NAME")]
+    pub strategy: Strategy,
+    /// Replace removed words with this token instead of dropping them.
+    #[arg(long, value_name = "TOKEN")]
+    pub replace: Option<String>,
+    /// Compare outputs with the full instruction's edit (full) or the unedited input (input).
+    #[arg(long, default_value = "full", value_parser = kebab::<Reference>, value_name = "REF")]
+    pub reference: Reference,
+    /// Measure change on image embeddings (embedding) or pixel distributions (pixels).
+    #[arg(long, default_value = "embedding", value_parser = kebab::<Space>, value_name = "SPACE")]
+    pub space: Space,
+    /// Distance: wasserstein, sliced-wasserstein (pixels), ks or cosine.
+    #[arg(long, default_value = "wasserstein", value_parser = kebab::<Metric>, value_name = "NAME")]
+    pub distance: Metric,
+    /// Sample weights from text-embedding Wasserstein distance (text-wasserstein) or LIME's mask cosine (mask-cosine).
+    #[arg(long, default_value = "text-wasserstein", value_parser = kebab::<Weighting>, value_name = "NAME")]
+    pub weighting: Weighting,
+    /// Kernel width σ of exp(-d²/σ²); default: median instruction distance (text) or 0.25 (mask cosine).
+    #[arg(long, value_name = "SIGMA")]
+    pub kernel_width: Option<f64>,
+    /// Fit a ridge surrogate with this alpha instead of ordinary weighted least squares.
+    #[arg(long, value_name = "ALPHA")]
+    pub ridge: Option<f64>,
+    /// Bootstrap replicates for intervals and p-values (0 disables).
+    #[arg(long, default_value_t = 200, value_name = "B")]
+    pub bootstrap: usize,
+    /// Confidence level of the bootstrap intervals.
+    #[arg(long, default_value_t = 0.95, value_name = "LEVEL")]
+    pub confidence: f64,
+    /// Keep only the K words with the largest attributions and refit.
+    #[arg(long, value_name = "K")]
+    pub top_k: Option<usize>,
+    /// Skip the per-word spatial heatmaps.
+    #[arg(long)]
+    pub no_spatial: bool,
+    /// Spatial maps compare outputs with the input (input: where a word makes the editor change
+    /// the image) or with the full edit (full: also where a word keeps the image unchanged).
+    #[arg(long, default_value = "input", value_parser = kebab::<Reference>, value_name = "REF")]
+    pub spatial_reference: Reference,
+    /// Pool change maps over PxP patches before the spatial fit.
+    #[arg(long, default_value_t = 1, value_name = "P")]
+    pub patch: usize,
+    /// Seed passed to stochastic editors, the same for every sample.
+    #[arg(long, default_value_t = 0, value_name = "S")]
+    pub editor_seed: u64,
+    #[command(flatten)]
+    pub diffusion: DiffusionArgs,
+}
+
+/// `gsmile evaluate`.
+#[derive(Args)]
+pub struct EvaluateArgs {
+    /// Scenario suite folder (suite.toml + scenario files), e.g. scenarios/odd-world.
+    #[arg(long, value_name = "DIR")]
+    pub suite: PathBuf,
+    #[command(flatten)]
+    pub models: ModelArgs,
+    #[command(flatten)]
+    pub out: OutDirArgs,
+    /// Run only shard I of N (0-based, e.g. 0/4): a deterministic slice of the suite; combine with `gsmile merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    #[command(flatten)]
+    pub quality: QualityArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// What an evaluation measures on top of each explanation.
+#[derive(Args)]
+pub struct QualityArgs {
+    /// Extra explanations per scenario with new perturbation seeds, for stability.
+    #[arg(long, default_value_t = 2, value_name = "R")]
+    pub repeats: usize,
+    /// Fresh perturbations per scenario for held-out fidelity (0 skips).
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub held_out: usize,
+    /// Random word orders the deletion and insertion curves are compared with.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub random_curves: usize,
+    #[command(flatten)]
+    pub method: MethodArgs,
+}
+
+/// `gsmile merge`.
+#[derive(Args)]
+pub struct MergeArgs {
+    /// Output folders of `gsmile evaluate --shard` runs (same options and models).
+    #[arg(value_name = "DIR", required = true)]
+    pub inputs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub out: OutDirArgs,
+}
+
+/// `gsmile compare`.
+#[derive(Args)]
+pub struct CompareArgs {
+    /// Scenario suite folder.
+    #[arg(long, value_name = "DIR")]
+    pub suite: PathBuf,
+    /// Editor bundle to compare; repeat for each (at least two).
+    #[arg(long = "editor", value_name = "DIR", required = true, num_args = 1)]
+    pub editors: Vec<PathBuf>,
+    #[command(flatten)]
+    pub encoder: EncoderArg,
+    #[command(flatten)]
+    pub out: OutDirArgs,
+    #[command(flatten)]
+    pub quality: QualityArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `gsmile edit`.
+#[derive(Args)]
+pub struct EditArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    #[command(flatten)]
+    pub editor: EditorArg,
+    /// Output image (.png or .jpg); written atomically.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Keep the editor's own resolution instead of resizing back to the input's size.
+    #[arg(long)]
+    pub model_size: bool,
+    /// Noise seed of diffusion editors (the same as `explain --editor-seed`).
+    #[arg(long, alias = "editor-seed", default_value_t = 0, value_name = "S")]
+    pub seed: u64,
+    #[command(flatten)]
+    pub diffusion: DiffusionArgs,
+}
+
+/// `gsmile embed`.
+#[derive(Args)]
+pub struct EmbedArgs {
+    #[command(flatten)]
+    pub encoder: EncoderArg,
+    /// Image to embed; repeat for several.
+    #[arg(long, value_name = "FILE")]
+    pub image: Vec<PathBuf>,
+    /// Text to embed; repeat for several.
+    #[arg(long, value_name = "TEXT")]
+    pub text: Vec<String>,
+    /// Write the JSON here (atomically) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `gsmile models`.
+#[derive(Args)]
+pub struct ModelsArgs {
+    /// Bundle folders, or folders holding bundles.
+    #[arg(value_name = "DIR", default_value = "onnx")]
+    pub paths: Vec<PathBuf>,
+}

@@ -1,0 +1,44 @@
+//! `gsmile compare`: evaluates several editors on one suite and compares them slice by slice.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use gsmile::explain::Models;
+use gsmile::runtime::RuntimeOptions;
+use gsmile::{evaluate, scenario};
+
+use crate::cli::args::CompareArgs;
+use crate::cli::progress::EvalBars;
+
+/// Evaluates every editor into `<out>/<name>/`, then writes and prints the comparison.
+pub fn run(a: &CompareArgs, runtime: RuntimeOptions, quiet: bool) -> Result<()> {
+    if a.editors.len() < 2 {
+        bail!(
+            "compare needs at least two --editor bundles. Fix: repeat --editor, e.g. --editor onnx/tiny-editor --editor onnx/tiny-editor-bow"
+        );
+    }
+    let suite = scenario::load_suite(&a.suite)?;
+    let config = a.quality.config();
+    let open = a.run.open_options(runtime, &a.quality.method.diffusion);
+    let mut runs: Vec<(String, PathBuf)> = Vec::new();
+    for editor in &a.editors {
+        let models = Models::open(editor, &a.encoder.encoder, config.explain.needs(), &open)?;
+        let name = models.editor_info.name.clone();
+        if runs.iter().any(|(n, _)| *n == name) {
+            bail!("two editors are both named {name:?} (bundle.toml `name`). Fix: give each bundle its own name");
+        }
+        let out = a.out.out.join(&name);
+        if !quiet {
+            eprintln!("evaluating {name} on {} into {}", suite.name, out.display());
+        }
+        let bars = EvalBars::new(quiet);
+        evaluate::evaluate_suite(&suite, None, &models, &config, &a.run.options(), &out, a.out.force, &bars)?;
+        runs.push((name, out));
+    }
+    let summary = evaluate::compare(&runs, &a.out.out)?;
+    if !quiet {
+        print!("{}", summary.table());
+        eprintln!("wrote {}", a.out.out.display());
+    }
+    Ok(())
+}

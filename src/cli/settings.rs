@@ -1,0 +1,176 @@
+//! Resolves parsed arguments into the library's settings (configs, run and open options),
+//! and maps the library's config field names back to flags in error messages.
+
+use gsmile::cache::ArrayCache;
+use gsmile::editor::pix2pix::Pix2PixOverrides;
+use gsmile::evaluate::{EvalConfig, EvalError};
+use gsmile::explain::{ExplainConfig, RunOptions};
+use gsmile::models::OpenOptions;
+use gsmile::runtime::RuntimeOptions;
+use gsmile::surrogate::SurrogateConfig;
+
+use super::args::{DiffusionArgs, MethodArgs, QualityArgs, RunArgs};
+
+impl DiffusionArgs {
+    /// The library's overrides, with noise seed `seed`.
+    pub fn overrides(&self, seed: u64) -> Pix2PixOverrides {
+        Pix2PixOverrides {
+            steps: self.steps,
+            guidance_scale: self.guidance_scale,
+            image_guidance_scale: self.image_guidance_scale,
+            seed: Some(seed),
+            width: self.size.map(|(w, _)| w),
+            height: self.size.map(|(_, h)| h),
+        }
+    }
+}
+
+impl MethodArgs {
+    /// The library configuration these options describe.
+    pub fn config(&self) -> ExplainConfig {
+        ExplainConfig {
+            samples: self.samples,
+            seed: self.seed,
+            strategy: self.strategy,
+            replacement: self.replace.clone(),
+            reference: self.reference,
+            space: self.space,
+            distance: self.distance,
+            weighting: self.weighting,
+            kernel_width: self.kernel_width,
+            surrogate: SurrogateConfig {
+                ridge_alpha: self.ridge,
+                bootstrap: self.bootstrap,
+                confidence: self.confidence,
+                seed: self.seed,
+                top_k: self.top_k,
+            },
+            spatial: !self.no_spatial,
+            spatial_reference: self.spatial_reference,
+            patch: self.patch,
+            editor_seed: self.editor_seed,
+        }
+    }
+}
+
+impl QualityArgs {
+    /// The library's evaluation configuration.
+    pub fn config(&self) -> EvalConfig {
+        EvalConfig {
+            explain: self.method.config(),
+            repeats: self.repeats,
+            held_out: self.held_out,
+            random_curves: self.random_curves,
+        }
+    }
+}
+
+impl RunArgs {
+    /// The library's run options.
+    pub fn options(&self) -> RunOptions {
+        RunOptions { max_batch: self.max_batch, cache: if self.no_cache { None } else { Some(ArrayCache::new(&self.cache)) } }
+    }
+
+    /// How models are opened for a run with these options.
+    pub fn open_options(&self, runtime: RuntimeOptions, diffusion: &DiffusionArgs) -> OpenOptions {
+        OpenOptions {
+            runtime,
+            diffusion: diffusion.overrides(0),
+            max_batch: self.max_batch,
+            hash_memo: if self.no_cache { None } else { Some(self.cache.clone()) },
+        }
+    }
+}
+
+/// Config fields ([`ExplainConfig`], [`EvalConfig`], the models) and the flags that set them.
+const FLAGS: [(&str, &str); 21] = [
+    ("samples", "--samples"),
+    ("seed", "--seed"),
+    ("strategy", "--strategy"),
+    ("replacement", "--replace"),
+    ("reference", "--reference"),
+    ("space", "--space"),
+    ("distance", "--distance"),
+    ("weighting", "--weighting"),
+    ("kernel_width", "--kernel-width"),
+    ("surrogate.ridge_alpha", "--ridge"),
+    ("surrogate.bootstrap", "--bootstrap"),
+    ("surrogate.confidence", "--confidence"),
+    ("surrogate.top_k", "--top-k"),
+    ("spatial_reference", "--spatial-reference"),
+    ("patch", "--patch"),
+    ("editor_seed", "--editor-seed"),
+    ("encoder", "--encoder"),
+    ("editor", "--editor"),
+    ("repeats", "--repeats"),
+    ("held_out", "--held-out"),
+    ("random_curves", "--random-curves"),
+];
+
+/// The flag that sets config field `field`, if the CLI has one.
+pub fn flag(field: &str) -> Option<&'static str> {
+    FLAGS.iter().find(|(f, _)| *f == field).map(|(_, flag)| *flag)
+}
+
+/// Rewrites the config fields a library message names in backticks into flags:
+/// `` `kernel_width` `` becomes `--kernel-width`, `` `space = pixels` `` becomes `--space pixels`.
+/// Spans that name no known field are left as they are.
+pub fn fields_to_flags(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find('`') {
+        let Some(len) = rest[open + 1..].find('`') else { break };
+        let span = &rest[open + 1..open + 1 + len];
+        let (field, value) = match span.split_once('=') {
+            Some((f, v)) => (f.trim(), Some(v.trim())),
+            None => (span.trim(), None),
+        };
+        out.push_str(&rest[..open]);
+        match (flag(field), value) {
+            (Some(flag), Some(value)) => out.push_str(&format!("{flag} {value}")),
+            (Some(flag), None) => out.push_str(flag),
+            (None, _) => out.push_str(&rest[open..open + len + 2]),
+        }
+        rest = &rest[open + len + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The message to print for `error`: its whole chain, with config fields named as flags
+/// when the library blamed a config value.
+pub fn error_message(error: &anyhow::Error) -> String {
+    let text = format!("{error:#}");
+    let blames_config = |e: &gsmile::Error| matches!(e, gsmile::Error::Config(_) | gsmile::Error::Perturb(_));
+    let about_config = error.chain().any(|cause| {
+        cause.downcast_ref::<gsmile::Error>().is_some_and(blames_config)
+            || matches!(cause.downcast_ref::<EvalError>(), Some(EvalError::Explain(e)) if blames_config(e))
+            || cause.is::<gsmile::error::ConfigError>()
+            || cause.is::<gsmile::perturb::PerturbError>()
+    });
+    if about_config { fields_to_flags(&text) } else { text }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_fields_become_flags_and_other_spans_stay() {
+        assert_eq!(
+            fields_to_flags("`space = embedding` needs an image encoder. Fix: give an `encoder` or set `space = pixels`"),
+            "--space embedding needs an image encoder. Fix: give an --encoder or set --space pixels"
+        );
+        assert_eq!(fields_to_flags("`surrogate.ridge_alpha` must be ≥ 0"), "--ridge must be ≥ 0");
+        assert_eq!(fields_to_flags("bundle.toml `name` is empty; `x"), "bundle.toml `name` is empty; `x");
+    }
+
+    #[test]
+    fn every_field_has_one_flag() {
+        let mut fields: Vec<&str> = FLAGS.iter().map(|(f, _)| *f).collect();
+        fields.sort_unstable();
+        fields.dedup();
+        assert_eq!(fields.len(), FLAGS.len());
+        assert!(FLAGS.iter().all(|(_, flag)| flag.starts_with("--")));
+    }
+}
