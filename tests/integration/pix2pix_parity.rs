@@ -5,9 +5,7 @@
 //! float32 with injected initial latents and per-step noise, for two guidance settings × two
 //! step counts (plus one without guidance), and diffusers' Euler ancestral scheduler itself.
 
-mod common;
-
-use common::repo;
+use crate::common::{self, repo};
 use gsmile::bundle::Bundle;
 use gsmile::editor::pix2pix::{InstructPix2Pix, NoisePlan, Pix2PixOverrides};
 use gsmile::editor::scheduler::{Scheduler, SchedulerConfig};

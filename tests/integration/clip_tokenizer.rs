@@ -6,9 +6,7 @@
 //! are checked: a diffusers checkpoint's `vocab.json` + `merges.txt` only (gsmile builds the
 //! tokenizer itself) and a transformers export with `tokenizer.json`.
 
-mod common;
-
-use common::repo;
+use crate::common::repo;
 use gsmile::tokenizer::InstructionTokenizer;
 
 #[derive(serde::Deserialize)]

@@ -1,10 +1,8 @@
 //! End-to-end tests of `gsmile explain` on the shipped bundles.
 
-mod common;
-
 use std::path::Path;
 
-use common::{gsmile, stderr};
+use crate::common::{gsmile, stderr};
 
 fn explain(out: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec![

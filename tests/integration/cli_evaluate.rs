@@ -1,8 +1,6 @@
 //! End-to-end tests of `gsmile evaluate`, `merge` and `compare` on the smoke suite.
 
-mod common;
-
-use common::{copy_bundle, edit_manifest, gsmile, stderr};
+use crate::common::{copy_bundle, edit_manifest, gsmile, stderr};
 
 const BUDGET: [&str; 8] = ["--samples", "16", "--repeats", "1", "--held-out", "4", "--random-curves", "3"];
 

@@ -2,9 +2,7 @@
 //!
 //! Fixtures in `tests/fixtures/parity/` were made by `tests/fixtures/make_parity.py`.
 
-mod common;
-
-use common::repo;
+use crate::common::repo;
 use gsmile::bundle::Bundle;
 use gsmile::editor::{Editor, OnnxEditor};
 use gsmile::encoder::{ClipEncoder, ImageEncoder, TextEncoder};

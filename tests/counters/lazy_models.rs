@@ -1,11 +1,9 @@
 //! Models load on first use: a re-run served from the cache creates no ONNX session, and a
 //! broken encoder is still reported before the editor does any work.
 //!
-//! Its own test binary, because it counts the sessions the whole process creates.
+//! In the `counters` binary, because it counts the sessions the whole process creates.
 
-mod common;
-
-use common::{copy_bundle, gsmile, repo, stderr};
+use crate::common::{copy_bundle, gsmile, repo, stderr};
 use gsmile::bundle::Bundle;
 use gsmile::cache::ArrayCache;
 use gsmile::editor::OnnxEditor;
@@ -37,6 +35,7 @@ fn explain_once(cache: &std::path::Path, kernel_width: f64) -> explain::ExplainR
 
 #[test]
 fn a_cached_rerun_loads_no_model_and_a_broken_encoder_fails_before_editing() {
+    let _alone = crate::alone();
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
 

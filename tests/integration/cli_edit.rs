@@ -1,8 +1,6 @@
 //! End-to-end tests of `gsmile edit` and `gsmile models` on the shipped bundles.
 
-mod common;
-
-use common::{copy_bundle, edit_manifest, gsmile, mask, repo, stderr};
+use crate::common::{copy_bundle, edit_manifest, gsmile, mask, repo, stderr};
 
 fn edit(out: &std::path::Path, instruction: &str) -> image::RgbImage {
     let o = gsmile(&[

@@ -4,9 +4,7 @@
 //! Cases come from `tests/fixtures/accuracy/make_cases.py` (the world's instruction grammar
 //! applied to the shipped asset scenes).
 
-mod common;
-
-use common::{mask, repo};
+use crate::common::{mask, repo};
 use gsmile::bundle::Bundle;
 use gsmile::editor::OnnxEditor;
 use gsmile::encoder::{ClipEncoder, ImageEncoder, TextEncoder};

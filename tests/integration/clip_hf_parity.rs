@@ -5,9 +5,7 @@
 //! `onnx/make_tiny_clip_hf.py` builds: transformers' `CLIPImageProcessorPil` + `CLIPModel`
 //! features on PNGs of several sizes, aspect ratios and colour modes, and on texts.
 
-mod common;
-
-use common::repo;
+use crate::common::{self, repo};
 use gsmile::bundle::Bundle;
 use gsmile::encoder::{ClipEncoder, TextEncoder};
 use gsmile::imaging;

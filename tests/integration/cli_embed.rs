@@ -1,8 +1,6 @@
 //! End-to-end tests of `gsmile embed` on the shipped CLIP-style encoder.
 
-mod common;
-
-use common::{gsmile, stderr};
+use crate::common::{gsmile, stderr};
 
 #[test]
 fn embed_prints_unit_embeddings_and_matching_captions_score_highest() {
