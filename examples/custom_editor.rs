@@ -35,7 +35,8 @@ impl Editor for PaintEditor {
         let mut out = images.to_owned();
         for (mut img, text) in out.axis_iter_mut(Axis(0)).zip(instructions) {
             let words: Vec<String> = text.split_whitespace().map(str::to_lowercase).collect();
-            let colour = [("red", 0), ("green", 1), ("blue", 2)].into_iter().find(|(w, _)| words.iter().any(|x| x == w));
+            let colour =
+                [("red", 0), ("green", 1), ("blue", 2)].into_iter().find(|(w, _)| words.iter().any(|x| x == w));
             if let Some((_, channel)) = colour {
                 let h = img.dim().1;
                 for c in 0..3 {

@@ -7,7 +7,7 @@
 //! (compared as distributions of pixel values per channel, or of projected colours).
 //!
 //! Every 1-D function matches a scipy function, checked against scipy by
-//! `tests/stats_parity.rs`. The functions return `f64` and never panic: an empty input
+//! `tests/integration/stats_parity.rs`. The functions return `f64` and never panic: an empty input
 //! gives `NaN`, and so does any `NaN` in the input (values are ordered with
 //! [`f32::total_cmp`], but a `NaN` sample has no place on the real line, so the distance is
 //! undefined). [`between_vectors`] and [`between_images`] turn such cases into a

@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 use crate::cache::{self, ArrayCache};
 pub use crate::distance::Reference;
 use crate::distance::{self, Metric};
-pub use crate::models::{ImageInfo, ModelInfo, Models};
+use crate::error::ConfigError;
 use crate::models::Needs;
+pub use crate::models::{ImageInfo, ModelInfo, Models};
 use crate::perturb::{self, PerturbError, Strategy, Word};
 use crate::surrogate::{self, SurrogateConfig};
-use crate::error::ConfigError;
 use crate::{Error, Result, imaging, spatial};
 
 /// Version tag written into every `explanation.json`; bump it when the schema changes.
@@ -338,7 +338,10 @@ impl ExplainConfig {
         if let Some(a) = self.surrogate.ridge_alpha
             && !(a.is_finite() && a >= 0.0)
         {
-            return bad("surrogate.ridge_alpha", format!("`surrogate.ridge_alpha` must be a non-negative number (got {a})"));
+            return bad(
+                "surrogate.ridge_alpha",
+                format!("`surrogate.ridge_alpha` must be a non-negative number (got {a})"),
+            );
         }
         if !(self.surrogate.confidence > 0.0 && self.surrogate.confidence < 1.0) {
             return bad(
@@ -643,8 +646,12 @@ pub fn explain(
             Reference::Input => input.view(),
             Reference::Full => edits.index_axis(Axis(0), 0),
         };
-        let samples =
-            spatial::Samples { edits: edits.view(), edit_of_sample: &of_sample, masks: x.view(), weights: weights.view() };
+        let samples = spatial::Samples {
+            edits: edits.view(),
+            edit_of_sample: &of_sample,
+            masks: x.view(),
+            weights: weights.view(),
+        };
         let sign = config.spatial_reference.target_sign();
         spatial::heatmaps(samples, spatial_reference, sign, config.patch, config.surrogate.ridge_alpha)?
     } else {
@@ -686,4 +693,103 @@ pub fn explain(
         edit_of_sample: of_sample,
         heatmaps,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ndarray::ArrayView4;
+
+    use super::*;
+    use crate::editor::Editor;
+
+    /// Brightens the image by 0.1 per word it is given: every word matters equally.
+    struct Brighten;
+
+    impl Editor for Brighten {
+        fn name(&self) -> &str {
+            "brighten"
+        }
+        fn size(&self) -> (u32, u32) {
+            (8, 8)
+        }
+        fn check_instruction(&self, _: &str) -> Result<()> {
+            Ok(())
+        }
+        fn edit(&self, images: ArrayView4<f32>, instructions: &[&str]) -> Result<Array4<f32>> {
+            let mut out = images.to_owned();
+            for (mut img, text) in out.axis_iter_mut(Axis(0)).zip(instructions) {
+                let words = text.split_whitespace().count() as f32;
+                img.mapv_inplace(|v| (v + 0.1 * words).min(1.0));
+            }
+            Ok(out)
+        }
+    }
+
+    fn models() -> Models {
+        let info =
+            ModelInfo { name: "brighten".into(), path: "-".into(), sha256: "-".into(), params: Default::default() };
+        Models {
+            editor: Arc::new(Brighten),
+            editor_info: info,
+            image_encoder: None,
+            text_encoder: None,
+            encoder_info: None,
+        }
+    }
+
+    fn pixels() -> ExplainConfig {
+        ExplainConfig {
+            samples: 16,
+            space: Space::Pixels,
+            weighting: Weighting::MaskCosine,
+            ..ExplainConfig::default()
+        }
+    }
+
+    fn run(config: &ExplainConfig) -> Result<ExplainRun> {
+        let image = RgbImage::from_pixel(8, 8, image::Rgb([20, 20, 20]));
+        let info = ImageInfo { path: "-".into(), sha256: String::new(), width: 8, height: 8 };
+        explain(&image, info, "make it bright", &models(), config, &RunOptions::default(), &NoProgress)
+    }
+
+    #[test]
+    fn explain_computes_the_spatial_maps_unless_the_config_turns_them_off() {
+        let with = run(&pixels()).unwrap();
+        let maps = with.heatmaps.as_ref().unwrap();
+        assert_eq!(maps.dim(), (3, 8, 8));
+        assert!(with.explanation.timings.spatial > 0.0);
+        let without = run(&ExplainConfig { spatial: false, ..pixels() }).unwrap();
+        assert!(without.heatmaps.is_none());
+        assert_eq!(without.explanation.timings.spatial, 0.0);
+        assert_eq!(with.explanation.words, without.explanation.words, "maps do not change attributions");
+    }
+
+    #[test]
+    fn validation_errors_name_the_config_field() {
+        let field = |config: ExplainConfig| match run(&config) {
+            Err(Error::Config(e)) => {
+                assert!(e.message.contains(&format!("`{}", e.field)), "{e}");
+                e.field
+            }
+            other => panic!("expected a config error, got {:?}", other.map(|r| r.explanation.words)),
+        };
+        assert_eq!(field(ExplainConfig { space: Space::Embedding, ..pixels() }), "space");
+        assert_eq!(field(ExplainConfig { weighting: Weighting::TextWasserstein, ..pixels() }), "weighting");
+        assert_eq!(field(ExplainConfig { kernel_width: Some(-1.0), ..pixels() }), "kernel_width");
+        assert_eq!(field(ExplainConfig { patch: 0, ..pixels() }), "patch");
+        let mut ridge = pixels();
+        ridge.surrogate.ridge_alpha = Some(f64::NAN);
+        assert_eq!(field(ridge), "surrogate.ridge_alpha");
+    }
+
+    #[test]
+    fn needs_follow_the_space_and_the_weighting() {
+        let n = ExplainConfig::default().needs();
+        assert!(n.image_encoder && n.text_encoder);
+        let n = ExplainConfig { editor_seed: 7, ..pixels() }.needs();
+        assert!(!n.image_encoder && !n.text_encoder);
+        assert_eq!(n.editor_seed, 7);
+    }
 }

@@ -17,7 +17,7 @@
 //! 4. normalise in `float32`: `(x - mean) / std` with `mean` and `std` cast to `float32`
 //!    (`image_transforms.normalize`).
 //!
-//! `tests/preprocess_parity.rs` checks all of it against the fixtures of
+//! `tests/integration/preprocess_parity.rs` checks all of it against the fixtures of
 //! `tests/fixtures/preprocess/make_preprocess_fixtures.py`.
 
 use std::path::{Path, PathBuf};

@@ -68,7 +68,10 @@ impl QualityArgs {
 impl RunArgs {
     /// The library's run options.
     pub fn options(&self) -> RunOptions {
-        RunOptions { max_batch: self.max_batch, cache: if self.no_cache { None } else { Some(ArrayCache::new(&self.cache)) } }
+        RunOptions {
+            max_batch: self.max_batch,
+            cache: if self.no_cache { None } else { Some(ArrayCache::new(&self.cache)) },
+        }
     }
 
     /// How models are opened for a run with these options.
@@ -158,7 +161,9 @@ mod tests {
     #[test]
     fn known_fields_become_flags_and_other_spans_stay() {
         assert_eq!(
-            fields_to_flags("`space = embedding` needs an image encoder. Fix: give an `encoder` or set `space = pixels`"),
+            fields_to_flags(
+                "`space = embedding` needs an image encoder. Fix: give an `encoder` or set `space = pixels`"
+            ),
             "--space embedding needs an image encoder. Fix: give an --encoder or set --space pixels"
         );
         assert_eq!(fields_to_flags("`surrogate.ridge_alpha` must be ≥ 0"), "--ridge must be ≥ 0");

@@ -201,7 +201,7 @@ impl EvalConfig {
         self.explain.validate(models)?;
         if self.held_out == 1 {
             let message = "`held_out` must be 0 (skip) or at least 2: R² needs two samples";
-            return Err(EvalError::Explain(crate::error::ConfigError::new("held_out", message).into()));
+            return Err(crate::Error::from(crate::error::ConfigError::new("held_out", message)).into());
         }
         Ok(())
     }

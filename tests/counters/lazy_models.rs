@@ -4,31 +4,18 @@
 //! In the `counters` binary, because it counts the sessions the whole process creates.
 
 use crate::common::{copy_bundle, gsmile, repo, stderr};
-use gsmile::bundle::Bundle;
 use gsmile::cache::ArrayCache;
-use gsmile::editor::OnnxEditor;
-use gsmile::encoder::{ClipEncoder, ImageEncoder, TextEncoder};
-use gsmile::explain::{self, ExplainConfig, ImageInfo, ModelInfo, Models, NoProgress, RunOptions};
+use gsmile::explain::{self, ExplainConfig, ImageInfo, NoProgress, RunOptions};
+use gsmile::models::{Models, OpenOptions};
 use gsmile::runtime::sessions_created;
 
-fn info(name: &str) -> ModelInfo {
-    ModelInfo { name: name.into(), path: name.into(), sha256: name.into(), params: serde_json::Value::Null }
-}
-
 fn explain_once(cache: &std::path::Path, kernel_width: f64) -> explain::ExplainRun {
-    let opts = Default::default();
-    let editor = OnnxEditor::load(&Bundle::open(repo("onnx/tiny-editor")).unwrap(), &opts).unwrap();
-    let clip = ClipEncoder::load(&Bundle::open(repo("onnx/tiny-clip")).unwrap(), &opts).unwrap();
-    let models = Models {
-        editor: &editor,
-        editor_info: info("tiny-editor"),
-        image_encoder: Some(&clip as &dyn ImageEncoder),
-        text_encoder: Some(&clip as &dyn TextEncoder),
-        encoder_info: Some(info("tiny-clip")),
-    };
+    let config = ExplainConfig { samples: 24, kernel_width: Some(kernel_width), ..ExplainConfig::default() };
+    let models =
+        Models::open(&repo("onnx/tiny-editor"), &repo("onnx/tiny-clip"), config.needs(), &OpenOptions::default())
+            .unwrap();
     let image = gsmile::imaging::load_rgb(&repo("assets/scene-01.png")).unwrap();
     let image_info = ImageInfo { path: "scene-01".into(), sha256: String::new(), width: 64, height: 64 };
-    let config = ExplainConfig { samples: 24, kernel_width: Some(kernel_width), ..ExplainConfig::default() };
     let run = RunOptions { max_batch: 32, cache: Some(ArrayCache::new(cache)) };
     explain::explain(&image, image_info, "make the car red", &models, &config, &run, &NoProgress).unwrap()
 }

@@ -5,11 +5,8 @@
 //! applied to the shipped asset scenes).
 
 use crate::common::{mask, repo};
-use gsmile::bundle::Bundle;
-use gsmile::editor::OnnxEditor;
-use gsmile::encoder::{ClipEncoder, ImageEncoder, TextEncoder};
-use gsmile::explain::{self, ExplainConfig, ImageInfo, ModelInfo, Models, NoProgress, RunOptions};
-use gsmile::runtime::RuntimeOptions;
+use gsmile::explain::{self, ExplainConfig, ImageInfo, NoProgress, RunOptions};
+use gsmile::models::{Models, OpenOptions};
 
 #[derive(serde::Deserialize)]
 struct Case {
@@ -19,36 +16,18 @@ struct Case {
     roles: Vec<String>,
 }
 
-struct Loaded {
-    editor: OnnxEditor,
-    clip: ClipEncoder,
+/// The shipped editor and encoder.
+fn load() -> Models {
+    let needs = ExplainConfig::default().needs();
+    Models::open(&repo("onnx/tiny-editor"), &repo("onnx/tiny-clip"), needs, &OpenOptions::default()).unwrap()
 }
 
-fn load() -> Loaded {
-    let opts = RuntimeOptions::default();
-    Loaded {
-        editor: OnnxEditor::load(&Bundle::open(repo("onnx/tiny-editor")).unwrap(), &opts).unwrap(),
-        clip: ClipEncoder::load(&Bundle::open(repo("onnx/tiny-clip")).unwrap(), &opts).unwrap(),
-    }
-}
-
-fn info(name: &str) -> ModelInfo {
-    ModelInfo { name: name.into(), path: name.into(), sha256: name.into(), params: serde_json::Value::Null }
-}
-
-fn run(l: &Loaded, scene: &str, instruction: &str, config: &ExplainConfig) -> explain::ExplainRun {
+fn run(models: &Models, scene: &str, instruction: &str, config: &ExplainConfig) -> explain::ExplainRun {
     let path = repo(&format!("assets/{scene}.png"));
     let image = gsmile::imaging::load_rgb(&path).unwrap();
     let image_info =
         ImageInfo { path: scene.into(), sha256: String::new(), width: image.width(), height: image.height() };
-    let models = Models {
-        editor: &l.editor,
-        editor_info: info("tiny-editor"),
-        image_encoder: Some(&l.clip as &dyn ImageEncoder),
-        text_encoder: Some(&l.clip as &dyn TextEncoder),
-        encoder_info: Some(info("tiny-clip")),
-    };
-    explain::explain(&image, image_info, instruction, &models, config, &RunOptions::default(), &NoProgress).unwrap()
+    explain::explain(&image, image_info, instruction, models, config, &RunOptions::default(), &NoProgress).unwrap()
 }
 
 /// Which word positions are key words: from the grammar's roles when they align with
@@ -94,8 +73,7 @@ fn key_words_rank_top_on_the_world_grammar() {
 fn car_heatmap_sits_on_the_car() {
     let l = load();
     let config = ExplainConfig { samples: 64, ..ExplainConfig::default() };
-    let mut r = run(&l, "scene-01", "make the car red", &config);
-    gsmile::spatial::attach(&mut r).unwrap();
+    let r = run(&l, "scene-01", "make the car red", &config);
     let car = r.explanation.words.iter().find(|w| w.word.text == "car").unwrap();
     let maps = r.heatmaps.as_ref().unwrap();
     let heat = maps.index_axis(ndarray::Axis(0), car.word.index);
@@ -108,12 +86,11 @@ fn car_heatmap_sits_on_the_car() {
 
 #[test]
 fn heatmaps_fitted_on_distinct_edits_equal_the_per_sample_fit() {
-    // 64 samples over 4 words repeat masks many times; attach merges repeats into weighted rows.
+    // 64 samples over 4 words repeat masks many times; the spatial fit merges repeats into weighted rows.
     let l = load();
     let config = ExplainConfig { samples: 64, ..ExplainConfig::default() };
-    let mut r = run(&l, "scene-01", "make the car red", &config);
+    let r = run(&l, "scene-01", "make the car red", &config);
     assert!(r.edits.dim().0 < r.edit_of_sample.len(), "the case must repeat masks");
-    gsmile::spatial::attach(&mut r).unwrap();
     let reference = r.input.view();
     let maps: Vec<_> = r
         .edit_of_sample

@@ -9,59 +9,24 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use gsmile::bundle::Bundle;
-use gsmile::editor::OnnxEditor;
-use gsmile::encoder::{ClipEncoder, ImageEncoder, TextEncoder};
 use gsmile::evaluate::{self, EvalConfig, EvalError, EvalProgress, NoEvalProgress, ScenarioResult};
-use gsmile::explain::{self, ExplainConfig, ImageInfo, ModelInfo, Models, NoProgress, Reference, RunOptions, Space};
-use gsmile::runtime::RuntimeOptions;
+use gsmile::explain::{self, ExplainConfig, ImageInfo, NoProgress, Reference, RunOptions, Space};
+use gsmile::models::{Models, OpenOptions};
 use gsmile::scenario::{Suite, load_suite};
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
-struct Loaded {
-    editor: OnnxEditor,
-    editor_info: ModelInfo,
-    clip: ClipEncoder,
-    clip_info: ModelInfo,
-}
-
-fn info(bundle: &Bundle) -> ModelInfo {
-    ModelInfo {
-        name: bundle.manifest().name.clone(),
-        path: bundle.dir().display().to_string(),
-        sha256: bundle.content_hash().unwrap(),
-        params: serde_json::Value::Null,
-    }
-}
-
-/// The shipped models, loaded once for the whole file.
-fn loaded() -> &'static Loaded {
-    static L: OnceLock<Loaded> = OnceLock::new();
-    L.get_or_init(|| {
-        let opts = RuntimeOptions::default();
-        let eb = Bundle::open(repo("onnx/tiny-editor")).unwrap();
-        let cb = Bundle::open(repo("onnx/tiny-clip")).unwrap();
-        Loaded {
-            editor: OnnxEditor::load(&eb, &opts).unwrap(),
-            editor_info: info(&eb),
-            clip: ClipEncoder::load(&cb, &opts).unwrap(),
-            clip_info: info(&cb),
-        }
+/// The shipped models, opened once for the whole file.
+fn models() -> Models {
+    static M: OnceLock<Models> = OnceLock::new();
+    M.get_or_init(|| {
+        let needs = ExplainConfig::default().needs();
+        let open = OpenOptions::default();
+        Models::open(&repo("onnx/tiny-editor"), &repo("onnx/tiny-clip"), needs, &open).unwrap()
     })
-}
-
-fn models() -> Models<'static> {
-    let l = loaded();
-    Models {
-        editor: &l.editor,
-        editor_info: l.editor_info.clone(),
-        image_encoder: Some(&l.clip as &dyn ImageEncoder),
-        text_encoder: Some(&l.clip as &dyn TextEncoder),
-        encoder_info: Some(l.clip_info.clone()),
-    }
+    .clone()
 }
 
 /// A temporary folder that lives as long as the test process.

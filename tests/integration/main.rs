@@ -10,6 +10,7 @@
 mod common;
 
 mod accuracy;
+mod architecture;
 mod cli_edit;
 mod cli_embed;
 mod cli_evaluate;
@@ -17,8 +18,10 @@ mod cli_explain;
 mod clip_hf_parity;
 mod clip_tokenizer;
 mod evaluate;
+mod examples;
 mod layout;
 mod metrics_parity;
+mod models;
 mod parity;
 mod pix2pix_parity;
 mod preprocess_parity;
