@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use clap::{Args, Parser, Subcommand};
-use gsmile::bundle::{self, Bundle, BundleKind};
+use gsmile::bundle::{self, Bundle};
 use gsmile::distance::Metric;
-use gsmile::editor::{self, OnnxEditor};
+use gsmile::editor::{self, DiffusionSettings};
 use gsmile::encoder::{ClipEncoder, ImageEncoder, TextEncoder};
 use gsmile::explain::{
     self, ExplainConfig, ImageInfo, ModelInfo, Models, Progress, Reference, RunOptions, Space, Weighting,
@@ -93,38 +93,7 @@ struct EditArgs {
     #[arg(long, alias = "editor-seed", default_value_t = 0, value_name = "S")]
     seed: u64,
     #[command(flatten)]
-    diffusion: DiffusionArgs,
-}
-
-/// Sampling settings of diffusion editors (instruct-pix2pix bundles); one-step editors ignore them.
-#[derive(Args)]
-struct DiffusionArgs {
-    /// Denoising steps [default: the bundle's, else 20].
-    #[arg(long, value_name = "N")]
-    steps: Option<usize>,
-    /// Text guidance scale [default: the bundle's, else 7.5].
-    #[arg(long, value_name = "G")]
-    guidance_scale: Option<f32>,
-    /// Image guidance scale [default: the bundle's, else 1.5].
-    #[arg(long, value_name = "G")]
-    image_guidance_scale: Option<f32>,
-    /// Working size, N or WxH, a multiple of the VAE's factor [default: the UNet's sample size × factor].
-    #[arg(long, value_name = "WxH", value_parser = parse_size)]
-    size: Option<(u32, u32)>,
-}
-
-impl DiffusionArgs {
-    /// The library's overrides, with noise seed `seed`.
-    fn overrides(&self, seed: u64) -> gsmile::editor::pix2pix::Pix2PixOverrides {
-        gsmile::editor::pix2pix::Pix2PixOverrides {
-            steps: self.steps,
-            guidance_scale: self.guidance_scale,
-            image_guidance_scale: self.image_guidance_scale,
-            seed: Some(seed),
-            width: self.size.map(|(w, _)| w),
-            height: self.size.map(|(_, h)| h),
-        }
-    }
+    diffusion: DiffusionSettings,
 }
 
 /// Prints why sessions fell back from an accelerator to the CPU, once, as soon as models have loaded.
@@ -134,16 +103,6 @@ fn warn_fallbacks(quiet: bool) {
             eprintln!("warning: {warning}");
         }
     }
-}
-
-/// Parses `N` or `WxH` into (width, height).
-fn parse_size(s: &str) -> Result<(u32, u32), String> {
-    let parse = |t: &str| t.trim().parse::<u32>().ok().filter(|&n| n > 0);
-    let parsed = match s.split_once(['x', 'X']) {
-        Some((w, h)) => parse(w).zip(parse(h)),
-        None => parse(s).map(|n| (n, n)),
-    };
-    parsed.ok_or_else(|| format!("{s:?} is not a size. Fix: pass N or WxH with positive integers, e.g. 512 or 512x384"))
 }
 
 #[derive(Args)]
@@ -231,7 +190,7 @@ struct MethodArgs {
     #[arg(long, default_value_t = 0, value_name = "S")]
     editor_seed: u64,
     #[command(flatten)]
-    diffusion: DiffusionArgs,
+    diffusion: DiffusionSettings,
 }
 
 impl MethodArgs {
@@ -428,7 +387,7 @@ fn run_edit(a: &EditArgs, options: &RuntimeOptions, quiet: bool) -> Result<()> {
     imaging::output_format(&a.out)?;
     let image = imaging::load_rgb(&a.image)?;
     let bundle = Bundle::open(&a.editor)?;
-    let editor = editor::load(&bundle, options, a.diffusion.overrides(a.seed), 32)?;
+    let editor = editor::load(&bundle, options, a.diffusion.with_seed(a.seed), 32)?;
     editor.prepare()?;
     warn_fallbacks(quiet);
     let mut edited = editor::edit_image(editor.as_ref(), &image, &a.instruction)?;
@@ -497,7 +456,7 @@ fn run_models(a: &ModelsArgs, options: &RuntimeOptions) -> Result<()> {
     }
     let mut broken = 0;
     for dir in &dirs {
-        match describe_bundle(dir, options) {
+        match gsmile::describe::describe_bundle(dir, options).map_err(anyhow::Error::from) {
             Ok(text) => println!("{text}"),
             Err(e) => {
                 broken += 1;
@@ -509,51 +468,6 @@ fn run_models(a: &ModelsArgs, options: &RuntimeOptions) -> Result<()> {
         bail!("{broken} of {} bundles failed their checks (see above)", dirs.len());
     }
     Ok(())
-}
-
-fn describe_bundle(dir: &Path, options: &RuntimeOptions) -> Result<String> {
-    let b = Bundle::open(dir)?;
-    let m = b.manifest();
-    let (signature, image) = match m.kind {
-        BundleKind::Editor => (OnnxEditor::load(&b, options)?.signature()?.to_vec(), None),
-        BundleKind::Clip => {
-            let enc = ClipEncoder::load(&b, options)?;
-            (enc.signature()?, Some(enc.preprocessing()))
-        }
-        BundleKind::InstructPix2Pix => {
-            let p = gsmile::editor::pix2pix::InstructPix2Pix::load(&b, options, Default::default())?;
-            let s = p.settings();
-            let line = format!(
-                "{}x{}, {} steps, guidance {} / image {}",
-                s.width, s.height, s.steps, s.guidance_scale, s.image_guidance_scale
-            );
-            (p.signature()?, Some(line))
-        }
-    };
-    let image = image.unwrap_or_else(|| match &m.image {
-        Some(i) => format!("{}x{} range {:?} mean {:?} std {:?}", i.height, i.width, i.range, i.mean, i.std),
-        None => "-".into(),
-    });
-    let mut out = format!(
-        "{} ({})\n  kind: {}\n  {}\n  image: {image}\n  tokens: {} (tokenizer {})\n  size: {:.2} MB\n",
-        m.name,
-        dir.display(),
-        m.kind,
-        m.description,
-        m.tokenizer.max_length,
-        m.tokenizer.file.display(),
-        b.size_bytes() as f64 / 1e6
-    );
-    for line in signature {
-        out += &format!("  {line}\n");
-    }
-    if !m.provenance.made_by.is_empty() {
-        out += &format!("  made by: {}\n", m.provenance.made_by);
-    }
-    if !m.provenance.licence.is_empty() {
-        out += &format!("  licence: {}\n", m.provenance.licence);
-    }
-    Ok(out)
 }
 
 /// Parses a kebab-case option value into a library enum through its serde names.
@@ -626,7 +540,7 @@ impl Loaded {
         editor: &Path,
         encoder: &Path,
         config: &ExplainConfig,
-        diffusion: &DiffusionArgs,
+        diffusion: &DiffusionSettings,
         run: &RunArgs,
         options: &RuntimeOptions,
     ) -> Result<Self> {
@@ -634,7 +548,7 @@ impl Loaded {
         // Opening checks the bundles; their graphs load on first use, so a run served from
         // the cache loads none of them.
         let editor_bundle = Bundle::open(editor)?;
-        let editor = editor::load(&editor_bundle, options, diffusion.overrides(config.editor_seed), max_batch)?;
+        let editor = editor::load(&editor_bundle, options, diffusion.with_seed(config.editor_seed), max_batch)?;
         let needs_encoder = config.space == Space::Embedding || config.weighting == Weighting::TextWasserstein;
         let encoder_bundle = if needs_encoder { Some(Bundle::open(encoder)?) } else { None };
         let encoder = encoder_bundle.as_ref().map(|b| ClipEncoder::load(b, options)).transpose()?;
