@@ -460,7 +460,7 @@ impl<'m, 'a> Measurer<'m, 'a> {
         progress.advance((texts.len() - missing.len()) as u64);
         let batch: Vec<&str> = missing.iter().map(|&i| texts[i].as_str()).collect();
         crate::editor::edit_in_batches(
-            &*self.models.editor,
+            self.models.editor,
             self.input.view(),
             &batch,
             self.run.max_batch,

@@ -269,8 +269,11 @@ pub trait Scheduler: Send + Sync + std::fmt::Debug {
     ) -> Array4<f32>;
 }
 
+/// Makes a sampler for a number of steps from a config.
+type Constructor = fn(&SchedulerConfig, usize) -> Box<dyn Scheduler>;
+
 /// The sampler of each diffusers class implemented here: one arm per sampler file.
-fn constructor(class_name: &str) -> Option<fn(&SchedulerConfig, usize) -> Box<dyn Scheduler>> {
+fn constructor(class_name: &str) -> Option<Constructor> {
     match class_name {
         // A config without a class is taken to be the pipeline's default.
         "" | euler_ancestral::CLASS_NAME => Some(|config, steps| Box::new(EulerAncestral::new(config, steps))),
