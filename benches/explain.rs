@@ -135,7 +135,7 @@ fn main() {
     println!("\neditor throughput, 64 edits:");
     for batch in [1usize, 4, 16, 32, 64] {
         let t = Instant::now();
-        editor.edit_shared(input.view(), &refs, batch).unwrap();
+        gsmile::editor::edit_many(&*editor, input.view(), &refs, batch).unwrap();
         let s = t.elapsed().as_secs_f64();
         println!("  batch {batch:>3}: {s:>7.3} s  {:>8.1} edits/s", 64.0 / s);
     }

@@ -15,7 +15,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use gsmile::bundle::Bundle;
-use gsmile::editor::pix2pix::{InstructPix2Pix, Pix2PixOverrides};
+use gsmile::editor::DiffusionSettings;
+use gsmile::editor::pix2pix::InstructPix2Pix;
 use gsmile::runtime::RuntimeOptions;
 use ndarray::{Array4, Axis};
 
@@ -36,7 +37,7 @@ fn main() {
     let max_rows = 24;
     let batches = [1usize, 4, 16];
     let bundle = Bundle::open(&bundle_dir).expect("bundle");
-    let overrides = Pix2PixOverrides { steps: Some(steps), ..Default::default() };
+    let overrides = DiffusionSettings { steps: Some(steps), ..Default::default() };
     let p =
         InstructPix2Pix::load(&bundle, &RuntimeOptions { threads }, overrides).expect("load").with_max_batch(max_rows);
     let s = *p.settings();

@@ -183,6 +183,13 @@ pub struct ImageSpec {
     pub range: [f32; 2],
 }
 
+impl ImageSpec {
+    /// The settings in one line, for listings.
+    pub fn summary(&self) -> String {
+        format!("{}x{} range {:?} mean {:?} std {:?}", self.height, self.width, self.range, self.mean, self.std)
+    }
+}
+
 /// Tensor names of a one-step editor graph.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -254,23 +261,142 @@ pub struct Manifest {
     pub clip: Option<ClipSection>,
     /// Optional for `kind = "instruct-pix2pix"`: default sampling settings.
     #[serde(default)]
-    pub pix2pix: Option<Pix2PixSection>,
+    pub pix2pix: Option<DiffusionSettings>,
 }
 
-/// Default sampling settings of an instruct-pix2pix bundle; command-line flags override them.
+/// Sampling settings of a diffusion editor, each optional: a bundle's defaults (`[pix2pix]` in
+/// `bundle.toml`), the command line's flags (`#[command(flatten)]` it), or one layered over the
+/// other with [`DiffusionSettings::or`]. The editor resolves what is left unset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, clap::Args)]
+#[serde(from = "Pix2PixKeys", into = "Pix2PixKeys")]
+pub struct DiffusionSettings {
+    /// Denoising steps [default: the bundle's, else 20].
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// Text guidance scale [default: the bundle's, else 7.5].
+    #[arg(long, value_name = "G")]
+    pub guidance_scale: Option<f32>,
+    /// Image guidance scale [default: the bundle's, else 1.5].
+    #[arg(long, value_name = "G")]
+    pub image_guidance_scale: Option<f32>,
+    /// Working size, N or WxH, a multiple of the VAE's factor [default: the UNet's sample size × factor].
+    #[arg(long, value_name = "WxH", value_parser = Size::parse)]
+    pub size: Option<Size>,
+    /// Seed of the initial latents and of every step's noise; set by the caller (`--seed`,
+    /// `--editor-seed`), never by a bundle.
+    #[arg(skip)]
+    pub seed: Option<u64>,
+}
+
+impl DiffusionSettings {
+    /// These settings where given, else `base`'s (`overrides.or(bundle_defaults)`), side by side for the size.
+    pub fn or(self, base: DiffusionSettings) -> DiffusionSettings {
+        let size = match (self.size, base.size) {
+            (Some(over), Some(under)) => Some(over.or(under)),
+            (over, under) => over.or(under),
+        };
+        DiffusionSettings {
+            steps: self.steps.or(base.steps),
+            guidance_scale: self.guidance_scale.or(base.guidance_scale),
+            image_guidance_scale: self.image_guidance_scale.or(base.image_guidance_scale),
+            size,
+            seed: self.seed.or(base.seed),
+        }
+    }
+
+    /// These settings with noise seed `seed`.
+    pub fn with_seed(self, seed: u64) -> DiffusionSettings {
+        DiffusionSettings { seed: Some(seed), ..self }
+    }
+
+    /// The command-line flag of the first sampling setting given (the seed aside), for editors
+    /// that have no such setting to refuse it by name.
+    pub fn first_flag(&self) -> Option<&'static str> {
+        [
+            ("--steps", self.steps.is_some()),
+            ("--guidance-scale", self.guidance_scale.is_some()),
+            ("--image-guidance-scale", self.image_guidance_scale.is_some()),
+            ("--size", self.size.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(flag, given)| given.then_some(flag))
+    }
+}
+
+/// A diffusion editor's working size in pixels; a side left unset takes the model's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Size {
+    /// Width in pixels.
+    pub width: Option<u32>,
+    /// Height in pixels.
+    pub height: Option<u32>,
+}
+
+impl Size {
+    /// Parses `N` or `WxH` (the `--size` flag), setting both sides.
+    pub fn parse(s: &str) -> Result<Size, String> {
+        let parse = |t: &str| t.trim().parse::<u32>().ok().filter(|&n| n > 0);
+        let parsed = match s.split_once(['x', 'X']) {
+            Some((w, h)) => parse(w).zip(parse(h)),
+            None => parse(s).map(|n| (n, n)),
+        };
+        let (width, height) = parsed.ok_or_else(|| {
+            format!("{s:?} is not a size. Fix: pass N or WxH with positive integers, e.g. 512 or 512x384")
+        })?;
+        Ok(Size { width: Some(width), height: Some(height) })
+    }
+
+    /// This size's sides where set, else `base`'s.
+    pub fn or(self, base: Size) -> Size {
+        Size { width: self.width.or(base.width), height: self.height.or(base.height) }
+    }
+}
+
+/// The keys of `[pix2pix]` in `bundle.toml`, where the size is two keys; a bundle sets no seed.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Pix2PixSection {
-    /// Denoising steps.
-    pub steps: Option<usize>,
-    /// Text guidance scale.
-    pub guidance_scale: Option<f32>,
-    /// Image guidance scale.
-    pub image_guidance_scale: Option<f32>,
-    /// Working height in pixels (a multiple of the VAE's downsampling factor).
-    pub height: Option<u32>,
-    /// Working width in pixels.
-    pub width: Option<u32>,
+struct Pix2PixKeys {
+    steps: Option<usize>,
+    guidance_scale: Option<f32>,
+    image_guidance_scale: Option<f32>,
+    /// A multiple of the VAE's downsampling factor.
+    height: Option<u32>,
+    width: Option<u32>,
+}
+
+impl From<Pix2PixKeys> for DiffusionSettings {
+    fn from(k: Pix2PixKeys) -> Self {
+        let size = (k.width.is_some() || k.height.is_some()).then_some(Size { width: k.width, height: k.height });
+        DiffusionSettings {
+            steps: k.steps,
+            guidance_scale: k.guidance_scale,
+            image_guidance_scale: k.image_guidance_scale,
+            size,
+            seed: None,
+        }
+    }
+}
+
+impl From<DiffusionSettings> for Pix2PixKeys {
+    fn from(s: DiffusionSettings) -> Self {
+        let size = s.size.unwrap_or_default();
+        Pix2PixKeys {
+            steps: s.steps,
+            guidance_scale: s.guidance_scale,
+            image_guidance_scale: s.image_guidance_scale,
+            height: size.height,
+            width: size.width,
+        }
+    }
+}
+
+/// What a loaded model says about itself in listings (`gsmile models`), beyond its manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Description {
+    /// How it takes images, in one line: the preprocessing, or a diffusion editor's working settings.
+    pub image: String,
+    /// One line per graph input and output, as the loaded graphs declare them.
+    pub signature: Vec<String>,
 }
 
 /// The diffusers pipeline index of an ONNX InstructPix2Pix folder.
@@ -605,6 +731,37 @@ output = "edited"
         let dir = write_bundle(&EDITOR.replace("editor.onnx", "nope.onnx"));
         let err = Bundle::open(dir.path()).unwrap_err().to_string();
         assert!(err.contains("editor.file") && err.contains("nope.onnx"), "{err}");
+    }
+
+    #[test]
+    fn pix2pix_section_keeps_its_keys_and_layers_under_flags() {
+        let bundle: DiffusionSettings = toml::from_str("steps = 5\nheight = 64").unwrap();
+        assert_eq!(bundle.steps, Some(5));
+        assert_eq!(bundle.size, Some(Size { width: None, height: Some(64) }));
+        let err = toml::from_str::<DiffusionSettings>("step = 5").unwrap_err().to_string();
+        assert!(err.contains("step") && err.contains("line"), "{err}");
+        assert!(toml::from_str::<DiffusionSettings>("seed = 5").is_err(), "a bundle sets no seed");
+        let flags = DiffusionSettings {
+            guidance_scale: Some(2.0),
+            size: Some(Size::parse("24x16").unwrap()),
+            ..Default::default()
+        };
+        let run = flags.with_seed(3).or(bundle);
+        assert_eq!((run.steps, run.guidance_scale, run.seed), (Some(5), Some(2.0), Some(3)));
+        assert_eq!(run.size, Some(Size { width: Some(24), height: Some(16) }));
+        let width_only = DiffusionSettings { size: Some(Size { width: Some(32), height: None }), ..Default::default() };
+        assert_eq!(width_only.or(bundle).size, Some(Size { width: Some(32), height: Some(64) }));
+        assert_eq!(flags.first_flag(), Some("--guidance-scale"));
+        assert_eq!(DiffusionSettings::default().with_seed(1).first_flag(), None);
+    }
+
+    #[test]
+    fn sizes_parse_as_n_or_w_by_h() {
+        assert_eq!(Size::parse("512").unwrap(), Size { width: Some(512), height: Some(512) });
+        assert_eq!(Size::parse("512x384").unwrap(), Size { width: Some(512), height: Some(384) });
+        for bad in ["0", "x", "12x", "-3", "abc"] {
+            assert!(Size::parse(bad).unwrap_err().contains("Fix"), "{bad}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use image::RgbImage;
 use ndarray::{Array2, Array3, ArrayView4, Axis, s};
 
-use crate::bundle::{Bundle, BundleKind, ImageSpec};
+use crate::bundle::{Bundle, BundleKind, Description, ImageSpec};
 use crate::imaging;
 use crate::preprocess::ClipImageProcessor;
 use crate::runtime::{Dim, Lazy, ModelSession, RuntimeOptions, TensorContract, read_f32};
@@ -126,12 +126,16 @@ impl ClipEncoder {
         Ok(self.image.get()?.signature().iter().chain(self.text.get()?.signature()).cloned().collect())
     }
 
+    /// What `gsmile models` shows of the loaded encoder: its preprocessing and both graphs'
+    /// signatures (loads both graphs).
+    pub fn describe(&self) -> Result<Description> {
+        Ok(Description { image: self.preprocessing(), signature: self.signature()? })
+    }
+
     /// How pictures are prepared, in words, for listings.
     pub fn preprocessing(&self) -> String {
         match &self.preprocessing {
-            Preprocessing::Resize(i) => {
-                format!("{}x{} range {:?} mean {:?} std {:?}", i.height, i.width, i.range, i.mean, i.std)
-            }
+            Preprocessing::Resize(i) => i.summary(),
             Preprocessing::Processor(p) => {
                 let (h, w) = p.output_size();
                 format!("CLIPImageProcessor to {h}x{w}")

@@ -423,19 +423,25 @@ impl<'m> Measurer<'m> {
         }
         progress.stage("editing", texts.len() as u64);
         progress.advance((texts.len() - missing.len()) as u64);
-        for chunk in missing.chunks(self.run.max_batch.max(1)) {
-            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i].as_str()).collect();
-            let edited = self.models.editor.edit_shared(self.input.view(), &batch, self.run.max_batch)?;
-            for (k, &i) in chunk.iter().enumerate() {
-                let e = edited.index_axis(Axis(0), k);
-                out.index_axis_mut(Axis(0), i).assign(&e);
-                if let Some(cache) = &self.run.cache {
-                    cache.put(&keys[i], &e.to_owned().into_dyn())?;
+        let batch: Vec<&str> = missing.iter().map(|&i| texts[i].as_str()).collect();
+        crate::editor::edit_in_batches(
+            &*self.models.editor,
+            self.input.view(),
+            &batch,
+            self.run.max_batch,
+            |start, edited| {
+                for (k, e) in edited.axis_iter(Axis(0)).enumerate() {
+                    let i = missing[start + k];
+                    out.index_axis_mut(Axis(0), i).assign(&e);
+                    if let Some(cache) = &self.run.cache {
+                        cache.put(&keys[i], &e.to_owned().into_dyn())?;
+                    }
                 }
-            }
-            self.edits_run.fetch_add(chunk.len(), Ordering::Relaxed);
-            progress.advance(chunk.len() as u64);
-        }
+                self.edits_run.fetch_add(edited.dim().0, Ordering::Relaxed);
+                progress.advance(edited.dim().0 as u64);
+                Ok(())
+            },
+        )?;
         progress.finish();
         Ok(out)
     }

@@ -12,6 +12,7 @@
 
 pub mod bundle;
 pub mod cache;
+pub mod describe;
 pub mod distance;
 pub mod editor;
 pub mod encoder;

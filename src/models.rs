@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::Bundle;
-use crate::editor::{self, Editor, pix2pix::Pix2PixOverrides};
+use crate::editor::{self, DiffusionSettings, Editor};
 use crate::encoder::{ClipEncoder, ImageEncoder, TextEncoder};
 use crate::runtime::RuntimeOptions;
 use crate::{Error, Result, cache};
@@ -86,8 +86,9 @@ pub struct OpenOptions {
     /// ONNX Runtime session options.
     pub runtime: RuntimeOptions,
     /// Overrides of a diffusion editor's sampling settings (one-step editors refuse any).
-    pub diffusion: Pix2PixOverrides,
-    /// Most images (one-step) or UNet rows (diffusion) per graph call.
+    pub diffusion: DiffusionSettings,
+    /// Most UNet rows per graph call of a diffusion editor (one-step editors take the batches
+    /// [`crate::explain::RunOptions::max_batch`] makes).
     pub max_batch: usize,
     /// Folder where large model files' hashes are remembered (the cache folder), if any.
     pub hash_memo: Option<PathBuf>,
@@ -97,7 +98,7 @@ impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
             runtime: RuntimeOptions::default(),
-            diffusion: Pix2PixOverrides::default(),
+            diffusion: DiffusionSettings::default(),
             max_batch: 32,
             hash_memo: None,
         }
@@ -128,8 +129,7 @@ impl Models {
     pub fn open(editor: &Path, encoder: &Path, needs: Needs, options: &OpenOptions) -> Result<Self> {
         let memo = options.hash_memo.as_deref();
         let editor_bundle = Bundle::open(editor)?;
-        let mut diffusion = options.diffusion;
-        diffusion.seed = Some(needs.editor_seed);
+        let diffusion = options.diffusion.with_seed(needs.editor_seed);
         let editor = editor::load(&editor_bundle, &options.runtime, diffusion, options.max_batch)?;
         let editor_info = ModelInfo::from_bundle(&editor_bundle, &editor.params(), memo)?;
         let mut models = Models {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use gsmile::distance::{Metric, Reference};
+use gsmile::editor::DiffusionSettings;
 use gsmile::explain::{Space, Weighting};
 use gsmile::perturb::Strategy;
 
@@ -127,33 +128,6 @@ pub struct RunArgs {
     pub no_cache: bool,
 }
 
-/// Sampling settings of diffusion editors (instruct-pix2pix bundles); one-step editors refuse them.
-#[derive(Args)]
-pub struct DiffusionArgs {
-    /// Denoising steps [default: the bundle's, else 20].
-    #[arg(long, value_name = "N")]
-    pub steps: Option<usize>,
-    /// Text guidance scale [default: the bundle's, else 7.5].
-    #[arg(long, value_name = "G")]
-    pub guidance_scale: Option<f32>,
-    /// Image guidance scale [default: the bundle's, else 1.5].
-    #[arg(long, value_name = "G")]
-    pub image_guidance_scale: Option<f32>,
-    /// Working size, N or WxH, a multiple of the VAE's factor [default: the UNet's sample size × factor].
-    #[arg(long, value_name = "WxH", value_parser = parse_size)]
-    pub size: Option<(u32, u32)>,
-}
-
-/// Parses `N` or `WxH` into (width, height).
-fn parse_size(s: &str) -> Result<(u32, u32), String> {
-    let parse = |t: &str| t.trim().parse::<u32>().ok().filter(|&n| n > 0);
-    let parsed = match s.split_once(['x', 'X']) {
-        Some((w, h)) => parse(w).zip(parse(h)),
-        None => parse(s).map(|n| (n, n)),
-    };
-    parsed.ok_or_else(|| format!("{s:?} is not a size. Fix: pass N or WxH with positive integers, e.g. 512 or 512x384"))
-}
-
 /// Parses a kebab-case option value into a library enum through its serde names.
 fn kebab<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
     serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|e| e.to_string())
@@ -233,7 +207,7 @@ pub struct MethodArgs {
     #[arg(long, default_value_t = 0, value_name = "S")]
     pub editor_seed: u64,
     #[command(flatten)]
-    pub diffusion: DiffusionArgs,
+    pub diffusion: DiffusionSettings,
 }
 
 /// `gsmile evaluate`.
@@ -317,7 +291,7 @@ pub struct EditArgs {
     #[arg(long, alias = "editor-seed", default_value_t = 0, value_name = "S")]
     pub seed: u64,
     #[command(flatten)]
-    pub diffusion: DiffusionArgs,
+    pub diffusion: DiffusionSettings,
 }
 
 /// `gsmile embed`.

@@ -2,28 +2,14 @@
 //! and maps the library's config field names back to flags in error messages.
 
 use gsmile::cache::ArrayCache;
-use gsmile::editor::pix2pix::Pix2PixOverrides;
+use gsmile::editor::DiffusionSettings;
 use gsmile::evaluate::{EvalConfig, EvalError};
 use gsmile::explain::{ExplainConfig, RunOptions};
 use gsmile::models::OpenOptions;
 use gsmile::runtime::RuntimeOptions;
 use gsmile::surrogate::SurrogateConfig;
 
-use super::args::{DiffusionArgs, MethodArgs, QualityArgs, RunArgs};
-
-impl DiffusionArgs {
-    /// The library's overrides, with noise seed `seed`.
-    pub fn overrides(&self, seed: u64) -> Pix2PixOverrides {
-        Pix2PixOverrides {
-            steps: self.steps,
-            guidance_scale: self.guidance_scale,
-            image_guidance_scale: self.image_guidance_scale,
-            seed: Some(seed),
-            width: self.size.map(|(w, _)| w),
-            height: self.size.map(|(_, h)| h),
-        }
-    }
-}
+use super::args::{MethodArgs, QualityArgs, RunArgs};
 
 impl MethodArgs {
     /// The library configuration these options describe.
@@ -75,10 +61,10 @@ impl RunArgs {
     }
 
     /// How models are opened for a run with these options.
-    pub fn open_options(&self, runtime: RuntimeOptions, diffusion: &DiffusionArgs) -> OpenOptions {
+    pub fn open_options(&self, runtime: RuntimeOptions, diffusion: &DiffusionSettings) -> OpenOptions {
         OpenOptions {
             runtime,
-            diffusion: diffusion.overrides(0),
+            diffusion: *diffusion,
             max_batch: self.max_batch,
             hash_memo: if self.no_cache { None } else { Some(self.cache.clone()) },
         }

@@ -1,9 +1,14 @@
-//! Instruction-based image editors: the [`Editor`] trait and the one-step ONNX editor.
+//! Instruction-based image editors: the [`Editor`] trait, [`load`] (a bundle's editor, whatever
+//! its kind), the one-step ONNX editor, and InstructPix2Pix ([`pix2pix`]).
 //!
 //! An editor takes a batch of images and one instruction per image and returns the edited
 //! images. Images cross this boundary as `[B,3,H,W]` float arrays in `[0,1]` at the
 //! editor's own resolution ([`Editor::size`]); [`edit_image`] handles resizing for callers
-//! that start from an arbitrary picture.
+//! that start from an arbitrary picture. [`edit_in_batches`] is the one place a long list of
+//! instructions is split into editor calls of at most `max_batch`.
+//!
+//! Adding an editor kind: a [`BundleKind`] variant, a module implementing [`Editor`] (with
+//! [`Editor::describe`] for `gsmile models`), and one arm in [`load`].
 
 pub mod pix2pix;
 pub mod scheduler;
@@ -11,7 +16,8 @@ pub mod scheduler;
 use image::RgbImage;
 use ndarray::{Array4, ArrayView3, ArrayView4, Axis, s};
 
-use crate::bundle::{Bundle, BundleKind, ImageSpec};
+pub use crate::bundle::DiffusionSettings;
+use crate::bundle::{Bundle, BundleKind, Description, ImageSpec};
 use crate::imaging;
 use crate::runtime::{Dim, Lazy, ModelSession, RuntimeOptions, TensorContract, read_f32};
 use crate::tokenizer::InstructionTokenizer;
@@ -37,29 +43,65 @@ pub trait Editor: Send + Sync {
     /// Edits `images[i]` with `instructions[i]`; images are `[B,3,H,W]` in `[0,1]` at [`Editor::size`].
     fn edit(&self, images: ArrayView4<f32>, instructions: &[&str]) -> Result<Array4<f32>>;
 
-    /// Edits one image with many instructions, the gSMILE workload, in batches of at most `max_batch`.
-    fn edit_shared(&self, image: ArrayView3<f32>, instructions: &[&str], max_batch: usize) -> Result<Array4<f32>> {
+    /// Edits one image with every instruction, as one batch (the gSMILE workload); long lists
+    /// go through [`edit_in_batches`]. Editors that can share work across the instructions
+    /// (InstructPix2Pix: the image latents) override it.
+    fn edit_shared(&self, image: ArrayView3<f32>, instructions: &[&str]) -> Result<Array4<f32>> {
         let (c, h, w) = image.dim();
-        let step = max_batch.max(1);
-        let edit_chunk = |chunk: &[&str]| {
-            let batch = image.insert_axis(Axis(0)).broadcast((chunk.len(), c, h, w)).map(|b| b.to_owned());
-            let batch = batch.ok_or_else(|| Error::InvalidInput("image must be [3,H,W]".into()))?;
-            self.edit(batch.view(), chunk)
-        };
         if instructions.is_empty() {
             return Ok(Array4::zeros((0, c, h, w)));
         }
-        if instructions.len() <= step {
-            // One call: its output is the result, with no copy into a second array.
-            return edit_chunk(instructions);
-        }
-        let mut out = Array4::zeros((instructions.len(), c, h, w));
-        for (k, chunk) in instructions.chunks(step).enumerate() {
-            let start = k * step;
-            out.slice_mut(s![start..start + chunk.len(), .., .., ..]).assign(&edit_chunk(chunk)?);
-        }
-        Ok(out)
+        let batch = image.insert_axis(Axis(0)).broadcast((instructions.len(), c, h, w)).map(|b| b.to_owned());
+        let batch = batch.ok_or_else(|| Error::InvalidInput("image must be [3,H,W]".into()))?;
+        self.edit(batch.view(), instructions)
     }
+
+    /// What `gsmile models` shows of the loaded editor: how it takes images and its graphs'
+    /// signatures (loads the graphs). Editors without graphs of their own show their size.
+    fn describe(&self) -> Result<Description> {
+        let (h, w) = self.size();
+        Ok(Description { image: format!("{h}x{w}"), signature: Vec::new() })
+    }
+}
+
+/// Edits one image with many instructions in editor calls of at most `max_batch`
+/// instructions, handing each edited batch to `done` with the index of its first instruction.
+///
+/// This is the one place edits are split by `max_batch`, so a caller can cache and report
+/// each batch as it finishes. A diffusion editor also caps the UNet rows of its own graph
+/// calls, a different quantity ([`pix2pix::InstructPix2Pix::with_max_batch`]).
+pub fn edit_in_batches(
+    editor: &dyn Editor,
+    image: ArrayView3<f32>,
+    instructions: &[&str],
+    max_batch: usize,
+    mut done: impl FnMut(usize, Array4<f32>) -> Result<()>,
+) -> Result<()> {
+    let step = max_batch.max(1);
+    for (k, chunk) in instructions.chunks(step).enumerate() {
+        done(k * step, editor.edit_shared(image, chunk)?)?;
+    }
+    Ok(())
+}
+
+/// Edits one image with many instructions through [`edit_in_batches`], into one `[N,3,H,W]` array.
+pub fn edit_many(
+    editor: &dyn Editor,
+    image: ArrayView3<f32>,
+    instructions: &[&str],
+    max_batch: usize,
+) -> Result<Array4<f32>> {
+    if instructions.len() <= max_batch.max(1) {
+        // One call: its output is the result, with no copy into a second array.
+        return editor.edit_shared(image, instructions);
+    }
+    let (c, h, w) = image.dim();
+    let mut out = Array4::zeros((instructions.len(), c, h, w));
+    edit_in_batches(editor, image, instructions, max_batch, |start, edited| {
+        out.slice_mut(s![start..start + edited.dim().0, .., .., ..]).assign(&edited);
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// Fails unless a `[B,3,H,W]` batch of dimensions `dim` fits `editor`'s size and has one instruction per image.
@@ -80,29 +122,24 @@ fn check_batch(editor: &dyn Editor, dim: (usize, usize, usize, usize), instructi
 
 /// Loads the editor a bundle holds, whatever its kind: a one-step ONNX editor or an InstructPix2Pix pipeline.
 ///
-/// `max_batch` caps the images (one-step) or UNet rows (diffusion) of one graph call; `diffusion`
-/// overrides an InstructPix2Pix bundle's sampling defaults and is ignored by one-step editors.
+/// `diffusion` is layered over a diffusion editor's defaults; a one-step editor refuses any
+/// setting but the seed. `max_batch` caps the UNet rows of one diffusion graph call (a one-step
+/// editor runs each batch it is given in one call; callers split batches with [`edit_in_batches`]).
 pub fn load(
     bundle: &Bundle,
     options: &RuntimeOptions,
-    diffusion: pix2pix::Pix2PixOverrides,
+    diffusion: DiffusionSettings,
     max_batch: usize,
 ) -> Result<Box<dyn Editor>> {
     match bundle.manifest().kind {
         BundleKind::Editor => {
-            let set = [
-                ("--steps", diffusion.steps.is_some()),
-                ("--guidance-scale", diffusion.guidance_scale.is_some()),
-                ("--image-guidance-scale", diffusion.image_guidance_scale.is_some()),
-                ("--size", diffusion.width.is_some() || diffusion.height.is_some()),
-            ];
-            if let Some((flag, _)) = set.iter().find(|(_, on)| *on) {
+            if let Some(flag) = diffusion.first_flag() {
                 return Err(Error::InvalidInput(format!(
                     "{flag} applies to diffusion editors, but {} is a one-step editor. Fix: drop {flag}",
                     bundle.dir().display()
                 )));
             }
-            Ok(Box::new(OnnxEditor::load(bundle, options)?.with_max_batch(max_batch)))
+            Ok(Box::new(OnnxEditor::load(bundle, options)?))
         }
         BundleKind::InstructPix2Pix => {
             Ok(Box::new(pix2pix::InstructPix2Pix::load(bundle, options, diffusion)?.with_max_batch(max_batch)))
@@ -136,7 +173,6 @@ pub struct OnnxEditor {
     ids_input: String,
     mask_input: String,
     output: String,
-    max_batch: usize,
 }
 
 impl OnnxEditor {
@@ -169,14 +205,7 @@ impl OnnxEditor {
             ids_input: sec.ids_input.clone(),
             mask_input: sec.mask_input.clone(),
             output: sec.output.clone(),
-            max_batch: 32,
         })
-    }
-
-    /// Caps how many images go through the graph in one call (memory bound); default 32.
-    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
-        self.max_batch = max_batch.max(1);
-        self
     }
 
     /// The graph's real signature, for listings (loads the graph).
@@ -187,20 +216,6 @@ impl OnnxEditor {
     /// The tokenizer the editor uses.
     pub fn tokenizer(&self) -> &InstructionTokenizer {
         &self.tokenizer
-    }
-
-    fn run_batch(&self, images: ArrayView4<f32>, instructions: &[&str]) -> Result<Array4<f32>> {
-        let pixels = imaging::normalize(images, &self.spec);
-        let enc = self.tokenizer.encode(instructions)?;
-        let s = self.session.get()?;
-        let inputs = ort::inputs![
-            self.image_input.as_str() => s.float_input(&self.image_input, &pixels)?,
-            self.ids_input.as_str() => s.ids_input(&self.ids_input, &enc.input_ids)?,
-            self.mask_input.as_str() => s.ids_input(&self.mask_input, &enc.attention_mask)?,
-        ];
-        let want = ndarray::Dim(pixels.dim());
-        let out = s.run(inputs, |outputs| read_f32(outputs, &self.output, want))?;
-        Ok(imaging::denormalize_range(out, &self.spec))
     }
 }
 
@@ -222,21 +237,27 @@ impl Editor for OnnxEditor {
         self.session.get().map(|_| ())
     }
 
+    /// Runs the whole batch in one graph call.
     fn edit(&self, images: ArrayView4<f32>, instructions: &[&str]) -> Result<Array4<f32>> {
         check_batch(self, images.dim(), instructions.len())?;
         let (b, c, h, w) = images.dim();
         if b == 0 {
             return Ok(Array4::zeros((0, c, h, w)));
         }
-        if b <= self.max_batch {
-            return self.run_batch(images, instructions);
-        }
-        let mut out = Array4::zeros((b, c, h, w));
-        for start in (0..b).step_by(self.max_batch) {
-            let end = (start + self.max_batch).min(b);
-            let edited = self.run_batch(images.slice(s![start..end, .., .., ..]), &instructions[start..end])?;
-            out.slice_mut(s![start..end, .., .., ..]).assign(&edited);
-        }
-        Ok(out)
+        let pixels = imaging::normalize(images, &self.spec);
+        let enc = self.tokenizer.encode(instructions)?;
+        let s = self.session.get()?;
+        let inputs = ort::inputs![
+            self.image_input.as_str() => s.float_input(&self.image_input, &pixels)?,
+            self.ids_input.as_str() => s.ids_input(&self.ids_input, &enc.input_ids)?,
+            self.mask_input.as_str() => s.ids_input(&self.mask_input, &enc.attention_mask)?,
+        ];
+        let want = ndarray::Dim(pixels.dim());
+        let out = s.run(inputs, |outputs| read_f32(outputs, &self.output, want))?;
+        Ok(imaging::denormalize_range(out, &self.spec))
+    }
+
+    fn describe(&self) -> Result<Description> {
+        Ok(Description { image: self.spec.summary(), signature: self.signature()?.to_vec() })
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::common::repo;
 use gsmile::bundle::Bundle;
-use gsmile::editor::{Editor, OnnxEditor};
+use gsmile::editor::{Editor, OnnxEditor, edit_many};
 use gsmile::encoder::{ClipEncoder, ImageEncoder, TextEncoder};
 use gsmile::imaging;
 use gsmile::runtime::RuntimeOptions;
@@ -81,12 +81,16 @@ fn editor_results_do_not_depend_on_threads_or_batching() {
     let instructions = texts("editor_texts.json");
     let refs: Vec<&str> = instructions.iter().map(String::as_str).collect();
     let a = editor(1).edit(images.view(), &refs).unwrap();
-    let b = editor(2).with_max_batch(1).edit(images.view(), &refs).unwrap();
+    let ed = editor(2);
+    let one_by_one: Vec<Array4<f32>> = (0..refs.len())
+        .map(|i| ed.edit(images.slice(ndarray::s![i..i + 1, .., .., ..]), &refs[i..i + 1]).unwrap())
+        .collect();
+    let b = ndarray::concatenate(Axis(0), &one_by_one.iter().map(|a| a.view()).collect::<Vec<_>>()).unwrap();
     assert!(max_abs_diff(&a, &b) <= 1e-5);
     // One shared image: a single call (all instructions fit) and calls of two give the same edits.
     let image = images.index_axis(Axis(0), 0);
-    let whole = editor(1).edit_shared(image, &refs, refs.len()).unwrap();
-    let pairs = editor(1).edit_shared(image, &refs, 2).unwrap();
+    let whole = edit_many(&editor(1), image, &refs, refs.len()).unwrap();
+    let pairs = edit_many(&editor(1), image, &refs, 2).unwrap();
     assert_eq!(whole.dim().0, refs.len());
     assert!(max_abs_diff(&whole, &pairs) <= 1e-5);
 }
@@ -127,5 +131,5 @@ fn editor_takes_an_empty_batch() {
     let (_, c, h, w) = images.dim();
     let none = images.slice(ndarray::s![0..0, .., .., ..]);
     assert_eq!(editor(0).edit(none, &[]).unwrap().dim(), (0, c, h, w));
-    assert_eq!(editor(0).edit_shared(images.index_axis(Axis(0), 0), &[], 4).unwrap().dim(), (0, c, h, w));
+    assert_eq!(edit_many(&editor(0), images.index_axis(Axis(0), 0), &[], 4).unwrap().dim(), (0, c, h, w));
 }

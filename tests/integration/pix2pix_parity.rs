@@ -7,8 +7,9 @@
 
 use crate::common::{self, repo};
 use gsmile::bundle::Bundle;
-use gsmile::editor::pix2pix::{InstructPix2Pix, NoisePlan, Pix2PixOverrides};
-use gsmile::editor::scheduler::{Scheduler, SchedulerConfig};
+use gsmile::editor::DiffusionSettings;
+use gsmile::editor::pix2pix::{InstructPix2Pix, NoisePlan};
+use gsmile::editor::scheduler::{EulerAncestral, Scheduler, SchedulerConfig};
 use gsmile::imaging;
 use gsmile::runtime::RuntimeOptions;
 use ndarray::{Array3, Array4, Array5, Axis};
@@ -32,7 +33,7 @@ fn psnr(a: &Array4<f32>, b: &Array4<f32>) -> f64 {
     if mse == 0.0 { f64::INFINITY } else { 10.0 * (1.0 / mse).log10() }
 }
 
-fn pipeline(overrides: Pix2PixOverrides) -> InstructPix2Pix {
+fn pipeline(overrides: DiffusionSettings) -> InstructPix2Pix {
     InstructPix2Pix::load(&Bundle::open(repo("onnx/tiny-ip2p")).unwrap(), &RuntimeOptions::default(), overrides)
         .unwrap()
 }
@@ -47,7 +48,7 @@ fn input() -> Array4<f32> {
 
 #[test]
 fn text_and_image_conditioning_equal_diffusers() {
-    let p = pipeline(Pix2PixOverrides::default());
+    let p = pipeline(DiffusionSettings::default());
     let prompts = prompts();
     let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
     let embeds = p.encode_prompts(&refs).unwrap();
@@ -74,7 +75,7 @@ fn denoising_and_decoding_equal_diffusers_for_every_case() {
         let steps = case["num_inference_steps"].as_u64().unwrap() as usize;
         let (g, gi) =
             (case["guidance_scale"].as_f64().unwrap() as f32, case["image_guidance_scale"].as_f64().unwrap() as f32);
-        let p = pipeline(Pix2PixOverrides {
+        let p = pipeline(DiffusionSettings {
             steps: Some(steps),
             guidance_scale: Some(g),
             image_guidance_scale: Some(gi),
@@ -115,7 +116,7 @@ fn denoising_and_decoding_equal_diffusers_for_every_case() {
 #[test]
 fn a_sample_does_not_depend_on_its_batch() {
     // gSMILE caches edits per instruction: the same instruction must give the same image alone or among others.
-    let p = pipeline(Pix2PixOverrides { steps: Some(3), ..Default::default() }).with_max_batch(4);
+    let p = pipeline(DiffusionSettings { steps: Some(3), ..Default::default() }).with_max_batch(4);
     let image = p.encode_images(input().view()).unwrap();
     let alone = p.edit_latents(image.view(), &["make the car red"]).unwrap();
     let among = p.edit_latents(image.view(), &["turn the sky orange", "", "make the car red"]).unwrap();
@@ -136,7 +137,7 @@ fn scheduler_equals_diffusers() {
         config["prediction_type"] = case["prediction_type"].clone();
         let c: SchedulerConfig = serde_json::from_value(config).unwrap();
         let steps = case["num_inference_steps"].as_u64().unwrap() as usize;
-        let s = c.euler_ancestral(steps);
+        let s = EulerAncestral::new(&c, steps);
         let vec =
             |k: &str| case[k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect::<Vec<f32>>();
         assert_eq!(s.timesteps(), vec("timesteps").as_slice(), "{case}");
@@ -153,7 +154,7 @@ fn scheduler_equals_diffusers() {
         config["timestep_spacing"] = example["timestep_spacing"].clone();
         config["prediction_type"] = example["prediction_type"].clone();
         let c: SchedulerConfig = serde_json::from_value(config).unwrap();
-        let s = c.euler_ancestral(example["num_inference_steps"].as_u64().unwrap() as usize);
+        let s = EulerAncestral::new(&c, example["num_inference_steps"].as_u64().unwrap() as usize);
         let shape: Vec<usize> =
             example["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
         let arr = |v: &serde_json::Value| {
@@ -305,7 +306,7 @@ fn float16_unet_and_vae_exports_run_with_conversion_at_the_boundary() {
     let p = InstructPix2Pix::load(
         &Bundle::open(&bundle).unwrap(),
         &RuntimeOptions::default(),
-        Pix2PixOverrides {
+        DiffusionSettings {
             steps: Some(3),
             guidance_scale: Some(7.5),
             image_guidance_scale: Some(1.5),
@@ -336,16 +337,16 @@ fn edit_shared_equals_editing_each_instruction_alone() {
     // The path `explain` takes (one image, many instructions, UNet rows split across calls)
     // must give each instruction the image it gets alone.
     use gsmile::editor::Editor;
-    let p = pipeline(Pix2PixOverrides { steps: Some(2), ..Default::default() }).with_max_batch(4);
+    let p = pipeline(DiffusionSettings { steps: Some(2), ..Default::default() }).with_max_batch(4);
     let image = input().index_axis_move(Axis(0), 0);
     let texts = ["make the car red", "turn the sky orange", "", "please make the house blue at night"];
-    let together = p.edit_shared(image.view(), &texts, 4).unwrap();
+    let together = gsmile::editor::edit_many(&p, image.view(), &texts, 4).unwrap();
     for (k, t) in texts.iter().enumerate() {
         let alone = p.edit(image.view().insert_axis(Axis(0)), &[t]).unwrap();
         let diff = max_abs_diff(&alone.index_axis(Axis(0), 0).to_owned(), &together.index_axis(Axis(0), k).to_owned());
         assert!(diff < 1e-5, "{t:?}: {diff}");
     }
-    assert_eq!(p.edit_shared(image.view(), &[], 4).unwrap().dim().0, 0);
+    assert_eq!(gsmile::editor::edit_many(&p, image.view(), &[], 4).unwrap().dim().0, 0);
 }
 
 /// A copy of the tiny bundle with `edit` applied to the JSON file `rel`.

@@ -16,7 +16,7 @@ pub fn run(a: &EditArgs, runtime: RuntimeOptions, quiet: bool) -> Result<()> {
     imaging::output_format(&a.out)?;
     let image = imaging::load_rgb(&a.input.image)?;
     let bundle = Bundle::open(&a.editor.editor)?;
-    let editor = editor::load(&bundle, &runtime, a.diffusion.overrides(a.seed), 32)?;
+    let editor = editor::load(&bundle, &runtime, a.diffusion.with_seed(a.seed), 32)?;
     editor.prepare()?;
     warn_fallbacks(quiet);
     let mut edited = editor::edit_image(editor.as_ref(), &image, &a.input.instruction)?;

@@ -1,14 +1,22 @@
-//! Diffusion samplers: diffusers' `EulerAncestralDiscreteScheduler`, the default sampler of
-//! `StableDiffusionInstructPix2PixPipeline`, configured from a checkpoint's
-//! `scheduler/scheduler_config.json`.
+//! Diffusion samplers, configured from a checkpoint's `scheduler/scheduler_config.json`: the
+//! config and its training noise schedule, the [`Scheduler`] trait the denoising loop drives,
+//! and [`build`], which picks the sampler the config's `_class_name` names.
+//!
+//! One file per sampler: [`euler_ancestral`] (diffusers' `EulerAncestralDiscreteScheduler`, the
+//! default of `StableDiffusionInstructPix2PixPipeline`). Adding another (DDIM, Euler) is one
+//! new file implementing [`Scheduler`] plus one arm in the match of `constructor` below.
 //!
 //! The arithmetic follows diffusers 0.42 step by step, including where it works in float32
 //! and where in float64, so a Rust loop fed the same noise reproduces diffusers' latents.
 
+pub mod euler_ancestral;
+
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array4, ArrayView4, Zip};
+use ndarray::{Array4, ArrayView4};
 use serde::Deserialize;
+
+pub use euler_ancestral::EulerAncestral;
 
 /// A scheduler config gsmile cannot run.
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +81,7 @@ fn default_spacing() -> TimestepSpacing {
     TimestepSpacing::Linspace
 }
 
-/// The fields of a diffusers `scheduler_config.json` the Euler ancestral sampler reads; defaults are diffusers'.
+/// The fields of a diffusers `scheduler_config.json` the samplers read; defaults are diffusers'.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SchedulerConfig {
     /// The diffusers class the checkpoint was saved with.
@@ -106,26 +114,38 @@ pub struct SchedulerConfig {
     /// Rescales betas to zero terminal SNR (Lin et al. 2023).
     #[serde(default)]
     pub rescale_betas_zero_snr: bool,
+    /// The file the config was read from, for errors; empty for a config built in memory.
+    #[serde(skip)]
+    file: PathBuf,
 }
 
-/// The scheduler class this module implements.
-pub const EULER_ANCESTRAL: &str = "EulerAncestralDiscreteScheduler";
-
 impl SchedulerConfig {
-    /// Reads a `scheduler_config.json`; other scheduler classes are refused with the fix.
+    /// Reads a `scheduler_config.json`; classes [`build`] has no sampler for are refused with the fix.
     pub fn from_file(path: &Path) -> Result<Self, SchedulerError> {
         let err = |message: String| SchedulerError { path: path.to_path_buf(), message };
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read it: {e}")))?;
-        let config: SchedulerConfig =
+        let mut config: SchedulerConfig =
             serde_json::from_str(&text).map_err(|e| err(format!("not a diffusers scheduler config: {e}")))?;
-        if !config.class_name.is_empty() && config.class_name != EULER_ANCESTRAL {
-            return Err(err(format!(
-                "field `_class_name` is {:?}, but gsmile runs InstructPix2Pix with {EULER_ANCESTRAL} (the pipeline's default). Fix: set `_class_name` to {EULER_ANCESTRAL:?}; the beta schedule is kept",
-                config.class_name
-            )));
+        config.file = path.to_path_buf();
+        if constructor(&config.class_name).is_none() {
+            return Err(config.unknown_class());
         }
         config.validate().map_err(err)?;
         Ok(config)
+    }
+
+    /// The error for a `_class_name` no sampler here implements.
+    fn unknown_class(&self) -> SchedulerError {
+        let default = euler_ancestral::CLASS_NAME;
+        let path =
+            if self.file.as_os_str().is_empty() { PathBuf::from("scheduler_config.json") } else { self.file.clone() };
+        SchedulerError {
+            path,
+            message: format!(
+                "field `_class_name` is {:?}, but gsmile runs InstructPix2Pix with {default} (the pipeline's default). Fix: set `_class_name` to {default:?}; the beta schedule is kept",
+                self.class_name
+            ),
+        }
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -189,11 +209,6 @@ impl SchedulerConfig {
         }
         out
     }
-
-    /// Builds the Euler ancestral sampler for `steps` inference steps.
-    pub fn euler_ancestral(&self, steps: usize) -> EulerAncestral {
-        EulerAncestral::new(self, steps)
-    }
 }
 
 /// `torch.linspace` in float32: the first half counts up from `start`, the second down from `end`.
@@ -230,7 +245,7 @@ fn rescale_zero_terminal_snr(betas: &[f32]) -> Vec<f32> {
 }
 
 /// A sampler over a fixed list of inference timesteps (candle's `Scheduler` seam).
-pub trait Scheduler {
+pub trait Scheduler: Send + Sync + std::fmt::Debug {
     /// The timesteps fed to the UNet, one per step, as the UNet takes them.
     fn timesteps(&self) -> &[f32];
     /// Standard deviation of the initial noise: latents start as `noise * init_noise_sigma`.
@@ -254,174 +269,32 @@ pub trait Scheduler {
     ) -> Array4<f32>;
 }
 
-/// diffusers' `EulerAncestralDiscreteScheduler` after `set_timesteps(steps)`.
-#[derive(Debug, Clone)]
-pub struct EulerAncestral {
-    timesteps: Vec<f32>,
-    sigmas: Vec<f32>,
-    init_noise_sigma: f32,
-    prediction: PredictionType,
-}
+/// Makes a sampler for a number of steps from a config.
+type Constructor = fn(&SchedulerConfig, usize) -> Box<dyn Scheduler>;
 
-impl EulerAncestral {
-    fn new(config: &SchedulerConfig, steps: usize) -> Self {
-        let steps = steps.max(1);
-        let t = config.num_train_timesteps;
-        let timesteps: Vec<f32> = match config.timestep_spacing {
-            TimestepSpacing::Linspace => {
-                // np.linspace(0, T-1, steps, dtype=float32)[::-1]: computed in float64, then cast.
-                let last = (t - 1) as f64;
-                let mut v: Vec<f32> = (0..steps)
-                    .map(|i| {
-                        if steps == 1 {
-                            0.0
-                        } else if i == steps - 1 {
-                            last as f32
-                        } else {
-                            (i as f64 * (last / (steps - 1) as f64)) as f32
-                        }
-                    })
-                    .collect();
-                v.reverse();
-                v
-            }
-            TimestepSpacing::Leading => {
-                let ratio = t / steps;
-                (0..steps).rev().map(|i| ((i * ratio) as f32) + config.steps_offset as f32).collect()
-            }
-            TimestepSpacing::Trailing => {
-                // np.arange(T, 0, -T/steps).round() - 1; arange's length is ceil(T / (T/steps)),
-                // which floating point makes steps + 1 for some step counts, as in diffusers.
-                let ratio = t as f64 / steps as f64;
-                let len = ((0.0 - t as f64) / -ratio).ceil() as usize;
-                (0..len).map(|i| round_half_even(t as f64 - i as f64 * ratio) as f32 - 1.0).collect()
-            }
-        };
-        let ac = config.alphas_cumprod();
-        let train_sigmas: Vec<f32> = ac.iter().map(|a| ((1.0 - a) / a).sqrt()).collect();
-        let mut sigmas: Vec<f32> = timesteps.iter().map(|&ts| interp(f64::from(ts), &train_sigmas) as f32).collect();
-        sigmas.push(0.0);
-        let max = sigmas.iter().copied().fold(0.0f32, f32::max);
-        let init_noise_sigma = match config.timestep_spacing {
-            TimestepSpacing::Linspace | TimestepSpacing::Trailing => max,
-            TimestepSpacing::Leading => (max * max + 1.0).sqrt(),
-        };
-        EulerAncestral { timesteps, sigmas, init_noise_sigma, prediction: config.prediction_type }
-    }
-
-    /// Noise levels per step, with a final 0.
-    pub fn sigmas(&self) -> &[f32] {
-        &self.sigmas
+/// The sampler of each diffusers class implemented here: one arm per sampler file.
+fn constructor(class_name: &str) -> Option<Constructor> {
+    match class_name {
+        // A config without a class is taken to be the pipeline's default.
+        "" | euler_ancestral::CLASS_NAME => Some(|config, steps| Box::new(EulerAncestral::new(config, steps))),
+        _ => None,
     }
 }
 
-/// numpy's `round` (half to even).
-fn round_half_even(x: f64) -> f64 {
-    let r = x.round();
-    if (x - x.trunc()).abs() == 0.5 && r % 2.0 != 0.0 { r - x.signum() } else { r }
-}
-
-/// `np.interp(x, arange(len(ys)), ys)` in float64.
-fn interp(x: f64, ys: &[f32]) -> f64 {
-    let n = ys.len();
-    if x <= 0.0 {
-        return f64::from(ys[0]);
-    }
-    if x >= (n - 1) as f64 {
-        return f64::from(ys[n - 1]);
-    }
-    let i = x.floor() as usize;
-    let frac = x - i as f64;
-    let (a, b) = (f64::from(ys[i]), f64::from(ys[i + 1]));
-    // numpy computes slope * (x - xp[i]) + fp[i].
-    (b - a) * frac + a
-}
-
-impl Scheduler for EulerAncestral {
-    fn timesteps(&self) -> &[f32] {
-        &self.timesteps
-    }
-
-    fn init_noise_sigma(&self) -> f32 {
-        self.init_noise_sigma
-    }
-
-    fn scale_model_input(&self, sample: ArrayView4<f32>, index: usize) -> Array4<f32> {
-        let sigma = self.sigmas[index];
-        let scale = (sigma * sigma + 1.0).sqrt();
-        sample.mapv(|x| x / scale)
-    }
-
-    fn step(
-        &self,
-        model_output: ArrayView4<f32>,
-        index: usize,
-        sample: ArrayView4<f32>,
-        noise: ArrayView4<f32>,
-    ) -> Array4<f32> {
-        let (from, to) = (self.sigmas[index], self.sigmas[index + 1]);
-        let up = (to * to * (from * from - to * to) / (from * from)).sqrt();
-        let down = (to * to - up * up).sqrt();
-        let dt = down - from;
-        let prediction = self.prediction;
-        let mut out = Array4::zeros(sample.dim());
-        Zip::from(&mut out).and(&sample).and(&model_output).and_broadcast(&noise).for_each(|o, &x, &m, &z| {
-            let original = match prediction {
-                PredictionType::Epsilon => x - from * m,
-                PredictionType::VPrediction => m * (-from / (from * from + 1.0).sqrt()) + x / (from * from + 1.0),
-            };
-            let derivative = (x - original) / from;
-            *o = (x + derivative * dt) + z * up;
-        });
-        out
-    }
+/// Builds the sampler the config's `_class_name` names, for `steps` inference steps.
+pub fn build(config: &SchedulerConfig, steps: usize) -> Result<Box<dyn Scheduler>, SchedulerError> {
+    let make = constructor(&config.class_name).ok_or_else(|| config.unknown_class())?;
+    Ok(make(config, steps))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn config(json: &str) -> SchedulerConfig {
-        let c: SchedulerConfig = serde_json::from_str(json).unwrap();
-        c.validate().unwrap();
-        c
-    }
-
     #[test]
     fn linspace_matches_endpoints_and_midpoint() {
         let v = linspace_f32(1.0, 2.0, 5);
         assert_eq!(v, vec![1.0, 1.25, 1.5, 1.75, 2.0]);
-    }
-
-    #[test]
-    fn last_step_removes_all_noise() {
-        let c = config(r#"{"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012}"#);
-        let s = c.euler_ancestral(4);
-        assert_eq!(s.sigmas().len(), 5);
-        assert_eq!(*s.sigmas().last().unwrap(), 0.0);
-        // With sigma_to = 0 the step is deterministic: x0 = x - sigma * eps whatever the noise.
-        let x = Array4::from_elem((1, 1, 2, 2), 3.0f32);
-        let eps = Array4::from_elem((1, 1, 2, 2), 0.5f32);
-        let noise = Array4::from_elem((1, 1, 2, 2), 100.0f32);
-        let out = s.step(eps.view(), 3, x.view(), noise.view());
-        let expected = 3.0 - s.sigmas()[3] * 0.5;
-        assert!(out.iter().all(|v| (v - expected).abs() < 1e-5), "{out:?} vs {expected}");
-    }
-
-    #[test]
-    fn trailing_spacing_keeps_numpys_extra_step() {
-        // diffusers 0.42: set_timesteps(61) with trailing spacing gives 62 timesteps, the last -1
-        // (np.arange's float length); values from diffusers itself.
-        let c = config(
-            r#"{"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012, "timestep_spacing": "trailing"}"#,
-        );
-        let s = c.euler_ancestral(61);
-        let t = s.timesteps();
-        assert_eq!(t.len(), 62);
-        assert_eq!(&t[..3], &[999.0, 983.0, 966.0]);
-        assert_eq!(&t[59..], &[32.0, 15.0, -1.0]);
-        assert!((s.sigmas()[1] - 13.276_786).abs() < 1e-4, "{}", s.sigmas()[1]);
-        assert!((s.init_noise_sigma() - 14.614_647).abs() < 1e-4);
     }
 
     #[test]
@@ -431,6 +304,19 @@ mod tests {
         std::fs::write(&p, r#"{"_class_name": "DDIMScheduler"}"#).unwrap();
         let e = SchedulerConfig::from_file(&p).unwrap_err().to_string();
         assert!(e.contains("_class_name") && e.contains("Fix") && e.contains("scheduler_config.json"), "{e}");
+        let c: SchedulerConfig = serde_json::from_str(r#"{"_class_name": "DDIMScheduler"}"#).unwrap();
+        let e = build(&c, 4).unwrap_err().to_string();
+        assert!(e.contains("_class_name") && e.contains("Fix") && e.contains("scheduler_config.json"), "{e}");
+    }
+
+    #[test]
+    fn the_class_name_picks_the_sampler() {
+        let named: SchedulerConfig =
+            serde_json::from_str(r#"{"_class_name": "EulerAncestralDiscreteScheduler"}"#).unwrap();
+        let unnamed: SchedulerConfig = serde_json::from_str("{}").unwrap();
+        let (a, b) = (build(&named, 5).unwrap(), build(&unnamed, 5).unwrap());
+        assert_eq!(a.timesteps(), EulerAncestral::new(&named, 5).timesteps());
+        assert_eq!(a.timesteps(), b.timesteps());
     }
 
     #[test]
