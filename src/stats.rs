@@ -127,6 +127,9 @@ fn bootstrap_means(values: &[f64], resamples: usize, seed: u64) -> Vec<f64> {
 /// Two-sided p-value of "the statistic is 0" from its bootstrap `draws`, by percentile
 /// inversion: p = min(1, 2·min(#{draw ≤ 0}, #{draw ≥ 0}) / B). `NaN` when there are no draws.
 pub fn bootstrap_p(draws: &[f64]) -> f64 {
+    if draws.is_empty() {
+        return f64::NAN;
+    }
     let total = draws.len() as f64;
     let le = draws.iter().filter(|&&m| m <= 0.0).count() as f64 / total;
     let ge = draws.iter().filter(|&&m| m >= 0.0).count() as f64 / total;
