@@ -30,6 +30,7 @@ pub mod render;
 pub mod runtime;
 pub mod scenario;
 pub mod spatial;
+pub mod stats;
 pub mod surrogate;
 pub mod tokenizer;
 

@@ -29,6 +29,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
+use crate::stats::{bootstrap_p, percentile};
+
 /// A column whose weighted variance is below this fraction of its weighted second moment
 /// counts as constant.
 const CONSTANT_TOL: f64 = 1e-12;
@@ -577,10 +579,7 @@ fn bootstrap(
         let mut draws: Vec<f64> = replicates.iter().map(|r| r[j]).collect();
         draws.sort_unstable_by(f64::total_cmp);
         intervals.push((percentile(&draws, lo_q), percentile(&draws, hi_q)));
-        let total = draws.len() as f64;
-        let le = draws.iter().filter(|&&v| v <= 0.0).count() as f64 / total;
-        let ge = draws.iter().filter(|&&v| v >= 0.0).count() as f64 / total;
-        p_values.push((2.0 * le.min(ge)).min(1.0));
+        p_values.push(bootstrap_p(&draws));
     }
     (intervals, p_values)
 }
@@ -603,14 +602,6 @@ fn identical_rows(x: ArrayView2<f64>, y: ArrayView1<f64>) -> (Vec<usize>, Vec<us
         })
         .collect();
     (group_of, first)
-}
-
-/// `numpy.percentile(sorted, 100·q)` with the default linear interpolation.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let h = q * (sorted.len() - 1) as f64;
-    let lo = h.floor() as usize;
-    let hi = (lo + 1).min(sorted.len() - 1);
-    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
 #[cfg(test)]

@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 use super::measure::derive_seed;
 use super::plots::{self, Bar, Chart};
 use super::report::{self, escape};
-use super::tables::{self, ALL, SLICE_METRICS, SliceStat};
+use super::result::{self, HEADLINE};
+use super::tables::{self, ALL, SliceStat};
 use super::{EvalError, PLOTS_DIR, RUN_FILE, Result, RunInfo, ScenarioResult, create_dir, read_results, read_run_info};
 use crate::io::write_bytes_atomic;
-use crate::metrics;
+use crate::stats;
 
 /// Bootstrap resamples of the paired test.
 pub const RESAMPLES: usize = 2000;
@@ -37,10 +38,10 @@ pub struct PairDiff {
     /// Mean of a − b over those.
     #[serde(with = "super::nan")]
     pub diff: f64,
-    /// Two-sided paired bootstrap p-value ([`metrics::paired_bootstrap_p`]).
+    /// Two-sided paired bootstrap p-value ([`stats::paired_bootstrap_p`]).
     #[serde(with = "super::nan")]
     pub p_bootstrap: f64,
-    /// Two-sided Wilcoxon signed-rank p-value ([`metrics::wilcoxon_signed_rank_p`]); NaN when all differences are 0.
+    /// Two-sided Wilcoxon signed-rank p-value ([`stats::wilcoxon_signed_rank_p`]); NaN when all differences are 0.
     #[serde(with = "super::nan")]
     pub p_wilcoxon: f64,
 }
@@ -157,7 +158,7 @@ pub fn compare(runs: &[(String, PathBuf)], out: &Path) -> Result<CompareSummary>
         let mut s = Vec::new();
         for (axis, value) in &slice_keys {
             let members: Vec<&ScenarioResult> = run.results.iter().filter(|r| in_slice(r, axis, value)).collect();
-            for m in SLICE_METRICS {
+            for m in result::sliced() {
                 s.push(tables::stat(axis, value, m, &members)?);
             }
         }
@@ -176,28 +177,24 @@ pub fn compare(runs: &[(String, PathBuf)], out: &Path) -> Result<CompareSummary>
                     .filter(|r| in_slice(r, axis, value))
                     .filter_map(|r| by_id[j].get(r.id.as_str()).map(|o| (r, *o)))
                     .collect();
-                for m in SLICE_METRICS {
+                for m in result::sliced() {
                     let (a, b): (Vec<f64>, Vec<f64>) = pairs
                         .iter()
-                        .map(|(x, y)| (tables::metric_value(x, m), tables::metric_value(y, m)))
+                        .map(|(x, y)| ((m.value)(x), (m.value)(y)))
                         .filter(|(x, y)| !x.is_nan() && !y.is_nan())
                         .unzip();
-                    let diff = if a.is_empty() {
-                        f64::NAN
-                    } else {
-                        a.iter().zip(&b).map(|(x, y)| x - y).sum::<f64>() / a.len() as f64
-                    };
-                    let seed = derive_seed(0, &format!("compare\0{axis}\0{value}\0{m}"));
+                    let d: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x - y).collect();
+                    let seed = derive_seed(0, &format!("compare\0{axis}\0{value}\0{}", m.name));
                     diffs.push(PairDiff {
                         axis: axis.clone(),
                         value: value.clone(),
-                        metric: m.into(),
+                        metric: m.name.into(),
                         a: loaded[i].name.clone(),
                         b: loaded[j].name.clone(),
                         n_pairs: a.len(),
-                        diff,
-                        p_bootstrap: metrics::paired_bootstrap_p(&a, &b, RESAMPLES, seed)?,
-                        p_wilcoxon: metrics::wilcoxon_signed_rank_p(&a, &b)?,
+                        diff: stats::mean(&d),
+                        p_bootstrap: stats::paired_bootstrap_p(&a, &b, RESAMPLES, seed)?,
+                        p_wilcoxon: stats::wilcoxon_signed_rank_p(&a, &b)?,
                     });
                 }
             }
@@ -262,7 +259,7 @@ fn compare_csv(names: &[String], slices: &[(String, String)], stats: &[Vec<Slice
     }
     let mut out = tables::csv_line(&header);
     for (axis, value) in slices {
-        for m in SLICE_METRICS {
+        for m in result::sliced().map(|m| m.name) {
             let mut row = vec![axis.clone(), value.clone(), m.to_string()];
             for s in stats {
                 match find(s, axis, value, m) {
@@ -345,7 +342,7 @@ fn compare_md(runs: &[Run], slices: &[(String, String)], stats: &[Vec<SliceStat>
         s.push_str("\n**Warning:** the runs were made with different evaluation settings; differences mix editor and settings.\n");
     }
     s.push_str("\nMeans with 95% bootstrap intervals per editor; differences are a − b over the scenarios both ran (matched by id), with a paired bootstrap and a Wilcoxon signed-rank p-value.\n");
-    for m in SLICE_METRICS {
+    for m in result::sliced().map(|m| m.name) {
         let _ = writeln!(s, "\n## {m}\n");
         let mut header = vec!["slice".to_string()];
         header.extend(names.iter().cloned());
@@ -376,9 +373,10 @@ fn compare_charts(names: &[String], axes: &[(String, Vec<String>)], stats: &[Vec
         find(st, axis, value, m).map_or(Bar { mean: f64::NAN, low: f64::NAN, high: f64::NAN, n: 0 }, Bar::from)
     };
     let mut charts = Vec::new();
-    // Metrics in [0, 1] share one scale; the faithfulness gaps are far smaller and get their own.
-    let unit: Vec<&str> = SLICE_METRICS.iter().copied().filter(|m| plots::metric_range(m).is_some()).collect();
-    let gaps = ["deletion_gap", "insertion_gap"];
+    // Metrics in [0, 1] share one scale; the charted metrics without a fixed range (the
+    // faithfulness gaps, far smaller) get their own.
+    let unit: Vec<&str> = result::sliced().filter(|m| m.is_unit()).map(|m| m.name).collect();
+    let gaps: Vec<&str> = result::plotted().into_iter().filter(|m| m.range.is_none()).map(|m| m.name).collect();
     for (file, title, metrics, range) in [
         ("compare-overall.png", "all scenarios by editor (mean, 95% CI)", unit.as_slice(), Some((0.0, 1.0))),
         ("compare-gaps.png", "faithfulness gaps over random orders by editor (mean, 95% CI)", gaps.as_slice(), None),
@@ -390,10 +388,10 @@ fn compare_charts(names: &[String], axes: &[(String, Vec<String>)], stats: &[Vec
         charts.push(Chart { file: file.into(), title: title.into(), axis: None, png: crate::render::png_bytes(&img) });
     }
     for (axis, vals) in axes {
-        let m = "precision_at_k";
+        let m = HEADLINE.name;
         let values: Vec<Vec<Bar>> = vals.iter().map(|v| stats.iter().map(|st| bar(st, axis, v, m)).collect()).collect();
         let title = format!("{m} by {axis} and editor (mean, 95% CI)");
-        let img = plots::grouped_bar_chart(&title, vals, names, &values, plots::metric_range(m));
+        let img = plots::grouped_bar_chart(&title, vals, names, &values, HEADLINE.range);
         charts.push(Chart {
             file: format!("compare-{m}-by-{}.png", plots::file_safe(axis)),
             title,
@@ -434,7 +432,7 @@ fn compare_html(
         s.push_str(&report::img(c));
     }
     s.push_str("</section>\n");
-    for m in SLICE_METRICS {
+    for m in result::sliced().map(|m| m.name) {
         let _ = writeln!(s, "<section><h2>{}</h2><table><tr><th>slice</th>", escape(m));
         for n in &names {
             let _ = write!(s, "<th>{}</th>", escape(n));

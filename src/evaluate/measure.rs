@@ -19,6 +19,7 @@ use crate::explain::{self, ExplainConfig, ExplainRun, ImageInfo, Measurer, Model
 use crate::metrics;
 use crate::perturb::{self, Strategy, Word};
 use crate::scenario::Scenario;
+use crate::stats::nan_mean;
 use crate::{Error, imaging};
 
 /// Seed for one purpose derived from the explanation seed, so held-out masks and random
@@ -137,16 +138,6 @@ pub fn deletion_masks(order: &[usize]) -> Vec<Vec<bool>> {
 /// Masks of an insertion curve: step t keeps only the first t words of `order` (t = 0..=d).
 pub fn insertion_masks(order: &[usize]) -> Vec<Vec<bool>> {
     deletion_masks(order).into_iter().map(|m| m.into_iter().map(|b| !b).collect()).collect()
-}
-
-/// NaN-skipping mean; NaN when nothing remains.
-fn nan_mean(values: impl IntoIterator<Item = f64>) -> f64 {
-    let (mut s, mut n) = (0.0, 0usize);
-    for v in values.into_iter().filter(|v| !v.is_nan()) {
-        s += v;
-        n += 1;
-    }
-    if n == 0 { f64::NAN } else { s / n as f64 }
 }
 
 /// Explains `instruction` on the image at `path`.
@@ -370,11 +361,5 @@ mod tests {
         assert_ne!(derive_seed(0, "held-out"), derive_seed(0, "random-orders"));
         assert_ne!(derive_seed(0, "held-out"), derive_seed(1, "held-out"));
         assert_eq!(derive_seed(5, "x"), derive_seed(5, "x"));
-    }
-
-    #[test]
-    fn nan_mean_skips_nan() {
-        assert_eq!(nan_mean([1.0, f64::NAN, 3.0]), 2.0);
-        assert!(nan_mean([f64::NAN]).is_nan());
     }
 }

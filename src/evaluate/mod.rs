@@ -17,13 +17,15 @@
 //! writes. Tables, charts and the HTML report are always built from the files on disk, never
 //! from memory, which is what makes resumed, merged and single runs byte-identical.
 //!
-//! Files: [`measure`] evaluates one scenario, [`tables`] aggregates rows into ODD slices,
+//! Files: [`result`] holds what a scenario records and the list of metrics every output reads,
+//! [`measure`] evaluates one scenario, [`tables`] aggregates rows into ODD slices,
 //! [`plots`] draws charts, [`report`] writes HTML, [`compare`](mod@compare) sets editors side by side.
 
 pub mod compare;
 pub mod measure;
 pub mod plots;
 pub mod report;
+pub mod result;
 pub mod tables;
 
 use std::collections::BTreeMap;
@@ -39,7 +41,8 @@ use crate::scenario::{Scenario, Suite};
 
 pub use compare::{CompareSummary, compare};
 pub use measure::{evaluate_scenario, targets};
-pub use tables::{SLICE_METRICS, SliceStat};
+pub use result::{CurveResult, HEADLINE, METRICS, Metric, RUN_ONLY_FIELDS, ScenarioResult};
+pub use tables::SliceStat;
 
 /// Schema tag of `scenarios/<id>.json`.
 pub const SCENARIO_SCHEMA: &str = "gsmile.eval-scenario/1";
@@ -153,6 +156,9 @@ pub enum EvalError {
     /// A metric was given inputs it cannot take (a bug in the evaluator).
     #[error(transparent)]
     Metrics(#[from] crate::metrics::MetricsError),
+    /// A statistic was given inputs it cannot take (a bug in the evaluator).
+    #[error(transparent)]
+    Stats(#[from] crate::stats::StatsError),
     /// An output file could not be written.
     #[error(transparent)]
     Output(#[from] crate::io::OutputError),
@@ -245,103 +251,6 @@ pub(crate) mod nan {
     }
 }
 
-/// A deletion or insertion curve and how it compares with random word orders.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CurveResult {
-    /// Similarity to the full edit (−distance) at steps 0..=d along the attribution order.
-    #[serde(with = "nan::vec")]
-    pub curve: Vec<f64>,
-    /// Area under `curve` (x in [0, 1]).
-    #[serde(with = "nan")]
-    pub attribution_auc: f64,
-    /// Mean area under the random orders' curves.
-    #[serde(with = "nan")]
-    pub random_auc_mean: f64,
-    /// Their population standard deviation.
-    #[serde(with = "nan")]
-    pub random_auc_std: f64,
-    /// Improvement over random, positive = more faithful (see [`crate::metrics::CurveComparison`]).
-    #[serde(with = "nan")]
-    pub gap: f64,
-    /// Fraction of random orders beaten, ties counting ½.
-    #[serde(with = "nan")]
-    pub beats_random: f64,
-}
-
-/// Everything measured on one scenario; written to `scenarios/<id>.json`.
-///
-/// NaN (JSON `null`) marks a quantity that is undefined for the scenario, e.g. a Spearman ρ
-/// without related images.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ScenarioResult {
-    /// [`SCENARIO_SCHEMA`].
-    pub schema: String,
-    /// [`EvalConfig::hash`] of the run that made it.
-    pub config_hash: String,
-    /// Hash of the scenario's content (texts, ODD cell, image bytes); a changed scenario is re-run.
-    pub scenario_hash: String,
-    /// Scenario id.
-    pub id: String,
-    /// ODD axis → value.
-    pub odd: BTreeMap<String, String>,
-    /// The explained instruction.
-    pub instruction: String,
-    /// Ground-truth key words.
-    pub key_words: Vec<String>,
-    /// The instruction's words, in order.
-    pub words: Vec<String>,
-    /// Attribution of each word.
-    #[serde(with = "nan::vec")]
-    pub attributions: Vec<f64>,
-    /// Whether each word is a key word.
-    pub key_labels: Vec<bool>,
-    /// ROC AUC of the signed attributions against the key labels.
-    #[serde(with = "nan")]
-    pub roc_auc: f64,
-    /// Precision@k with k = number of key words.
-    #[serde(with = "nan")]
-    pub precision_at_k: f64,
-    /// Weighted in-sample R² of the surrogate.
-    #[serde(with = "nan")]
-    pub r2: f64,
-    /// Weighted in-sample MSE.
-    #[serde(with = "nan")]
-    pub mse: f64,
-    /// R² on held-out perturbations.
-    #[serde(with = "nan")]
-    pub held_out_r2: f64,
-    /// MSE on held-out perturbations.
-    #[serde(with = "nan")]
-    pub held_out_mse: f64,
-    /// Mean pairwise top-k Jaccard over the repeated explanations.
-    #[serde(with = "nan")]
-    pub stability_jaccard: f64,
-    /// Mean pairwise Kendall τ over the repeated explanations.
-    #[serde(with = "nan")]
-    pub stability_kendall: f64,
-    /// Mean Spearman ρ of shared key words' attributions, original vs each paraphrase.
-    #[serde(with = "nan")]
-    pub paraphrase_spearman: f64,
-    /// Mean top-k Jaccard of leading words, original vs each paraphrase.
-    #[serde(with = "nan")]
-    pub paraphrase_jaccard: f64,
-    /// Mean Spearman ρ of attributions, original image vs each related image.
-    #[serde(with = "nan")]
-    pub related_spearman: f64,
-    /// Deletion curve (lower AUC is better).
-    pub deletion: CurveResult,
-    /// Insertion curve (higher AUC is better).
-    pub insertion: CurveResult,
-    /// Edits the editor actually ran (the rest came from the cache); not part of the rows.
-    pub edits_run: usize,
-    /// Wall time in seconds; not part of the rows.
-    pub seconds: f64,
-}
-
-/// Fields of [`ScenarioResult`] that depend on the machine or the cache rather than the
-/// method; left out of `rows.csv` and `rows.jsonl` so reruns give identical tables.
-pub const RUN_ONLY_FIELDS: [&str; 5] = ["schema", "config_hash", "scenario_hash", "edits_run", "seconds"];
-
 /// The suite as recorded in `run.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SuiteInfo {
@@ -420,7 +329,7 @@ pub struct EvalSummary {
     pub evaluated: usize,
     /// Scenarios whose saved results were reused.
     pub skipped: usize,
-    /// The "all" slice: one entry per metric of [`SLICE_METRICS`].
+    /// The "all" slice: one entry per sliced metric of [`METRICS`].
     pub overall: Vec<SliceStat>,
     /// Files written (tables, charts, report), relative to `out`.
     pub files: Vec<PathBuf>,

@@ -7,11 +7,9 @@ use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut, draw_line_s
 use imageproc::rect::Rect;
 
 use super::ScenarioResult;
+use super::result::{self, HEADLINE};
 use super::tables::{self, SliceStat};
-use crate::render;
-
-/// Metrics drawn by ODD axis for every run.
-pub const PLOT_METRICS: [&str; 4] = ["precision_at_k", "roc_auc", "deletion_gap", "insertion_gap"];
+use crate::{render, stats};
 
 const BACKGROUND: Rgb<u8> = Rgb([255, 255, 255]);
 const INK: Rgb<u8> = Rgb([33, 37, 41]);
@@ -59,19 +57,6 @@ pub struct Bar {
 impl From<&SliceStat> for Bar {
     fn from(s: &SliceStat) -> Self {
         Bar { mean: s.mean, low: s.ci_low, high: s.ci_high, n: s.n_defined }
-    }
-}
-
-/// The fixed y range of metrics that live in [0, 1].
-pub fn metric_range(metric: &str) -> Option<(f64, f64)> {
-    match metric {
-        "roc_auc"
-        | "precision_at_k"
-        | "stability_jaccard"
-        | "paraphrase_jaccard"
-        | "deletion_beats_random"
-        | "insertion_beats_random" => Some((0.0, 1.0)),
-        _ => None,
     }
 }
 
@@ -292,18 +277,19 @@ pub fn heatmap(
     img
 }
 
-/// The charts of an evaluation: [`PLOT_METRICS`] by every axis, and precision@k heatmaps over
-/// every pair of axes (values that occur only).
+/// The charts of an evaluation: the plotted metrics of [`super::METRICS`] by every axis, and
+/// [`HEADLINE`] heatmaps over every pair of axes (values that occur only).
 pub fn suite_charts(axes: &[(String, Vec<String>)], slices: &[SliceStat], results: &[ScenarioResult]) -> Vec<Chart> {
     let mut charts = Vec::new();
-    for metric in PLOT_METRICS {
+    for m in result::plotted() {
+        let metric = m.name;
         for (axis, values) in axes {
             let bars: Vec<Vec<Bar>> = values
                 .iter()
                 .map(|v| tables::lookup(slices, axis, v).get(metric).map(|s| Bar::from(*s)).into_iter().collect())
                 .collect();
             let title = format!("{metric} by {axis} (mean, 95% CI)");
-            let img = grouped_bar_chart(&title, values, &[metric.to_string()], &bars, metric_range(metric));
+            let img = grouped_bar_chart(&title, values, &[metric.to_string()], &bars, m.range);
             charts.push(Chart {
                 file: format!("{}-by-{}.png", file_safe(metric), file_safe(axis)),
                 title,
@@ -326,18 +312,16 @@ pub fn suite_charts(axes: &[(String, Vec<String>)], slices: &[SliceStat], result
                             let vals: Vec<f64> = results
                                 .iter()
                                 .filter(|r| r.odd.get(a) == Some(rv) && r.odd.get(b) == Some(cv))
-                                .map(|r| r.precision_at_k)
+                                .map(HEADLINE.value)
                                 .filter(|v| !v.is_nan())
                                 .collect();
-                            let mean =
-                                if vals.is_empty() { f64::NAN } else { vals.iter().sum::<f64>() / vals.len() as f64 };
-                            (mean, vals.len())
+                            (stats::mean(&vals), vals.len())
                         })
                         .collect()
                 })
                 .collect();
-            let title = format!("mean precision@k: {a} \u{00d7} {b}");
-            let img = heatmap(&title, a, &rows, b, &cols, &cells, (0.0, 1.0));
+            let title = format!("mean {}: {a} \u{00d7} {b}", HEADLINE.label);
+            let img = heatmap(&title, a, &rows, b, &cols, &cells, HEADLINE.range.unwrap_or((0.0, 1.0)));
             charts.push(Chart {
                 file: format!("accuracy-heatmap-{}-{}.png", file_safe(a), file_safe(b)),
                 title,

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use base64::Engine as _;
 
 use super::plots::Chart;
-use super::tables::{self, ALL, SLICE_METRICS, SliceStat};
+use super::result::{self, HEADLINE};
+use super::tables::{self, ALL, SliceStat};
 use super::{RunInfo, ScenarioResult};
 
 /// Scenarios listed in the "worst explained" table.
@@ -41,16 +42,16 @@ pub fn img(chart: &Chart) -> String {
 /// A table of slices: one row per value of `axis` (or the overall row), one column per metric.
 fn slice_table(slices: &[SliceStat], axis: &str, values: &[String]) -> String {
     let mut s = String::from("<table><tr><th>value</th><th>n</th>");
-    for m in SLICE_METRICS {
-        let _ = write!(s, "<th>{}</th>", escape(m));
+    for m in result::sliced() {
+        let _ = write!(s, "<th>{}</th>", escape(m.name));
     }
     s.push_str("</tr>\n");
     for v in values {
         let by = tables::lookup(slices, axis, v);
         let n = by.values().next().map_or(0, |st| st.n);
         let _ = write!(s, "<tr><td>{}</td><td>{n}</td>", escape(v));
-        for m in SLICE_METRICS {
-            let cell = by.get(m).map_or("n/a".into(), |st| tables::mean_and_ci(st));
+        for m in result::sliced() {
+            let cell = by.get(m.name).map_or("n/a".into(), |st| tables::mean_and_ci(st));
             let _ = write!(s, "<td>{}</td>", escape(&cell));
         }
         s.push_str("</tr>\n");
@@ -125,23 +126,31 @@ pub fn suite_report(
     s
 }
 
-/// The scenarios with the lowest precision@k (undefined ones left out), worst first, ties by id.
+/// The scenarios with the worst [`HEADLINE`] metric (undefined ones left out), worst first,
+/// ties by lower ROC AUC, then by id.
 pub fn worst(results: &[ScenarioResult], count: usize) -> Vec<&ScenarioResult> {
-    let mut w: Vec<&ScenarioResult> = results.iter().filter(|r| !r.precision_at_k.is_nan()).collect();
+    let key = |r: &ScenarioResult| {
+        let v = (HEADLINE.value)(r);
+        if HEADLINE.higher_is_better { v } else { -v }
+    };
+    let mut w: Vec<&ScenarioResult> = results.iter().filter(|r| !key(r).is_nan()).collect();
     w.sort_by(|a, b| {
-        a.precision_at_k
-            .total_cmp(&b.precision_at_k)
-            .then_with(|| a.roc_auc.total_cmp(&b.roc_auc))
-            .then_with(|| a.id.cmp(&b.id))
+        key(a).total_cmp(&key(b)).then_with(|| a.roc_auc.total_cmp(&b.roc_auc)).then_with(|| a.id.cmp(&b.id))
     });
     w.truncate(count);
     w
 }
 
 fn worst_table(results: &[ScenarioResult]) -> String {
+    let columns = result::worst_columns();
     let mut s = format!(
-        "<section><h2>Worst {WORST} scenarios by precision@k</h2>\n<table><tr><th>id</th><th>ODD cell</th><th>instruction</th><th>key words</th><th>top words</th><th>precision@k</th><th>ROC AUC</th><th>deletion gap</th></tr>\n"
+        "<section><h2>Worst {WORST} scenarios by {}</h2>\n<table><tr><th>id</th><th>ODD cell</th><th>instruction</th><th>key words</th><th>top words</th>",
+        escape(HEADLINE.label)
     );
+    for m in &columns {
+        let _ = write!(s, "<th>{}</th>", escape(m.label));
+    }
+    s.push_str("</tr>\n");
     for r in worst(results, WORST) {
         let k = r.key_labels.iter().filter(|&&l| l).count();
         let top: Vec<String> = crate::metrics::deletion_order(&r.attributions)
@@ -150,18 +159,19 @@ fn worst_table(results: &[ScenarioResult]) -> String {
             .map(|i| format!("{} ({:+.3})", r.words[i], r.attributions[i]))
             .collect();
         let odd: Vec<String> = r.odd.iter().map(|(a, v)| format!("{a}={v}")).collect();
-        let _ = writeln!(
+        let _ = write!(
             s,
-            "<tr><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td><td class=\"t\">{}</td>",
             escape(&r.id),
             escape(&odd.join(", ")),
             escape(&r.instruction),
             escape(&r.key_words.join(", ")),
             escape(&top.join(", ")),
-            tables::fmt3(r.precision_at_k),
-            tables::fmt3(r.roc_auc),
-            tables::fmt3(r.deletion.gap)
         );
+        for m in &columns {
+            let _ = write!(s, "<td>{}</td>", tables::fmt3((m.value)(r)));
+        }
+        s.push_str("</tr>\n");
     }
     s.push_str("</table></section>\n");
     s

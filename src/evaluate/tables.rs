@@ -1,6 +1,7 @@
 //! Tables of an evaluation: one row per scenario (`rows.csv`, `rows.jsonl`) and ODD slices
 //! (`slices.csv`, `slices.md`): for every axis value, the mean of each metric with a 95 %
-//! percentile-bootstrap interval ([`crate::metrics::mean_ci`], seeded per cell).
+//! percentile-bootstrap interval ([`crate::stats::mean_ci`], seeded per cell); the metrics
+//! and their order come from [`super::METRICS`].
 //!
 //! Everything here is a pure function of the results, so the same results give the same
 //! bytes however they were produced (single run, resumed run, merged shards).
@@ -11,8 +12,9 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use super::measure::derive_seed;
+use super::result::{self, Metric};
 use super::{RUN_ONLY_FIELDS, Result, ScenarioResult};
-use crate::metrics;
+use crate::stats;
 
 /// Axis and value names of the slice over every scenario.
 pub const ALL: &str = "all";
@@ -22,43 +24,6 @@ pub const CONFIDENCE: f64 = 0.95;
 
 /// Bootstrap resamples of slice intervals.
 pub const RESAMPLES: usize = 2000;
-
-/// The metrics aggregated over slices, in table order.
-pub const SLICE_METRICS: [&str; 13] = [
-    "roc_auc",
-    "precision_at_k",
-    "r2",
-    "held_out_r2",
-    "stability_jaccard",
-    "stability_kendall",
-    "paraphrase_spearman",
-    "paraphrase_jaccard",
-    "related_spearman",
-    "deletion_gap",
-    "insertion_gap",
-    "deletion_beats_random",
-    "insertion_beats_random",
-];
-
-/// The value of a [`SLICE_METRICS`] metric for one scenario (NaN for an unknown name).
-pub fn metric_value(r: &ScenarioResult, metric: &str) -> f64 {
-    match metric {
-        "roc_auc" => r.roc_auc,
-        "precision_at_k" => r.precision_at_k,
-        "r2" => r.r2,
-        "held_out_r2" => r.held_out_r2,
-        "stability_jaccard" => r.stability_jaccard,
-        "stability_kendall" => r.stability_kendall,
-        "paraphrase_spearman" => r.paraphrase_spearman,
-        "paraphrase_jaccard" => r.paraphrase_jaccard,
-        "related_spearman" => r.related_spearman,
-        "deletion_gap" => r.deletion.gap,
-        "insertion_gap" => r.insertion.gap,
-        "deletion_beats_random" => r.deletion.beats_random,
-        "insertion_beats_random" => r.insertion.beats_random,
-        _ => f64::NAN,
-    }
-}
 
 /// One metric's mean over one slice of scenarios.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,16 +71,16 @@ pub fn axes_with_values(
 }
 
 /// Mean with interval of `metric` over `members`.
-pub fn stat(axis: &str, value: &str, metric: &str, members: &[&ScenarioResult]) -> Result<SliceStat> {
-    let values: Vec<f64> = members.iter().map(|r| metric_value(r, metric)).collect();
+pub fn stat(axis: &str, value: &str, metric: &Metric, members: &[&ScenarioResult]) -> Result<SliceStat> {
+    let values: Vec<f64> = members.iter().map(|r| (metric.value)(r)).collect();
     let n_defined = values.iter().filter(|v| !v.is_nan()).count();
-    let seed = derive_seed(0, &format!("slice\0{axis}\0{value}\0{metric}"));
-    let (mean, ci_low, ci_high) = metrics::mean_ci(&values, CONFIDENCE, RESAMPLES, seed)?;
+    let seed = derive_seed(0, &format!("slice\0{axis}\0{value}\0{}", metric.name));
+    let (mean, ci_low, ci_high) = stats::mean_ci(&values, CONFIDENCE, RESAMPLES, seed)?;
     Ok(SliceStat {
         axis: axis.into(),
         value: value.into(),
         n: members.len(),
-        metric: metric.into(),
+        metric: metric.name.into(),
         n_defined,
         mean,
         ci_low,
@@ -127,13 +92,13 @@ pub fn stat(axis: &str, value: &str, metric: &str, members: &[&ScenarioResult]) 
 pub fn slices(axes: &[(String, Vec<String>)], results: &[ScenarioResult]) -> Result<Vec<SliceStat>> {
     let mut out = Vec::new();
     let all: Vec<&ScenarioResult> = results.iter().collect();
-    for m in SLICE_METRICS {
+    for m in result::sliced() {
         out.push(stat(ALL, ALL, m, &all)?);
     }
     for (axis, values) in axes {
         for value in values {
             let members: Vec<&ScenarioResult> = results.iter().filter(|r| r.odd.get(axis) == Some(value)).collect();
-            for m in SLICE_METRICS {
+            for m in result::sliced() {
                 out.push(stat(axis, value, m, &members)?);
             }
         }
@@ -174,34 +139,9 @@ pub fn csv_line(fields: &[String]) -> String {
 pub fn rows_csv(axes: &[(String, Vec<String>)], results: &[ScenarioResult]) -> String {
     let mut header: Vec<String> = vec!["id".into()];
     header.extend(axes.iter().map(|(a, _)| format!("odd.{a}")));
-    header.extend(
-        [
-            "instruction",
-            "words",
-            "key_words",
-            "attributions",
-            "roc_auc",
-            "precision_at_k",
-            "r2",
-            "mse",
-            "held_out_r2",
-            "held_out_mse",
-            "stability_jaccard",
-            "stability_kendall",
-            "paraphrase_spearman",
-            "paraphrase_jaccard",
-            "related_spearman",
-            "deletion_auc",
-            "deletion_random_auc",
-            "deletion_gap",
-            "deletion_beats_random",
-            "insertion_auc",
-            "insertion_random_auc",
-            "insertion_gap",
-            "insertion_beats_random",
-        ]
-        .map(String::from),
-    );
+    header.extend(["instruction", "words", "key_words", "attributions"].map(String::from));
+    let columns = result::row_columns();
+    header.extend(columns.iter().map(|m| m.name.to_string()));
     let mut out = csv_line(&header);
     for r in results {
         let mut row = vec![r.id.clone()];
@@ -210,29 +150,7 @@ pub fn rows_csv(axes: &[(String, Vec<String>)], results: &[ScenarioResult]) -> S
         row.push(r.words.join(" "));
         row.push(r.key_words.join(" "));
         row.push(r.attributions.iter().map(|v| num(*v)).collect::<Vec<_>>().join(" "));
-        for v in [
-            r.roc_auc,
-            r.precision_at_k,
-            r.r2,
-            r.mse,
-            r.held_out_r2,
-            r.held_out_mse,
-            r.stability_jaccard,
-            r.stability_kendall,
-            r.paraphrase_spearman,
-            r.paraphrase_jaccard,
-            r.related_spearman,
-            r.deletion.attribution_auc,
-            r.deletion.random_auc_mean,
-            r.deletion.gap,
-            r.deletion.beats_random,
-            r.insertion.attribution_auc,
-            r.insertion.random_auc_mean,
-            r.insertion.gap,
-            r.insertion.beats_random,
-        ] {
-            row.push(num(v));
-        }
+        row.extend(columns.iter().map(|m| num((m.value)(r))));
         out.push_str(&csv_line(&row));
     }
     out
@@ -297,15 +215,15 @@ pub fn slices_md(suite: &str, axes: &[(String, Vec<String>)], slices: &[SliceSta
         "Means with {}% percentile-bootstrap intervals ({RESAMPLES} resamples); n/a: undefined for every scenario of the slice.\n",
         (CONFIDENCE * 100.0).round()
     );
+    let names: Vec<&str> = result::sliced().map(|m| m.name).collect();
     let header = |s: &mut String, first: &str| {
-        let _ = writeln!(s, "| {first} | n | {} |", SLICE_METRICS.join(" | "));
-        let _ = writeln!(s, "|---|---:|{}", "---:|".repeat(SLICE_METRICS.len()));
+        let _ = writeln!(s, "| {first} | n | {} |", names.join(" | "));
+        let _ = writeln!(s, "|---|---:|{}", "---:|".repeat(names.len()));
     };
     let row = |s: &mut String, label: &str, axis: &str, value: &str| {
         let by = lookup(slices, axis, value);
         let n = by.values().next().map_or(0, |st| st.n);
-        let cells: Vec<String> =
-            SLICE_METRICS.iter().map(|m| by.get(m).map_or("n/a".into(), |st| mean_and_ci(st))).collect();
+        let cells: Vec<String> = names.iter().map(|m| by.get(m).map_or("n/a".into(), |st| mean_and_ci(st))).collect();
         let _ = writeln!(s, "| {} | {n} | {} |", md_cell(label), cells.join(" | "));
     };
     let _ = writeln!(s, "## All scenarios\n");

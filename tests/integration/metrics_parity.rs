@@ -1,11 +1,11 @@
-//! Parity of `gsmile::metrics` with scipy, scikit-learn and numpy.
+//! Parity of `gsmile::metrics` and `gsmile::stats` with scipy, scikit-learn and numpy.
 //!
 //! The reference values come from `tests/fixtures/metrics/make_metrics.py` (numpy, scipy and
 //! scikit-learn versions pinned there and recorded in `cases.json`).
 
 use std::path::PathBuf;
 
-use gsmile::metrics;
+use gsmile::{metrics, stats};
 use serde::Deserialize;
 
 /// Tolerance for the closed-form metrics.
@@ -154,10 +154,10 @@ fn weighted_r2_and_mse_match_sklearn() {
 #[test]
 fn wilcoxon_matches_scipy_asymptotic() {
     for c in cases().wilcoxon {
-        let got = metrics::wilcoxon_signed_rank_p(&c.a, &c.b).unwrap();
+        let got = stats::wilcoxon_signed_rank_p(&c.a, &c.b).unwrap();
         check(&c.name, "wilcoxon p", got, c.p, TOL_WILCOXON);
         // The test is symmetric in its arguments.
-        let swapped = metrics::wilcoxon_signed_rank_p(&c.b, &c.a).unwrap();
+        let swapped = stats::wilcoxon_signed_rank_p(&c.b, &c.a).unwrap();
         check(&c.name, "wilcoxon p (swapped)", swapped, c.p, TOL_WILCOXON);
     }
 }
@@ -172,7 +172,7 @@ fn trapezoid_matches_numpy() {
 #[test]
 fn normal_sf_matches_scipy() {
     for c in cases().norm_sf {
-        let got = metrics::normal_sf(c.z);
+        let got = stats::normal_sf(c.z);
         // erfcc's fractional error is below 1.2e-7, so check relatively as well as absolutely.
         assert!(
             (got - c.sf).abs() <= 1e-7 && (got - c.sf).abs() <= 2e-7 * c.sf,
