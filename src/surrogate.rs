@@ -9,7 +9,7 @@
 //! pixel) for spatial maps.
 //!
 //! The fits match scikit-learn with `sample_weight` (`LinearRegression`, `Ridge`), checked by
-//! `tests/stats_parity.rs`.
+//! `tests/integration/stats_parity.rs`.
 //!
 //! **Constant columns.** A column that is constant over the samples that carry weight (a word
 //! never removed, or always removed) has no effect that the data can identify. Like sklearn
