@@ -17,10 +17,12 @@ use crate::render::html::{page_head, png_data_uri};
 /// What the evaluation and comparison pages add to the shared stylesheet: compact bordered
 /// tables with numbers right-aligned (text cells are `td.t`), and charts side by side.
 const TABLE_CSS: &str = "
+main { max-width:1400px; }
 section { overflow-x:auto; }
 table { width:auto; margin:0.5rem 0 1.5rem; font-size:13px; }
-th, td { text-align:right; border:1px solid var(--line); }
+th, td { text-align:right; border:1px solid var(--line); white-space:nowrap; }
 th:first-child, td:first-child, td.t { text-align:left; }
+td.t { white-space:normal; }
 section img { margin:0.5rem 1rem 0.5rem 0; border:1px solid var(--line); }
 .muted { color:var(--muted); }
 ";
