@@ -456,6 +456,6 @@ fn compare_html(
         }
         s.push_str("</table></section>\n");
     }
-    s.push_str("</body></html>\n");
+    s.push_str(report::PAGE_END);
     s
 }

@@ -1,30 +1,17 @@
-//! Charts of an evaluation, drawn with imageproc in the reports' font: bar charts of a
+//! Charts of an evaluation, drawn with the explanation pictures' canvas, palette and font: bar charts of a
 //! metric's mean with 95 % interval whiskers per ODD value, grouped bars for comparing
 //! editors, and heatmaps of mean precision@k over two ODD axes (cell values written).
 
-use image::{Rgb, RgbImage};
-use imageproc::drawing::{draw_filled_rect_mut, draw_hollow_rect_mut, draw_line_segment_mut};
-use imageproc::rect::Rect;
+use image::RgbImage;
 
 use super::ScenarioResult;
 use super::result::{self, HEADLINE};
 use super::tables::{self, SliceStat};
+use crate::render::canvas::{BACKGROUND, EMPTY, GRID, INK, MUTED, SERIES, canvas, fill, line, outline};
+use crate::render::colormap::{diverging, hbar, luminance};
+use crate::render::text::{draw_centred, draw_text, measure};
 use crate::{render, stats};
 
-const BACKGROUND: Rgb<u8> = Rgb([255, 255, 255]);
-const INK: Rgb<u8> = Rgb([33, 37, 41]);
-const MUTED: Rgb<u8> = Rgb([120, 124, 130]);
-const GRID: Rgb<u8> = Rgb([226, 228, 232]);
-const EMPTY: Rgb<u8> = Rgb([238, 238, 238]);
-/// Series colours (ColorBrewer-like, readable on white).
-const PALETTE: [Rgb<u8>; 6] = [
-    Rgb([67, 147, 195]),
-    Rgb([214, 96, 77]),
-    Rgb([90, 174, 97]),
-    Rgb([153, 112, 171]),
-    Rgb([230, 171, 2]),
-    Rgb([120, 120, 120]),
-];
 const TITLE: f32 = 18.0;
 const TEXT: f32 = 13.0;
 
@@ -63,28 +50,6 @@ impl From<&SliceStat> for Bar {
 /// A file-name-safe version of `s`.
 pub fn file_safe(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
-}
-
-fn text(img: &mut RgbImage, color: Rgb<u8>, x: i32, y: i32, size: f32, s: &str) {
-    render::draw_label(img, color, x, y, size, s);
-}
-
-fn width_of(size: f32, s: &str) -> u32 {
-    render::label_size(size, s).0
-}
-
-fn centred(img: &mut RgbImage, color: Rgb<u8>, cx: i32, y: i32, size: f32, s: &str) {
-    text(img, color, cx - width_of(size, s) as i32 / 2, y, size, s);
-}
-
-fn rect(img: &mut RgbImage, x: i32, y: i32, w: u32, h: u32, color: Rgb<u8>) {
-    if w > 0 && h > 0 {
-        draw_filled_rect_mut(img, Rect::at(x, y).of_size(w, h), color);
-    }
-}
-
-fn line(img: &mut RgbImage, a: (i32, i32), b: (i32, i32), color: Rgb<u8>) {
-    draw_line_segment_mut(img, (a.0 as f32, a.1 as f32), (b.0 as f32, b.1 as f32), color);
 }
 
 /// "Nice" tick values covering [lo, hi] (steps of 1, 2 or 5 × 10ᵏ).
@@ -137,7 +102,7 @@ pub fn grouped_bar_chart(
 ) -> RgbImage {
     let bar_w = 34u32;
     let ns = series.len().max(1) as u32;
-    let slot = groups.iter().map(|g| width_of(TEXT, g) + 14).max().unwrap_or(0).max(ns * bar_w + 24);
+    let slot = groups.iter().map(|g| measure(TEXT, g).0 + 14).max().unwrap_or(0).max(ns * bar_w + 24);
     let finite = |v: f64| v.is_finite().then_some(v);
     let data: Vec<f64> =
         values.iter().flatten().flat_map(|b| [finite(b.mean), finite(b.low), finite(b.high)]).flatten().collect();
@@ -152,21 +117,21 @@ pub fn grouped_bar_chart(
     let (lo, hi, tick_values) = ticks(lo, hi);
     let step = if tick_values.len() > 1 { tick_values[1] - tick_values[0] } else { 1.0 };
     let tick_label = |v: f64| tick_label_step(v, step);
-    let tick_w = tick_values.iter().map(|t| width_of(TEXT, &tick_label(*t))).max().unwrap_or(0);
+    let tick_w = tick_values.iter().map(|t| measure(TEXT, &tick_label(*t)).0).max().unwrap_or(0);
     let left = 16 + tick_w + 8;
     let legend_h = if series.len() > 1 { 24 } else { 0 };
     let top = 48 + legend_h;
     let plot_h = 260u32;
-    let width = (left + slot * groups.len().max(1) as u32 + 24).max(width_of(TITLE, title) + 32);
+    let width = (left + slot * groups.len().max(1) as u32 + 24).max(measure(TITLE, title).0 + 32);
     let height = top + plot_h + 52;
-    let mut img = RgbImage::from_pixel(width, height, BACKGROUND);
-    text(&mut img, INK, 16, 12, TITLE, title);
+    let mut img = canvas(width, height);
+    draw_text(&mut img, INK, 16, 12, TITLE, title);
     if series.len() > 1 {
         let mut x = left as i32;
         for (i, s) in series.iter().enumerate() {
-            rect(&mut img, x, 48, 14, 14, PALETTE[i % PALETTE.len()]);
-            text(&mut img, INK, x + 20, 48, TEXT, s);
-            x += 20 + width_of(TEXT, s) as i32 + 18;
+            fill(&mut img, x, 48, 14, 14, SERIES[i % SERIES.len()]);
+            draw_text(&mut img, INK, x + 20, 48, TEXT, s);
+            x += 20 + measure(TEXT, s).0 as i32 + 18;
         }
     }
     let y_of = |v: f64| top as i32 + ((hi - v.clamp(lo, hi)) / (hi - lo) * plot_h as f64).round() as i32;
@@ -175,7 +140,7 @@ pub fn grouped_bar_chart(
         let y = y_of(*t);
         line(&mut img, (left as i32, y), (plot_right, y), GRID);
         let l = tick_label(*t);
-        text(&mut img, MUTED, left as i32 - 6 - width_of(TEXT, &l) as i32, y - 8, TEXT, &l);
+        draw_text(&mut img, MUTED, left as i32 - 6 - measure(TEXT, &l).0 as i32, y - 8, TEXT, &l);
     }
     let zero = y_of(0.0);
     line(&mut img, (left as i32, top as i32), (left as i32, (top + plot_h) as i32), INK);
@@ -186,11 +151,11 @@ pub fn grouped_bar_chart(
         let bars_x = cx - (ns * bar_w) as i32 / 2;
         for (s, b) in values.get(g).map(Vec::as_slice).unwrap_or(&[]).iter().enumerate() {
             let bx = bars_x + (s as u32 * bar_w) as i32;
-            let colour = PALETTE[s % PALETTE.len()];
+            let colour = SERIES[s % SERIES.len()];
             if b.mean.is_finite() {
                 let y = y_of(b.mean);
                 let (y0, y1) = (y.min(zero), y.max(zero));
-                rect(&mut img, bx + 3, y0, bar_w - 6, (y1 - y0).max(1) as u32, colour);
+                fill(&mut img, bx + 3, y0, bar_w - 6, (y1 - y0).max(1) as u32, colour);
                 if b.low.is_finite() && b.high.is_finite() {
                     let wx = bx + bar_w as i32 / 2;
                     let (yl, yh) = (y_of(b.low), y_of(b.high));
@@ -205,14 +170,14 @@ pub fn grouped_bar_chart(
                     if b.low.is_finite() && b.high.is_finite() { (y_of(b.low), y_of(b.high)) } else { (y1, y0) };
                 let ty = if b.mean >= 0.0 { y0.min(wh) - 15 } else { y1.max(wl) + 2 };
                 let ty = ty.clamp(top as i32 - 14, (top + plot_h) as i32 - 14);
-                centred(&mut img, INK, bx + bar_w as i32 / 2, ty, 11.0, &v);
+                draw_centred(&mut img, INK, bx + bar_w as i32 / 2, ty, 11.0, &v);
             } else {
-                centred(&mut img, MUTED, bx + bar_w as i32 / 2, zero - 16, 11.0, "n/a");
+                draw_centred(&mut img, MUTED, bx + bar_w as i32 / 2, zero - 16, 11.0, "n/a");
             }
         }
-        centred(&mut img, INK, cx, (top + plot_h + 8) as i32, TEXT, label);
+        draw_centred(&mut img, INK, cx, (top + plot_h + 8) as i32, TEXT, label);
         let n = values.get(g).and_then(|v| v.first()).map_or(0, |b| b.n);
-        centred(&mut img, MUTED, cx, (top + plot_h + 26) as i32, 11.0, &format!("n={n}"));
+        draw_centred(&mut img, MUTED, cx, (top + plot_h + 26) as i32, 11.0, &format!("n={n}"));
     }
     img
 }
@@ -229,50 +194,53 @@ pub fn heatmap(
     range: (f64, f64),
 ) -> RgbImage {
     let (vmin, vmax) = range;
-    let cell_w = cols.iter().map(|c| width_of(TEXT, c) + 12).max().unwrap_or(0).max(64);
+    let cell_w = cols.iter().map(|c| measure(TEXT, c).0 + 12).max().unwrap_or(0).max(64);
     let cell_h = 42u32;
-    let left = rows.iter().map(|r| width_of(TEXT, r)).max().unwrap_or(0).max(width_of(TEXT, row_axis)) + 28;
+    let left = rows.iter().map(|r| measure(TEXT, r).0).max().unwrap_or(0).max(measure(TEXT, row_axis).0) + 28;
     let top = 48 + 22 + 22;
-    let width = (left + cell_w * cols.len().max(1) as u32 + 24).max(width_of(TITLE, title) + 32).max(300);
+    let width = (left + cell_w * cols.len().max(1) as u32 + 24).max(measure(TITLE, title).0 + 32).max(300);
     let height = top + cell_h * rows.len().max(1) as u32 + 70;
-    let mut img = RgbImage::from_pixel(width, height, BACKGROUND);
-    text(&mut img, INK, 16, 12, TITLE, title);
-    centred(&mut img, MUTED, (left + cell_w * cols.len() as u32 / 2) as i32, 48, TEXT, &format!("{col_axis} \u{2192}"));
-    text(&mut img, MUTED, 12, top as i32 - 20, TEXT, &format!("{row_axis} \u{2193}"));
+    let mut img = canvas(width, height);
+    draw_text(&mut img, INK, 16, 12, TITLE, title);
+    draw_centred(
+        &mut img,
+        MUTED,
+        (left + cell_w * cols.len() as u32 / 2) as i32,
+        48,
+        TEXT,
+        &format!("{col_axis} \u{2192}"),
+    );
+    draw_text(&mut img, MUTED, 12, top as i32 - 20, TEXT, &format!("{row_axis} \u{2193}"));
     let centre = (vmin + vmax) / 2.0;
     let half = ((vmax - vmin) / 2.0) as f32;
     for (c, label) in cols.iter().enumerate() {
-        centred(&mut img, INK, (left + c as u32 * cell_w + cell_w / 2) as i32, top as i32 - 20, TEXT, label);
+        draw_centred(&mut img, INK, (left + c as u32 * cell_w + cell_w / 2) as i32, top as i32 - 20, TEXT, label);
     }
     for (r, label) in rows.iter().enumerate() {
         let y = (top + r as u32 * cell_h) as i32;
-        text(&mut img, INK, 12, y + cell_h as i32 / 2 - 8, TEXT, label);
+        draw_text(&mut img, INK, 12, y + cell_h as i32 / 2 - 8, TEXT, label);
         for c in 0..cols.len() {
             let x = (left + c as u32 * cell_w) as i32;
             let (v, n) = cells.get(r).and_then(|row| row.get(c)).copied().unwrap_or((f64::NAN, 0));
-            let fill = if v.is_finite() { render::diverging((v - centre) as f32, half) } else { EMPTY };
-            rect(&mut img, x, y, cell_w, cell_h, fill);
-            draw_hollow_rect_mut(&mut img, Rect::at(x, y).of_size(cell_w, cell_h), BACKGROUND);
-            let lum = (0.2126 * fill[0] as f32 + 0.7152 * fill[1] as f32 + 0.0722 * fill[2] as f32) / 255.0;
-            let ink = if lum < 0.5 { BACKGROUND } else { INK };
+            let colour = if v.is_finite() { diverging((v - centre) as f32, half) } else { EMPTY };
+            fill(&mut img, x, y, cell_w, cell_h, colour);
+            outline(&mut img, x, y, cell_w, cell_h, BACKGROUND);
+            let ink = if luminance(colour) < 0.5 { BACKGROUND } else { INK };
             let cx = x + cell_w as i32 / 2;
             if v.is_finite() {
-                centred(&mut img, ink, cx, y + 6, TEXT, &format!("{v:.2}"));
-                centred(&mut img, ink, cx, y + 23, 11.0, &format!("n={n}"));
+                draw_centred(&mut img, ink, cx, y + 6, TEXT, &format!("{v:.2}"));
+                draw_centred(&mut img, ink, cx, y + 23, 11.0, &format!("n={n}"));
             } else {
-                centred(&mut img, MUTED, cx, y + 13, TEXT, "\u{2013}");
+                draw_centred(&mut img, MUTED, cx, y + 13, TEXT, "\u{2013}");
             }
         }
     }
     // Colour bar.
     let bar_y = (top + cell_h * rows.len().max(1) as u32 + 18) as i32;
     let bar_w = 200u32;
-    for dx in 0..bar_w {
-        let t = (dx as f32 + 0.5) / bar_w as f32 * 2.0 - 1.0;
-        rect(&mut img, left as i32 + dx as i32, bar_y, 1, 12, render::diverging(t, 1.0));
-    }
+    hbar(&mut img, left as i32, bar_y, bar_w, 12);
     for (i, v) in [vmin, centre, vmax].iter().enumerate() {
-        centred(&mut img, MUTED, left as i32 + (i as u32 * bar_w / 2) as i32, bar_y + 16, 11.0, &tick_label(*v));
+        draw_centred(&mut img, MUTED, left as i32 + (i as u32 * bar_w / 2) as i32, bar_y + 16, 11.0, &tick_label(*v));
     }
     img
 }

@@ -3,8 +3,6 @@
 
 use std::fmt::Write as _;
 
-use base64::Engine as _;
-
 use super::plots::Chart;
 use super::result::{self, HEADLINE};
 use super::tables::{self, ALL, SliceStat};
@@ -14,28 +12,34 @@ use super::{RunInfo, ScenarioResult};
 pub const WORST: usize = 10;
 
 pub use crate::render::escape_html as escape;
+pub use crate::render::html::PAGE_END;
+use crate::render::html::{page_head, png_data_uri};
 
-const STYLE: &str = "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1200px;color:#212529;padding:0 1rem}\
-table{border-collapse:collapse;margin:0.5rem 0 1.5rem;font-size:0.85rem}th,td{border:1px solid #dee2e6;padding:0.25rem 0.5rem;text-align:right}\
-th:first-child,td:first-child{text-align:left}th{background:#f1f3f5}td.t{text-align:left}img{max-width:100%;margin:0.5rem 1rem 0.5rem 0;border:1px solid #eee}\
-pre{background:#f8f9fa;padding:0.75rem;overflow:auto;font-size:0.8rem}.muted{color:#787c82}section{margin-bottom:2rem}";
+/// What the evaluation and comparison pages add to the shared stylesheet: compact bordered
+/// tables with numbers right-aligned (text cells are `td.t`), and charts side by side.
+const TABLE_CSS: &str = "
+main { max-width:1400px; }
+section { overflow-x:auto; }
+table { width:auto; margin:0.5rem 0 1.5rem; font-size:13px; }
+th, td { text-align:right; border:1px solid var(--line); white-space:nowrap; }
+th:first-child, td:first-child, td.t { text-align:left; }
+td.t { white-space:normal; }
+section img { margin:0.5rem 1rem 0.5rem 0; border:1px solid var(--line); }
+.muted { color:var(--muted); }
+";
 
-/// Opens a page.
+/// Opens a page titled `title`, with the title as its heading; close it with [`PAGE_END`].
 pub fn head(title: &str) -> String {
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>\n",
-        escape(title),
-        escape(title)
-    )
+    format!("{}<h1>{}</h1>\n", page_head(title, TABLE_CSS), escape(title))
 }
 
 /// An inlined PNG with its caption as alt text.
 pub fn img(chart: &Chart) -> String {
     format!(
-        "<img alt=\"{}\" title=\"{}\" src=\"data:image/png;base64,{}\">\n",
+        "<img alt=\"{}\" title=\"{}\" src=\"{}\">\n",
         escape(&chart.title),
         escape(&chart.title),
-        base64::engine::general_purpose::STANDARD.encode(&chart.png)
+        png_data_uri(&chart.png)
     )
 }
 
@@ -122,7 +126,7 @@ pub fn suite_report(
         s.push_str("</section>\n");
     }
     s.push_str(&worst_table(results));
-    s.push_str("</body></html>\n");
+    s.push_str(PAGE_END);
     s
 }
 
