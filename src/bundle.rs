@@ -309,14 +309,14 @@ impl DiffusionSettings {
         DiffusionSettings { seed: Some(seed), ..self }
     }
 
-    /// The command-line flag of the first sampling setting given (the seed aside), for editors
-    /// that have no such setting to refuse it by name.
-    pub fn first_flag(&self) -> Option<&'static str> {
+    /// The field of the first sampling setting given (the seed aside), for editors that have
+    /// no such setting to refuse it by name (the CLI names it as its flag).
+    pub fn first_field(&self) -> Option<&'static str> {
         [
-            ("--steps", self.steps.is_some()),
-            ("--guidance-scale", self.guidance_scale.is_some()),
-            ("--image-guidance-scale", self.image_guidance_scale.is_some()),
-            ("--size", self.size.is_some()),
+            ("steps", self.steps.is_some()),
+            ("guidance_scale", self.guidance_scale.is_some()),
+            ("image_guidance_scale", self.image_guidance_scale.is_some()),
+            ("size", self.size.is_some()),
         ]
         .into_iter()
         .find_map(|(flag, given)| given.then_some(flag))
@@ -751,8 +751,8 @@ output = "edited"
         assert_eq!(run.size, Some(Size { width: Some(24), height: Some(16) }));
         let width_only = DiffusionSettings { size: Some(Size { width: Some(32), height: None }), ..Default::default() };
         assert_eq!(width_only.or(bundle).size, Some(Size { width: Some(32), height: Some(64) }));
-        assert_eq!(flags.first_flag(), Some("--guidance-scale"));
-        assert_eq!(DiffusionSettings::default().with_seed(1).first_flag(), None);
+        assert_eq!(flags.first_field(), Some("guidance_scale"));
+        assert_eq!(DiffusionSettings::default().with_seed(1).first_field(), None);
     }
 
     #[test]

@@ -61,7 +61,8 @@ impl ImageInfo {
     pub fn from_file(path: &Path) -> Result<Self> {
         let io = |e: std::io::Error| Error::InvalidInput(format!("{}: {e}", path.display()));
         let sha256 = cache::file_sha256(path).map_err(io)?;
-        let (width, height) = image::image_dimensions(path).map_err(|e| {
+        let reader = image::ImageReader::open(path).and_then(|r| r.with_guessed_format()).map_err(io)?;
+        let (width, height) = reader.into_dimensions().map_err(|e| {
             Error::InvalidInput(format!("{}: not a readable image ({e}). Fix: pass a PNG or JPEG file", path.display()))
         })?;
         Ok(ImageInfo { path: path.display().to_string(), sha256, width, height })
@@ -128,21 +129,23 @@ impl Models {
     /// served from the cache loads none of them.
     pub fn open(editor: &Path, encoder: &Path, needs: Needs, options: &OpenOptions) -> Result<Self> {
         let memo = options.hash_memo.as_deref();
+        // Both bundles are opened (and checked) before either is hashed, so a wrong encoder
+        // folder fails at once even when the editor is gigabytes.
         let editor_bundle = Bundle::open(editor)?;
+        let encoder_bundle =
+            if needs.image_encoder || needs.text_encoder { Some(Bundle::open(encoder)?) } else { None };
         let diffusion = options.diffusion.with_seed(needs.editor_seed);
         let editor = editor::load(&editor_bundle, &options.runtime, diffusion, options.max_batch)?;
-        let editor_info = ModelInfo::from_bundle(&editor_bundle, &editor.params(), memo)?;
+        let clip = encoder_bundle.as_ref().map(|b| ClipEncoder::load(b, &options.runtime)).transpose()?.map(Arc::new);
         let mut models = Models {
+            editor_info: ModelInfo::from_bundle(&editor_bundle, &editor.params(), memo)?,
             editor: Arc::from(editor),
-            editor_info,
             image_encoder: None,
             text_encoder: None,
             encoder_info: None,
         };
-        if needs.image_encoder || needs.text_encoder {
-            let bundle = Bundle::open(encoder)?;
-            let clip = Arc::new(ClipEncoder::load(&bundle, &options.runtime)?);
-            models.encoder_info = Some(ModelInfo::from_bundle(&bundle, "", memo)?);
+        if let (Some(bundle), Some(clip)) = (&encoder_bundle, clip) {
+            models.encoder_info = Some(ModelInfo::from_bundle(bundle, "", memo)?);
             models.image_encoder = Some(clip.clone());
             models.text_encoder = Some(clip);
         }

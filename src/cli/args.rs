@@ -13,8 +13,10 @@ use gsmile::perturb::Strategy;
 #[derive(Parser)]
 #[command(name = "gsmile", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
+    /// Options every command takes.
     #[command(flatten)]
     pub global: Global,
+    /// The command to run.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -78,7 +80,7 @@ pub struct EditorArg {
 /// `--encoder`: the CLIP-style encoder bundle.
 #[derive(Args)]
 pub struct EncoderArg {
-    /// CLIP-style encoder bundle, for embedding distances and text weights.
+    /// CLIP-style encoder bundle folder (kind = "clip"): embeds images and texts.
     #[arg(long, value_name = "DIR", default_value = "onnx/tiny-clip")]
     pub encoder: PathBuf,
 }
@@ -86,8 +88,10 @@ pub struct EncoderArg {
 /// `--editor` and `--encoder`: the models an explanation runs.
 #[derive(Args)]
 pub struct ModelArgs {
+    /// The editor bundle.
     #[command(flatten)]
     pub editor: EditorArg,
+    /// The encoder bundle.
     #[command(flatten)]
     pub encoder: EncoderArg,
 }
@@ -136,14 +140,19 @@ fn kebab<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
 /// `gsmile explain`.
 #[derive(Args)]
 pub struct ExplainArgs {
+    /// The image and the instruction.
     #[command(flatten)]
     pub input: InputArgs,
+    /// The editor and encoder bundles.
     #[command(flatten)]
     pub models: ModelArgs,
+    /// Where the output goes.
     #[command(flatten)]
     pub out: OutDirArgs,
+    /// The explanation method's options.
     #[command(flatten)]
     pub method: MethodArgs,
+    /// Speed and memory options.
     #[command(flatten)]
     pub run: RunArgs,
     /// Print explanation.json to standard output instead of the table.
@@ -206,6 +215,7 @@ pub struct MethodArgs {
     /// Seed passed to stochastic editors, the same for every sample.
     #[arg(long, default_value_t = 0, value_name = "S")]
     pub editor_seed: u64,
+    /// Sampling settings of diffusion editors.
     #[command(flatten)]
     pub diffusion: DiffusionSettings,
 }
@@ -216,15 +226,19 @@ pub struct EvaluateArgs {
     /// Scenario suite folder (suite.toml + scenario files), e.g. scenarios/odd-world.
     #[arg(long, value_name = "DIR")]
     pub suite: PathBuf,
+    /// The editor and encoder bundles.
     #[command(flatten)]
     pub models: ModelArgs,
+    /// Where the output goes.
     #[command(flatten)]
     pub out: OutDirArgs,
     /// Run only shard I of N (0-based, e.g. 0/4): a deterministic slice of the suite; combine with `gsmile merge`.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
+    /// What is measured on each scenario.
     #[command(flatten)]
     pub quality: QualityArgs,
+    /// Speed and memory options.
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -241,6 +255,7 @@ pub struct QualityArgs {
     /// Random word orders the deletion and insertion curves are compared with.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub random_curves: usize,
+    /// The explanation method's options.
     #[command(flatten)]
     pub method: MethodArgs,
 }
@@ -251,6 +266,7 @@ pub struct MergeArgs {
     /// Output folders of `gsmile evaluate --shard` runs (same options and models).
     #[arg(value_name = "DIR", required = true)]
     pub inputs: Vec<PathBuf>,
+    /// Where the output goes.
     #[command(flatten)]
     pub out: OutDirArgs,
 }
@@ -264,12 +280,16 @@ pub struct CompareArgs {
     /// Editor bundle to compare; repeat for each (at least two).
     #[arg(long = "editor", value_name = "DIR", required = true, num_args = 1)]
     pub editors: Vec<PathBuf>,
+    /// The encoder bundle.
     #[command(flatten)]
     pub encoder: EncoderArg,
+    /// Where the output goes.
     #[command(flatten)]
     pub out: OutDirArgs,
+    /// What is measured on each scenario.
     #[command(flatten)]
     pub quality: QualityArgs,
+    /// Speed and memory options.
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -277,8 +297,10 @@ pub struct CompareArgs {
 /// `gsmile edit`.
 #[derive(Args)]
 pub struct EditArgs {
+    /// The image and the instruction.
     #[command(flatten)]
     pub input: InputArgs,
+    /// The editor bundle.
     #[command(flatten)]
     pub editor: EditorArg,
     /// Output image (.png or .jpg); written atomically.
@@ -290,6 +312,7 @@ pub struct EditArgs {
     /// Noise seed of diffusion editors (the same as `explain --editor-seed`).
     #[arg(long, alias = "editor-seed", default_value_t = 0, value_name = "S")]
     pub seed: u64,
+    /// Sampling settings of diffusion editors.
     #[command(flatten)]
     pub diffusion: DiffusionSettings,
 }
@@ -297,6 +320,7 @@ pub struct EditArgs {
 /// `gsmile embed`.
 #[derive(Args)]
 pub struct EmbedArgs {
+    /// The encoder bundle.
     #[command(flatten)]
     pub encoder: EncoderArg,
     /// Image to embed; repeat for several.

@@ -71,8 +71,9 @@ impl RunArgs {
     }
 }
 
-/// Config fields ([`ExplainConfig`], [`EvalConfig`], the models) and the flags that set them.
-const FLAGS: [(&str, &str); 21] = [
+/// Config fields ([`ExplainConfig`], [`EvalConfig`], [`DiffusionSettings`], the models) and
+/// the flags that set them.
+const FLAGS: [(&str, &str); 25] = [
     ("samples", "--samples"),
     ("seed", "--seed"),
     ("strategy", "--strategy"),
@@ -94,6 +95,10 @@ const FLAGS: [(&str, &str); 21] = [
     ("repeats", "--repeats"),
     ("held_out", "--held-out"),
     ("random_curves", "--random-curves"),
+    ("steps", "--steps"),
+    ("guidance_scale", "--guidance-scale"),
+    ("image_guidance_scale", "--image-guidance-scale"),
+    ("size", "--size"),
 ];
 
 /// The flag that sets config field `field`, if the CLI has one.
@@ -131,9 +136,15 @@ pub fn fields_to_flags(message: &str) -> String {
 pub fn error_message(error: &anyhow::Error) -> String {
     let text = format!("{error:#}");
     let blames_config = |e: &gsmile::Error| matches!(e, gsmile::Error::Config(_) | gsmile::Error::Perturb(_));
+    // Transparent variants forward `source()` past the error they wrap, so the wrapper itself
+    // is asked what it holds.
     let about_config = error.chain().any(|cause| {
         cause.downcast_ref::<gsmile::Error>().is_some_and(blames_config)
-            || matches!(cause.downcast_ref::<EvalError>(), Some(EvalError::Explain(e)) if blames_config(e))
+            || cause.downcast_ref::<Box<gsmile::Error>>().is_some_and(|e| blames_config(e))
+            || match cause.downcast_ref::<EvalError>() {
+                Some(EvalError::Explain(e)) | Some(EvalError::Scenario { source: e, .. }) => blames_config(e),
+                _ => false,
+            }
             || cause.is::<gsmile::error::ConfigError>()
             || cause.is::<gsmile::perturb::PerturbError>()
     });
@@ -154,6 +165,18 @@ mod tests {
         );
         assert_eq!(fields_to_flags("`surrogate.ridge_alpha` must be ≥ 0"), "--ridge must be ≥ 0");
         assert_eq!(fields_to_flags("bundle.toml `name` is empty; `x"), "bundle.toml `name` is empty; `x");
+    }
+
+    #[test]
+    fn config_errors_name_flags_even_inside_an_evaluation_scenario() {
+        let perturb = || gsmile::Error::Perturb(gsmile::perturb::PerturbError::TooFewSamples(1));
+        let direct = anyhow::Error::from(perturb());
+        assert_eq!(error_message(&direct), "--samples must be at least 2 (got 1)");
+        let scenario = EvalError::Scenario { id: "s1".into(), file: "s1.toml".into(), source: Box::new(perturb()) };
+        let message = error_message(&anyhow::Error::from(scenario));
+        assert!(message.contains("--samples must be at least 2"), "{message}");
+        let other = anyhow::anyhow!("bundle.toml `samples` is not a field");
+        assert_eq!(error_message(&other), "bundle.toml `samples` is not a field", "only config errors are rewritten");
     }
 
     #[test]

@@ -133,11 +133,12 @@ pub fn load(
 ) -> Result<Box<dyn Editor>> {
     match bundle.manifest().kind {
         BundleKind::Editor => {
-            if let Some(flag) = diffusion.first_flag() {
-                return Err(Error::InvalidInput(format!(
-                    "{flag} applies to diffusion editors, but {} is a one-step editor. Fix: drop {flag}",
+            if let Some(field) = diffusion.first_field() {
+                let message = format!(
+                    "`{field}` applies to diffusion editors, but {} is a one-step editor. Fix: drop `{field}`",
                     bundle.dir().display()
-                )));
+                );
+                return Err(crate::error::ConfigError::new(field, message).into());
             }
             Ok(Box::new(OnnxEditor::load(bundle, options)?))
         }

@@ -1,4 +1,5 @@
-//! The direction of data flow (ARCHITECTURE.md): a pipeline stage never imports a later one.
+//! The direction of data flow: a pipeline stage never imports a later one. `STAGES` is the
+//! order ARCHITECTURE.md draws; change both together.
 
 use std::path::Path;
 
@@ -23,31 +24,34 @@ const STAGES: [&str; 13] = [
     "evaluate",
 ];
 
-/// The `crate::NAME` modules a Rust file uses outside comments.
+/// The `crate::NAME` modules a Rust file uses outside comments, including every top-level
+/// name of a `use crate::{…}` list (which may span lines).
 fn crate_imports(text: &str) -> Vec<String> {
+    let code: String = text.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join(" ");
+    let ident = |s: &str| s.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<String>();
     let mut names = Vec::new();
-    for line in text.lines() {
-        let code = line.split("//").next().unwrap_or("");
-        let mut rest = code;
-        while let Some(at) = rest.find("crate::") {
-            let tail = &rest[at + "crate::".len()..];
-            let name: String = tail.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-            if !name.is_empty() {
-                names.push(name);
-            }
-            rest = tail;
-        }
-        // `use crate::{a, b::c}` lists several modules at once.
-        if let Some(at) = code.find("crate::{") {
-            let list = &code[at + "crate::{".len()..];
-            for item in list.split([',', '}']) {
-                let name: String = item.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-                if !name.is_empty() {
-                    names.push(name);
-                }
+    let mut rest = code.as_str();
+    while let Some(at) = rest.find("crate::") {
+        rest = &rest[at + "crate::".len()..];
+        let Some(list) = rest.strip_prefix('{') else {
+            names.push(ident(rest));
+            continue;
+        };
+        // Top-level items of the list: split on commas outside nested braces.
+        let (mut depth, mut item) = (0usize, String::new());
+        for c in list.chars() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => break,
+                '}' => depth -= 1,
+                ',' if depth == 0 => names.push(ident(&std::mem::take(&mut item))),
+                _ if depth == 0 => item.push(c),
+                _ => {}
             }
         }
+        names.push(ident(&item));
     }
+    names.retain(|n| !n.is_empty());
     names
 }
 
@@ -95,8 +99,7 @@ fn no_stage_imports_a_later_stage() {
 
 #[test]
 fn imports_are_found_in_use_lists_and_paths() {
-    let names = crate_imports(
-        "use crate::{Error, Result, imaging, spatial};\nlet x = crate::render::png(); // crate::evaluate",
-    );
-    assert_eq!(names, ["Error", "Result", "imaging", "spatial", "render"]);
+    let text =
+        "use crate::{Error, Result,\n    imaging, spatial::{a, b}};\nlet x = crate::render::png(); // crate::evaluate";
+    assert_eq!(crate_imports(text), ["Error", "Result", "imaging", "spatial", "render"]);
 }

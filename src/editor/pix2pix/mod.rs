@@ -27,6 +27,7 @@ use self::graphs::{GraphSpec, Graphs, Layout, encode_latents, load_graphs, read_
 use super::Editor;
 use super::scheduler::{self, Scheduler, SchedulerConfig};
 use crate::bundle::{Bundle, BundleKind, Description, DiffusionSettings};
+use crate::error::ConfigError;
 use crate::runtime::{Lazy, RuntimeOptions, read_f32_dyn};
 use crate::tokenizer::InstructionTokenizer;
 use crate::{Error, Result};
@@ -289,16 +290,18 @@ impl Editor for InstructPix2Pix {
 fn check_settings(s: &Pix2PixSettings, multiple: u32, train_steps: usize) -> Result<()> {
     let from = "(the command line, or `[pix2pix]` in the bundle's bundle.toml)";
     if s.steps == 0 || s.steps > train_steps {
-        return Err(Error::InvalidInput(format!(
-            "{} denoising steps {from}: the sampler takes 1 to {train_steps} (the scheduler's num_train_timesteps). Fix: pass e.g. --steps 20",
+        let message = format!(
+            "{} denoising steps {from}: the sampler takes 1 to {train_steps} (the scheduler's num_train_timesteps). Fix: set e.g. `steps = 20`",
             s.steps
-        )));
+        );
+        return Err(ConfigError::new("steps", message).into());
     }
     if !(s.guidance_scale.is_finite() && s.image_guidance_scale.is_finite()) {
-        return Err(Error::InvalidInput(format!(
-            "guidance scales {} and {} {from} must be finite numbers. Fix: pass e.g. --guidance-scale 7.5 --image-guidance-scale 1.5",
+        let message = format!(
+            "guidance scales {} and {} {from} must be finite numbers. Fix: set e.g. `guidance_scale = 7.5` `image_guidance_scale = 1.5`",
             s.guidance_scale, s.image_guidance_scale
-        )));
+        );
+        return Err(ConfigError::new("guidance_scale", message).into());
     }
     if s.height == 0
         || s.width == 0
@@ -306,12 +309,13 @@ fn check_settings(s: &Pix2PixSettings, multiple: u32, train_steps: usize) -> Res
         || !s.width.is_multiple_of(multiple)
         || s.height.max(s.width) > 16_384
     {
-        return Err(Error::InvalidInput(format!(
-            "working size {}x{} {from} must be positive multiples of {multiple} (the VAE's and the UNet's downsampling), at most 16384. Fix: pass --size as a multiple of {multiple}, e.g. --size {}",
+        let message = format!(
+            "working size {}x{} {from} must be positive multiples of {multiple} (the VAE's and the UNet's downsampling), at most 16384. Fix: set `size` to a multiple of {multiple}, e.g. `size = {}`",
             s.width,
             s.height,
             (s.width.max(multiple) / multiple * multiple).min(16_384 / multiple * multiple)
-        )));
+        );
+        return Err(ConfigError::new("size", message).into());
     }
     Ok(())
 }
