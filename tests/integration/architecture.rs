@@ -4,14 +4,15 @@
 use std::path::Path;
 
 /// Modules any stage may use.
-const FOUNDATION: [&str; 9] =
-    ["error", "io", "cache", "bundle", "runtime", "imaging", "tokenizer", "preprocess", "Error"];
+const FOUNDATION: [&str; 10] =
+    ["error", "io", "cache", "stats", "bundle", "runtime", "imaging", "tokenizer", "preprocess", "Error"];
 
 /// The stages in data-flow order; each may import the ones before it (and itself).
-const STAGES: [&str; 13] = [
+const STAGES: [&str; 14] = [
     "perturb",
     "editor",
     "encoder",
+    "describe",
     "models",
     "distance",
     "surrogate",
