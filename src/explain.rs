@@ -52,7 +52,7 @@ pub enum Weighting {
 pub struct ExplainConfig {
     /// Number of perturbation samples, the full instruction included.
     pub samples: usize,
-    /// Seed of the perturbation masks and the bootstrap.
+    /// Seed of the perturbation masks (mixed with the instruction, [`perturb::mask_seed`]) and the bootstrap.
     pub seed: u64,
     /// How masks are drawn.
     pub strategy: Strategy,
@@ -566,10 +566,20 @@ pub fn explain(
         return Err(PerturbError::NoWords(instruction.to_string()).into());
     }
     let d = words.len();
-    let masks = perturb::sample_masks(d, config.samples, config.strategy, config.seed)?;
-    let (distinct, of_sample) = perturb::distinct(&masks);
-    let texts: Vec<String> =
+    let masks =
+        perturb::sample_masks(d, config.samples, config.strategy, perturb::mask_seed(config.seed, instruction))?;
+    // The editor runs once per distinct perturbed instruction: masks are grouped first, then
+    // the masks that render the same text (a repeated word, say) share one edit.
+    let (distinct, of_distinct) = perturb::distinct(&masks);
+    let rendered: Vec<String> =
         distinct.iter().map(|m| perturb::render(instruction, &words, m, config.replacement.as_deref())).collect();
+    let (texts, text_of_distinct) = perturb::distinct_texts(rendered);
+    let of_sample: Vec<usize> = of_distinct.iter().map(|&m| text_of_distinct[m]).collect();
+    // A representative mask per edit (the first that rendered it), for mask-based weights.
+    let mut edit_masks: Vec<&[bool]> = vec![&[]; texts.len()];
+    for (m, &t) in text_of_distinct.iter().enumerate().rev() {
+        edit_masks[t] = &distinct[m];
+    }
 
     // Edits.
     let t = Instant::now();
@@ -598,7 +608,7 @@ pub fn explain(
             let full = emb.row(0).to_vec();
             emb.axis_iter(Axis(0)).map(|e| distance::wasserstein_1d(&e.to_vec(), &full)).collect()
         }
-        Weighting::MaskCosine => distinct.iter().map(|m| distance::mask_cosine(m)).collect(),
+        Weighting::MaskCosine => edit_masks.iter().map(|m| distance::mask_cosine(m)).collect(),
     };
     let width = config.effective_kernel_width(&instruction_distances);
     let distance_time = secs(t) - encoder_time;
@@ -788,6 +798,25 @@ mod tests {
         let mut ridge = pixels();
         ridge.surrogate.ridge_alpha = Some(f64::NAN);
         assert_eq!(field(ridge), "surrogate.ridge_alpha");
+    }
+
+    #[test]
+    fn masks_that_render_the_same_text_share_one_edit() {
+        let image = RgbImage::from_pixel(8, 8, image::Rgb([20, 20, 20]));
+        let info = ImageInfo { path: "-".into(), sha256: String::new(), width: 8, height: 8 };
+        let config = ExplainConfig { strategy: perturb::Strategy::Exhaustive, samples: 8, ..pixels() };
+        let run =
+            explain(&image, info, "red red car", &models(), &config, &RunOptions::default(), &NoProgress).unwrap();
+        // 8 masks, but 110/101 → "red red"/"red car" and 011 → "red car", 100/010 → "red".
+        assert_eq!(run.explanation.counts.samples, 8);
+        assert_eq!(run.explanation.counts.distinct_edits, 6);
+        assert_eq!(run.edit_instructions.len(), 6);
+        let texts: std::collections::HashSet<&str> = run.edit_instructions.iter().map(String::as_str).collect();
+        assert_eq!(texts.len(), 6, "{:?}", run.edit_instructions);
+        for (i, s) in run.explanation.samples.iter().enumerate() {
+            assert_eq!(s.instruction, run.edit_instructions[run.edit_of_sample[i]]);
+        }
+        assert!(run.heatmaps.is_some(), "the spatial fit keeps distinct masks as distinct rows");
     }
 
     #[test]

@@ -163,27 +163,67 @@ pub fn distinct(masks: &[Vec<bool>]) -> (Vec<Vec<bool>>, Vec<usize>) {
 /// Renders the instruction a mask describes: removed words are dropped (`replacement` None)
 /// or replaced by `replacement`; spacing is tidied so the editor sees natural text.
 ///
+/// Punctuation belongs to the word before it: a dropped word takes the punctuation that
+/// follows it along, so removals never glue marks into a token the instruction did not have
+/// ("please, make the car red!" without its last four words is "please,", not "please,!").
+/// Text before the first word always stays.
+///
 /// ```
 /// use gsmile::perturb::{render, split_words};
 /// let text = "please, make the car red!";
 /// let words = split_words(text);
-/// assert_eq!(render(text, &words, &[false, true, true, true, false], None), ", make the car!");
+/// assert_eq!(render(text, &words, &[false, true, true, true, false], None), "make the car");
+/// assert_eq!(render(text, &words, &[true, false, false, false, false], None), "please,");
 /// assert_eq!(render(text, &words, &[true, true, true, false, true], Some("[UNK]")), "please, make the [UNK] red!");
 /// ```
 pub fn render(instruction: &str, words: &[Word], mask: &[bool], replacement: Option<&str>) -> String {
     let mut out = String::with_capacity(instruction.len());
-    let mut pos = 0;
-    for (w, keep) in words.iter().zip(mask) {
-        out.push_str(&instruction[pos..w.start]);
-        if *keep {
-            out.push_str(&w.text);
-        } else if let Some(r) = replacement {
-            out.push_str(r);
+    out.push_str(&instruction[..words.first().map_or(instruction.len(), |w| w.start)]);
+    for (i, (w, keep)) in words.iter().zip(mask).enumerate() {
+        // What follows the word up to the next one: its punctuation and the spacing.
+        let gap = &instruction[w.end..words.get(i + 1).map_or(instruction.len(), |next| next.start)];
+        match (keep, replacement) {
+            (true, _) => out.push_str(&w.text),
+            (false, Some(r)) => out.push_str(r),
+            (false, None) => {
+                out.push(' ');
+                continue;
+            }
         }
-        pos = w.end;
+        out.push_str(gap);
     }
-    out.push_str(&instruction[pos..]);
     tidy(&out)
+}
+
+/// Groups masks that render the same instruction, which the editor need only run once:
+/// returns the distinct texts in first-seen order and, per mask, the index of its text.
+pub fn distinct_texts(texts: Vec<String>) -> (Vec<String>, Vec<usize>) {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut unique = Vec::new();
+    let of = texts
+        .into_iter()
+        .map(|t| {
+            *seen.entry(t).or_insert_with_key(|t| {
+                unique.push(t.clone());
+                unique.len() - 1
+            })
+        })
+        .collect();
+    (unique, of)
+}
+
+/// The seed of an instruction's masks: the run's `seed` mixed with the instruction, so
+/// instructions with the same number of words get different masks (an evaluation's errors
+/// would otherwise be correlated across scenarios). Deterministic: the first 8 bytes of
+/// SHA-256 over a tag, the seed (little-endian) and the instruction's UTF-8 bytes.
+pub fn mask_seed(seed: u64, instruction: &str) -> u64 {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(b"gsmile.masks/1");
+    h.update(seed.to_le_bytes());
+    h.update(instruction.as_bytes());
+    let digest = h.finalize();
+    u64::from_le_bytes(digest[..8].try_into().expect("SHA-256 has 32 bytes"))
 }
 
 /// Collapses runs of whitespace, removes spaces before closing punctuation, and trims.
@@ -224,12 +264,47 @@ mod tests {
         let text = "please, make the car red!";
         let words = split_words(text);
         assert_eq!(render(text, &words, &[true; 5], None), text);
-        assert_eq!(render(text, &words, &[false, true, true, true, false], None), ", make the car!");
+        assert_eq!(render(text, &words, &[false, true, true, true, false], None), "make the car");
         assert_eq!(
             render(text, &words, &[true, true, true, false, true], Some("[UNK]")),
             "please, make the [UNK] red!"
         );
-        assert_eq!(render(text, &words, &[false; 5], None), ",!");
+        assert_eq!(render(text, &words, &[false; 5], None), "");
+    }
+
+    #[test]
+    fn punctuation_goes_with_the_word_before_it() {
+        let text = "please, make the car red!";
+        let words = split_words(text);
+        // The issue's case: "please,!" tokenised as "please [UNK]".
+        assert_eq!(render(text, &words, &[true, false, false, false, false], None), "please,");
+        assert_eq!(render(text, &words, &[true, true, true, true, false], None), "please, make the car");
+        assert_eq!(render(text, &words, &[false, true, true, true, true], None), "make the car red!");
+        let quoted = "¿make it red, then blue?";
+        let w = split_words(quoted);
+        assert_eq!(render(quoted, &w, &[true, true, false, true, true], None), "¿make it then blue?");
+        assert_eq!(render(quoted, &w, &[false, false, false, false, false], None), "¿");
+    }
+
+    #[test]
+    fn masks_that_render_alike_are_edited_once() {
+        let text = "red red car";
+        let words = split_words(text);
+        let masks = [vec![true, true, true], vec![true, false, true], vec![false, true, true], vec![true, true, true]];
+        let texts: Vec<String> = masks.iter().map(|m| render(text, &words, m, None)).collect();
+        let (unique, of) = distinct_texts(texts);
+        assert_eq!(unique, ["red red car", "red car"]);
+        assert_eq!(of, [0, 1, 1, 0]);
+    }
+
+    #[test]
+    fn mask_seeds_mix_in_the_instruction() {
+        assert_eq!(mask_seed(0, "make the car red"), mask_seed(0, "make the car red"));
+        assert_ne!(mask_seed(0, "make the car red"), mask_seed(0, "make the sky red"));
+        assert_ne!(mask_seed(0, "make the car red"), mask_seed(1, "make the car red"));
+        let a = sample_masks(4, 32, Strategy::Lime, mask_seed(0, "make the car red")).unwrap();
+        let b = sample_masks(4, 32, Strategy::Lime, mask_seed(0, "make the sky red")).unwrap();
+        assert_ne!(a, b, "same word count, different instructions, different masks");
     }
 
     #[test]

@@ -94,28 +94,39 @@ pub fn heatmaps(
     ridge_alpha: Option<f64>,
 ) -> Result<Option<Array3<f32>>, SurrogateError> {
     let Samples { edits, edit_of_sample, masks: sample_masks, weights: sample_weights } = samples;
-    // Samples with the same mask share one edit, so they are identical rows of the regression:
-    // weighted least squares is unchanged when they are merged into one row carrying the sum
-    // of their weights, which makes the fit scale with the distinct edits, not the samples.
-    let count = edits.dim().0;
-    if count == 0 {
+    // Samples with the same mask are identical rows of the regression: weighted least squares
+    // is unchanged when they are merged into one row carrying the sum of their weights, which
+    // makes the fit scale with the distinct masks, not the samples. (Masks are merged, not
+    // edits: two masks that render the same text share an edit but are different rows.)
+    if edits.dim().0 == 0 || edit_of_sample.is_empty() {
         return Ok(None);
     }
-    let mut weights = Array1::<f64>::zeros(count);
-    let mut masks = Array2::<f64>::zeros((count, sample_masks.ncols()));
+    let mut row_of: std::collections::HashMap<Vec<bool>, usize> = std::collections::HashMap::new();
+    let mut row_edit: Vec<usize> = Vec::new();
+    let mut row_weight: Vec<f64> = Vec::new();
+    let mut row_mask: Vec<usize> = Vec::new();
     for (i, &e) in edit_of_sample.iter().enumerate() {
-        weights[e] += sample_weights[i];
-        masks.row_mut(e).assign(&sample_masks.row(i));
+        let key: Vec<bool> = sample_masks.row(i).iter().map(|&v| v > 0.5).collect();
+        let r = *row_of.entry(key).or_insert_with(|| {
+            row_edit.push(e);
+            row_weight.push(0.0);
+            row_mask.push(i);
+            row_edit.len() - 1
+        });
+        row_weight[r] += sample_weights[i];
     }
+    let count = row_edit.len();
+    let weights = Array1::from(row_weight);
+    let masks = Array2::from_shape_fn((count, sample_masks.ncols()), |(r, k)| sample_masks[[row_mask[r], k]]);
     let (gh, gw) = change_map(edits.index_axis(Axis(0), 0), reference, patch).dim();
-    // One regression target per pixel: row e is edit e's (signed) change map, flattened.
+    // One regression target per pixel: row r is its edit's (signed) change map, flattened.
     let mut values = vec![0.0f64; count * gh * gw];
-    values.par_chunks_mut(gh * gw).enumerate().for_each(|(e, row)| {
+    values.par_chunks_mut(gh * gw).zip(row_edit.par_iter()).for_each(|(row, &e)| {
         let map = change_map(edits.index_axis(Axis(0), e), reference, patch);
         row.iter_mut().zip(map.iter()).for_each(|(y, &m)| *y = sign * f64::from(m));
     });
     let ys = Array2::from_shape_vec((count, gh * gw), values).expect("edits rows of gh·gw values");
-    // Rows are edits here, so an index in a fitting error names an edit, not a sample.
+    // Rows are distinct masks here, so an index in a fitting error names one of those, not a sample.
     fit_pixels(masks.view(), ys.view(), weights.view(), gh, gw, ridge_alpha).map(Some)
 }
 
