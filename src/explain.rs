@@ -664,7 +664,8 @@ pub fn explain(
         };
         let samples = spatial::Samples {
             edits: edits.view(),
-            edit_of_sample: &of_sample,
+            mask_of_sample: &of_distinct,
+            edit_of_mask: &text_of_distinct,
             masks: x.view(),
             weights: weights.view(),
         };

@@ -74,8 +74,10 @@ fn fit_pixels(
 pub struct Samples<'a> {
     /// Edits of the distinct perturbed instructions, `[U,3,H,W]`.
     pub edits: ArrayView4<'a, f32>,
-    /// Row of `edits` each sample uses.
-    pub edit_of_sample: &'a [usize],
+    /// Distinct mask each sample drew ([`crate::perturb::distinct`]).
+    pub mask_of_sample: &'a [usize],
+    /// Row of `edits` each distinct mask renders to (masks rendering the same text share one).
+    pub edit_of_mask: &'a [usize],
     /// The regression design: one 0/1 row per sample, one column per word.
     pub masks: ArrayView2<'a, f64>,
     /// Kernel weight of each sample.
@@ -93,35 +95,25 @@ pub fn heatmaps(
     patch: usize,
     ridge_alpha: Option<f64>,
 ) -> Result<Option<Array3<f32>>, SurrogateError> {
-    let Samples { edits, edit_of_sample, masks: sample_masks, weights: sample_weights } = samples;
+    let Samples { edits, mask_of_sample, edit_of_mask, masks: sample_masks, weights: sample_weights } = samples;
     // Samples with the same mask are identical rows of the regression: weighted least squares
     // is unchanged when they are merged into one row carrying the sum of their weights, which
     // makes the fit scale with the distinct masks, not the samples. (Masks are merged, not
     // edits: two masks that render the same text share an edit but are different rows.)
-    if edits.dim().0 == 0 || edit_of_sample.is_empty() {
+    let count = edit_of_mask.len();
+    if edits.dim().0 == 0 || count == 0 {
         return Ok(None);
     }
-    let mut row_of: std::collections::HashMap<Vec<bool>, usize> = std::collections::HashMap::new();
-    let mut row_edit: Vec<usize> = Vec::new();
-    let mut row_weight: Vec<f64> = Vec::new();
-    let mut row_mask: Vec<usize> = Vec::new();
-    for (i, &e) in edit_of_sample.iter().enumerate() {
-        let key: Vec<bool> = sample_masks.row(i).iter().map(|&v| v > 0.5).collect();
-        let r = *row_of.entry(key).or_insert_with(|| {
-            row_edit.push(e);
-            row_weight.push(0.0);
-            row_mask.push(i);
-            row_edit.len() - 1
-        });
-        row_weight[r] += sample_weights[i];
+    let mut weights = Array1::<f64>::zeros(count);
+    let mut masks = Array2::<f64>::zeros((count, sample_masks.ncols()));
+    for (i, &m) in mask_of_sample.iter().enumerate() {
+        weights[m] += sample_weights[i];
+        masks.row_mut(m).assign(&sample_masks.row(i));
     }
-    let count = row_edit.len();
-    let weights = Array1::from(row_weight);
-    let masks = Array2::from_shape_fn((count, sample_masks.ncols()), |(r, k)| sample_masks[[row_mask[r], k]]);
     let (gh, gw) = change_map(edits.index_axis(Axis(0), 0), reference, patch).dim();
     // One regression target per pixel: row r is its edit's (signed) change map, flattened.
     let mut values = vec![0.0f64; count * gh * gw];
-    values.par_chunks_mut(gh * gw).zip(row_edit.par_iter()).for_each(|(row, &e)| {
+    values.par_chunks_mut(gh * gw).zip(edit_of_mask.par_iter()).for_each(|(row, &e)| {
         let map = change_map(edits.index_axis(Axis(0), e), reference, patch);
         row.iter_mut().zip(map.iter()).for_each(|(y, &m)| *y = sign * f64::from(m));
     });

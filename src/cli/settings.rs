@@ -140,7 +140,6 @@ pub fn error_message(error: &anyhow::Error) -> String {
     // is asked what it holds.
     let about_config = error.chain().any(|cause| {
         cause.downcast_ref::<gsmile::Error>().is_some_and(blames_config)
-            || cause.downcast_ref::<Box<gsmile::Error>>().is_some_and(|e| blames_config(e))
             || match cause.downcast_ref::<EvalError>() {
                 Some(EvalError::Explain(e)) | Some(EvalError::Scenario { source: e, .. }) => blames_config(e),
                 _ => false,

@@ -7,8 +7,6 @@
 //! embedding `explain` already made is reused bit for bit (the `targets_match_explain` test
 //! checks that the two agree exactly).
 
-use std::collections::HashMap;
-
 use image::RgbImage;
 use ndarray::{ArrayView3, Axis};
 use sha2::{Digest, Sha256};
@@ -69,17 +67,7 @@ pub fn steps(s: &Scenario, config: &EvalConfig) -> usize {
 
 /// Distances of the edits of `texts` to `reference`, editing each distinct text once.
 fn text_distances(m: &Measurer<'_>, texts: &[String], reference: ArrayView3<f32>) -> Result<Vec<f64>, Error> {
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    let mut distinct: Vec<String> = Vec::new();
-    let of: Vec<usize> = texts
-        .iter()
-        .map(|t| {
-            *index.entry(t.as_str()).or_insert_with(|| {
-                distinct.push(t.clone());
-                distinct.len() - 1
-            })
-        })
-        .collect();
+    let (distinct, of) = perturb::distinct_texts(texts.to_vec());
     let edits = m.edit(&distinct, &NoProgress)?;
     let d = m.distances(edits.view(), reference)?;
     Ok(of.into_iter().map(|i| d[i]).collect())

@@ -7,16 +7,14 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+
+use crate::common::repo;
 use std::sync::{Mutex, OnceLock};
 
 use gsmile::evaluate::{self, EvalConfig, EvalError, EvalProgress, NoEvalProgress, ScenarioResult};
 use gsmile::explain::{self, ExplainConfig, ImageInfo, NoProgress, Reference, RunOptions, Space};
 use gsmile::models::{Models, OpenOptions};
 use gsmile::scenario::{Suite, load_suite};
-
-fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
 
 /// The shipped models, opened once for the whole file.
 fn models() -> Models {

@@ -6,6 +6,8 @@
 //! `GSMILE_KEEP_REPORT=<dir>` to keep the report, its PNGs and the screenshot for a look.
 
 use std::path::{Path, PathBuf};
+
+use crate::common::repo;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,10 +23,6 @@ use ndarray::Array2;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const INSTRUCTION: &str = "make the car red, not the house";
-
-fn repo(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
 
 fn mask(name: &str) -> GrayImage {
     image::open(repo(&format!("assets/scene-01-masks/{name}.png"))).expect("scene-01 mask").to_luma8()
