@@ -84,6 +84,64 @@ pub fn mask_cosine(mask: &[bool]) -> f64 {
     if kept == 0.0 { 1.0 } else { 1.0 - (kept / mask.len() as f64).sqrt() }
 }
 
+/// The word mover's distance between an instruction and a perturbed copy of it: the exact
+/// optimal-transport cost between the vectors of all its words and of the `kept` ones, each
+/// side carrying uniform mass, with Euclidean ground cost (Kusner et al. 2015); `+∞` when no
+/// word is kept.
+///
+/// Uniform masses `1/n` and `1/m` make the transport an assignment between `m` copies of
+/// every word and `n` copies of every kept word (`n·m` each side), solved exactly with the
+/// `lsap` crate (scipy's `linear_sum_assignment`); the instructions explained here have
+/// tens of words, so the `(n·m)³` cost is small.
+pub fn word_movers(vectors: &[Vec<f32>], kept: &[bool]) -> f64 {
+    let n = vectors.len();
+    let kept_idx: Vec<usize> = (0..n).filter(|&i| kept.get(i).copied().unwrap_or(false)).collect();
+    let m = kept_idx.len();
+    if m == 0 || n == 0 {
+        return f64::INFINITY;
+    }
+    if m == n {
+        return 0.0;
+    }
+    let euclid = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>().sqrt();
+    let size = n * m;
+    let mut cost = vec![0.0; size * size];
+    for r in 0..size {
+        let a = &vectors[r / m];
+        for c in 0..size {
+            cost[r * size + c] = euclid(a, &vectors[kept_idx[c / n]]);
+        }
+    }
+    match lsap::solve(size, size, &cost, false) {
+        Ok((rows, cols)) => rows.iter().zip(&cols).map(|(&r, &c)| cost[r * size + c]).sum::<f64>() / size as f64,
+        Err(_) => f64::NAN,
+    }
+}
+
+/// SMILE's bootstrap p-value of a W1 distance between two samples: the share of `resamples`
+/// replicates, each drawing `|u|` and `|v|` values without replacement from the pooled
+/// values (ChaCha8 seeded with `seed`), whose W1 is at least the observed one. Small when
+/// the two distributions differ; `NaN` for empty inputs.
+pub fn wasserstein_p_value(u: &[f32], v: &[f32], resamples: usize, seed: u64) -> f64 {
+    use rand::SeedableRng;
+    use rand::seq::index;
+    if u.is_empty() || v.is_empty() || resamples == 0 {
+        return f64::NAN;
+    }
+    let observed = wasserstein_1d(u, v);
+    let pooled: Vec<f32> = u.iter().chain(v).copied().collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut at_least = 0usize;
+    for _ in 0..resamples {
+        let a: Vec<f32> = index::sample(&mut rng, pooled.len(), u.len()).iter().map(|i| pooled[i]).collect();
+        let b: Vec<f32> = index::sample(&mut rng, pooled.len(), v.len()).iter().map(|i| pooled[i]).collect();
+        if wasserstein_1d(&a, &b) >= observed {
+            at_least += 1;
+        }
+    }
+    at_least as f64 / resamples as f64
+}
+
 /// Why a distance could not be computed for a metric and pair of outputs.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum DistanceError {

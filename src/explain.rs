@@ -17,8 +17,10 @@ use crate::distance::{self, Metric};
 use crate::error::ConfigError;
 use crate::models::Needs;
 pub use crate::models::{ImageInfo, ModelInfo, Models};
+pub use crate::method::{Method, SmileTarget, Weighting};
+use crate::method::{Attribution, Evidence, Settings};
 use crate::perturb::{self, PerturbError, Strategy, Word};
-use crate::surrogate::{self, SurrogateConfig};
+use crate::surrogate::SurrogateConfig;
 use crate::{Error, Result, imaging, spatial};
 
 /// Version tag written into every `explanation.json`; bump it when the schema changes.
@@ -35,23 +37,23 @@ pub enum Space {
     Pixels,
 }
 
-/// How close a perturbed instruction is to the original, for sample weights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum Weighting {
-    /// Wasserstein-1 between the text-tower embeddings of the two instructions (gSMILE).
-    #[default]
-    TextWasserstein,
-    /// LIME's cosine distance between the binary masks.
-    MaskCosine,
-}
-
 /// Every option that changes an explanation's numbers; written into `explanation.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExplainConfig {
-    /// Number of perturbation samples, the full instruction included.
+    /// How attributions are estimated; the other methods fix their own sampler, weights and fit.
+    #[serde(default)]
+    pub method: Method,
+    /// Editor calls to spend: distinct perturbed instructions, the full one included (the
+    /// most with [`ExplainConfig::auto`]).
     pub samples: usize,
+    /// Adaptive budget: draw masks in rounds and stop once the leading words are settled
+    /// (see [`crate::method::adaptive`]), spending at most `samples` calls.
+    #[serde(default)]
+    pub auto: bool,
+    /// `smile-paper`'s regression target.
+    #[serde(default)]
+    pub smile_target: SmileTarget,
     /// Seed of the perturbation masks (mixed with the instruction, [`perturb::mask_seed`]) and the bootstrap.
     pub seed: u64,
     /// How masks are drawn.
@@ -85,14 +87,17 @@ pub struct ExplainConfig {
 impl Default for ExplainConfig {
     fn default() -> Self {
         ExplainConfig {
+            method: Method::Gsmile,
             samples: 64,
+            auto: false,
+            smile_target: SmileTarget::MinMax,
             seed: 0,
-            strategy: Strategy::Lime,
+            strategy: Strategy::Levels,
             replacement: None,
             reference: Reference::Full,
             space: Space::Embedding,
             distance: Metric::Wasserstein,
-            weighting: Weighting::TextWasserstein,
+            weighting: Weighting::MaskCosine,
             kernel_width: None,
             surrogate: SurrogateConfig::default(),
             spatial: true,
@@ -117,6 +122,10 @@ pub struct WordAttribution {
     pub ci_high: f64,
     /// Two-sided bootstrap p-value of attribution ≠ 0.
     pub p_value: f64,
+    /// The attribution as a share of the full edit's change, `attribution / edit_change`
+    /// (see [`Explanation::edit_change`]); for Shapley methods the shares sum to 1.
+    #[serde(default, with = "crate::explain::nan_as_null")]
+    pub share: f64,
     /// 1 for the largest |attribution|.
     pub rank: usize,
     /// False when the word was left out of the fit (constant column or not in the top-k).
@@ -149,6 +158,46 @@ pub struct SampleRecord {
     pub instruction_distance: f64,
     /// The surrogate's prediction.
     pub prediction: f64,
+    /// `smile-paper`: SMILE's bootstrap p-value of this sample's W1 to the original output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distance_p_value: Option<f64>,
+}
+
+/// Something that limits what an explanation can mean, found while making it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    /// Stable identifier: `unknown-words`, `no-edit`, `one-word`.
+    pub code: String,
+    /// What was found and what it means, for people.
+    pub message: String,
+}
+
+/// How an adaptive budget ([`ExplainConfig::auto`]) went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetReport {
+    /// Editor calls (distinct masks) after each round.
+    pub rounds: Vec<usize>,
+    /// Bootstrap probability that the leading words change, after each round.
+    pub change_probability: Vec<f64>,
+    /// Number of leading words watched.
+    pub top: usize,
+    /// Why it stopped: `settled`, `budget` (the maximum was reached) or `exhausted` (every mask measured).
+    pub stopped: String,
+}
+
+/// `f64` fields that may be NaN: written as JSON `null`, read back as NaN.
+pub(crate) mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// NaN and infinities become `null`.
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() { s.serialize_f64(*v) } else { s.serialize_none() }
+    }
+
+    /// `null` becomes NaN.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
 }
 
 /// How much work a run did.
@@ -204,6 +253,23 @@ pub struct Explanation {
     pub words: Vec<WordAttribution>,
     /// Surrogate intercept: the predicted target with every word removed.
     pub intercept: f64,
+    /// The full edit's change, the unit of each word's `share`: `f(full) − f(empty)`, the
+    /// targets of the full and the empty instruction, when the empty one was measured; the
+    /// surrogate's `Σ attributions` otherwise.
+    #[serde(default, with = "crate::explain::nan_as_null")]
+    pub edit_change: f64,
+    /// Whether `edit_change` was measured (else predicted).
+    #[serde(default)]
+    pub edit_change_measured: bool,
+    /// Whether the attributions are exact (every mask measured: no sampling error).
+    #[serde(default)]
+    pub exact: bool,
+    /// What limits this explanation's meaning; empty when nothing was found.
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
+    /// How the adaptive budget went, when one was used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetReport>,
     /// Surrogate fit quality.
     pub fidelity: Fidelity,
     /// Every sample, sample 0 being the full instruction.
@@ -272,19 +338,21 @@ pub struct ExplainRun {
     pub heatmaps: Option<Array3<f32>>,
 }
 
-/// Default kernel width for LIME's mask cosine distance (LIME text: width 25 on 100×cosine).
+/// gsmile's default kernel width on the mask cosine distance, chosen by the method sweep
+/// (LIME's own kernel, `√exp(−(100d)²/25²)`, is width `√0.125 ≈ 0.354` in this form).
 pub const MASK_COSINE_WIDTH: f64 = 0.25;
 
 impl ExplainConfig {
-    /// The kernel width used: the configured one, else 0.25 for mask cosine, else the median
-    /// of the non-zero instruction distances (scale-free for any text encoder).
+    /// The kernel width used: the configured one, else [`MASK_COSINE_WIDTH`] for mask
+    /// cosine, else the median of the non-zero instruction distances (scale-free for any text
+    /// encoder).
     pub fn effective_kernel_width(&self, instruction_distances: &[f64]) -> f64 {
         if let Some(w) = self.kernel_width {
             return w;
         }
         match self.weighting {
             Weighting::MaskCosine => MASK_COSINE_WIDTH,
-            Weighting::TextWasserstein => {
+            Weighting::TextWasserstein | Weighting::WordMovers => {
                 let mut d: Vec<f64> =
                     instruction_distances.iter().copied().filter(|v| *v > 0.0 && v.is_finite()).collect();
                 d.sort_by(f64::total_cmp);
@@ -293,13 +361,19 @@ impl ExplainConfig {
         }
     }
 
+    /// The instruction distance samples are weighted by, if the method uses one.
+    pub fn instruction_distance(&self) -> Option<Weighting> {
+        self.method.weighting(self.weighting)
+    }
+
+    /// Whether the method needs the text tower (text-embedding or word-vector weights).
+    fn needs_text(&self) -> bool {
+        matches!(self.instruction_distance(), Some(Weighting::TextWasserstein | Weighting::WordMovers))
+    }
+
     /// What these options need of the models besides the editor.
     pub fn needs(&self) -> Needs {
-        Needs {
-            image_encoder: self.space == Space::Embedding,
-            text_encoder: self.weighting == Weighting::TextWasserstein,
-            editor_seed: self.editor_seed,
-        }
+        Needs { image_encoder: self.space == Space::Embedding, text_encoder: self.needs_text(), editor_seed: self.editor_seed }
     }
 
     /// Checks options against each other and against the models at hand; errors name
@@ -313,11 +387,42 @@ impl ExplainConfig {
                     .into(),
             );
         }
-        if self.weighting == Weighting::TextWasserstein && models.text_encoder.is_none() {
+        if self.needs_text() && models.text_encoder.is_none() {
+            let (field, what) = match self.method {
+                Method::SmilePaper => ("method", "`method = smile-paper` weights samples by word vectors and"),
+                _ => ("weighting", "`weighting = text-wasserstein` (or `word-movers`)"),
+            };
             return bad(
-                "weighting",
-                "`weighting = text-wasserstein` needs a text encoder. Fix: give an `encoder` such as onnx/tiny-clip or set `weighting = mask-cosine`"
-                    .into(),
+                field,
+                format!("{what} needs a text encoder. Fix: give an `encoder` such as onnx/tiny-clip or set `weighting = mask-cosine`"),
+            );
+        }
+        if self.method == Method::SmilePaper && self.reference != Reference::Full {
+            return bad(
+                "method",
+                "`method = smile-paper` fits 1 − MinMax(W1) to the original output. Fix: set `reference = full`".into(),
+            );
+        }
+        if self.method != Method::Gsmile {
+            let own = [
+                ("kernel_width", self.kernel_width.is_some()),
+                ("surrogate.ridge_alpha", self.surrogate.ridge_alpha.is_some()),
+                ("surrogate.top_k", self.surrogate.top_k.is_some()),
+            ];
+            if let Some((field, _)) = own.iter().find(|(_, set)| *set) {
+                return bad(
+                    field,
+                    format!(
+                        "`{field}` tunes `method = gsmile`; `method = {}` fixes its own. Fix: drop `{field}` or use `method = gsmile`",
+                        self.method.name()
+                    ),
+                );
+            }
+        }
+        if self.auto && matches!(self.method, Method::Exact | Method::Banzhaf) {
+            return bad(
+                "auto",
+                format!("`method = {}` measures every mask; an adaptive budget has nothing to adapt. Fix: drop `auto`", self.method.name()),
             );
         }
         if self.space == Space::Embedding && self.distance == Metric::SlicedWasserstein {
@@ -415,7 +520,7 @@ impl<'m> Measurer<'m> {
             {
                 encoder.prepare_images()?;
             }
-            if self.config.weighting == Weighting::TextWasserstein
+            if self.config.needs_text()
                 && let Some(encoder) = &self.models.text_encoder
             {
                 encoder.prepare_texts()?;
@@ -548,7 +653,23 @@ fn cached_rows(
     Ok(out)
 }
 
-/// Explains which words of `instruction` drove the edit of `image` (gSMILE).
+/// A full edit whose mean absolute pixel change to the input (values in `[0, 1]`) is below
+/// this barely changes the image: its attributions explain noise, and the explanation says so.
+pub const NO_EDIT_CHANGE: f64 = 0.002;
+
+/// Mean absolute difference of two `[3,H,W]` images.
+fn mean_abs_change(a: ArrayView3<f32>, b: ArrayView3<f32>) -> f64 {
+    let n = a.len().max(1) as f64;
+    a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs() as f64).sum::<f64>() / n
+}
+
+/// Explains which words of `instruction` drove the edit of `image`.
+///
+/// The method ([`ExplainConfig::method`]) draws the masks, the editor runs once per distinct
+/// perturbed instruction (through the cache), the outputs' distances and the instructions'
+/// closeness are measured, and the method turns them into attributions; then the spatial
+/// maps are fitted. With [`ExplainConfig::auto`] masks are drawn in rounds
+/// ([`crate::method::adaptive`]).
 pub fn explain(
     image: &RgbImage,
     image_info: ImageInfo,
@@ -565,16 +686,100 @@ pub fn explain(
     if words.is_empty() {
         return Err(PerturbError::NoWords(instruction.to_string()).into());
     }
+    let mut out = if config.auto {
+        let rounds = crate::method::adaptive::rounds(words.len(), config.samples);
+        let mut report =
+            BudgetReport { rounds: Vec::new(), change_probability: Vec::new(), top: 0, stopped: String::new() };
+        let mut last = None;
+        for (r, &budget) in rounds.iter().enumerate() {
+            let final_round = r + 1 == rounds.len();
+            let round = ExplainConfig { samples: budget, auto: false, spatial: false, ..config.clone() };
+            let (run_out, evidence) = explain_budget(image, &image_info, instruction, &words, models, &round, run, progress)?;
+            let top = crate::method::adaptive::TOP.min(words.len().saturating_sub(1)).max(1);
+            let p = crate::method::adaptive::change_probability(config.method, &evidence.view(), &evidence.settings, top);
+            report.rounds.push(run_out.explanation.counts.distinct_edits);
+            report.change_probability.push(p);
+            report.top = top;
+            let exhausted = (run_out.explanation.counts.distinct_edits as u64) >= mask_total(words.len());
+            let settled = p < crate::method::adaptive::THRESHOLD;
+            last = Some(run_out);
+            if settled || exhausted || final_round {
+                report.stopped = if settled { "settled" } else if exhausted { "exhausted" } else { "budget" }.into();
+                break;
+            }
+        }
+        let mut out = last.expect("at least one round");
+        out.explanation.budget = Some(report);
+        if config.spatial {
+            // The maps of the round that stopped, from the edits it already has.
+            let budget = out.explanation.counts.distinct_edits;
+            let final_config = ExplainConfig { samples: budget, auto: false, ..config.clone() };
+            let (with_maps, _) =
+                explain_budget(image, &image_info, instruction, &words, models, &final_config, run, progress)?;
+            out.heatmaps = with_maps.heatmaps;
+            out.explanation.timings.spatial = with_maps.explanation.timings.spatial;
+        }
+        out.explanation.config = config.clone();
+        out
+    } else {
+        explain_budget(image, &image_info, instruction, &words, models, config, run, progress)?.0
+    };
+    out.explanation.timings.total = secs(start);
+    Ok(out)
+}
+
+fn mask_total(d: usize) -> u64 {
+    1u64.checked_shl(d as u32).filter(|_| d < 63).unwrap_or(u64::MAX)
+}
+
+/// The samples an estimate was made from, kept for the adaptive budget's bootstrap.
+struct Measured {
+    masks: Array2<f64>,
+    distances: Vec<f64>,
+    sign: f64,
+    instruction_distances: Vec<f64>,
+    settings: Settings,
+}
+
+impl Measured {
+    fn view(&self) -> Evidence<'_> {
+        Evidence {
+            masks: self.masks.view(),
+            distances: &self.distances,
+            sign: self.sign,
+            instruction_distances: &self.instruction_distances,
+        }
+    }
+}
+
+/// One explanation at a fixed budget of `config.samples` editor calls.
+#[allow(clippy::too_many_arguments)]
+fn explain_budget(
+    image: &RgbImage,
+    image_info: &ImageInfo,
+    instruction: &str,
+    words: &[Word],
+    models: &Models,
+    config: &ExplainConfig,
+    run: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<(ExplainRun, Measured)> {
+    let start = Instant::now();
     let d = words.len();
-    let masks =
-        perturb::sample_masks(d, config.samples, config.strategy, perturb::mask_seed(config.seed, instruction))?;
+    let strategy = config.method.strategy(config.strategy);
+    let masks = perturb::sample_masks(d, config.samples, strategy, perturb::mask_seed(config.seed, instruction))?;
     // The editor runs once per distinct perturbed instruction: masks are grouped first, then
     // the masks that render the same text (a repeated word, say) share one edit.
     let (distinct, of_distinct) = perturb::distinct(&masks);
     let rendered: Vec<String> =
-        distinct.iter().map(|m| perturb::render(instruction, &words, m, config.replacement.as_deref())).collect();
+        distinct.iter().map(|m| perturb::render(instruction, words, m, config.replacement.as_deref())).collect();
     let (texts, text_of_distinct) = perturb::distinct_texts(rendered);
     let of_sample: Vec<usize> = of_distinct.iter().map(|&m| text_of_distinct[m]).collect();
+    // A linear fit of d words and an intercept needs d + 1 distinct samples; exact methods
+    // measure every mask and need no fit. Refused before any editor call is spent.
+    if !matches!(config.method, Method::Exact | Method::Banzhaf) && distinct.len() < d + 1 {
+        return Err(PerturbError::TooFewDistinct { distinct: distinct.len(), words: d }.into());
+    }
     // A representative mask per edit (the first that rendered it), for mask-based weights.
     let mut edit_masks: Vec<&[bool]> = vec![&[]; texts.len()];
     for (m, &t) in text_of_distinct.iter().enumerate().rev() {
@@ -599,31 +804,60 @@ pub fn explain(
     let mut encoder_time = if config.space == Space::Embedding { secs(t) } else { 0.0 };
     let sign = config.reference.target_sign();
 
-    // Instruction distances and kernel weights.
-    let instruction_distances: Vec<f64> = match config.weighting {
-        Weighting::TextWasserstein => {
-            let te = Instant::now();
+    // Instruction distances, per edit.
+    let te = Instant::now();
+    let instruction_distances: Vec<f64> = match config.instruction_distance() {
+        Some(Weighting::TextWasserstein) => {
             let emb = measurer.embed_texts(&texts)?;
-            encoder_time += secs(te);
             let full = emb.row(0).to_vec();
             emb.axis_iter(Axis(0)).map(|e| distance::wasserstein_1d(&e.to_vec(), &full)).collect()
         }
-        Weighting::MaskCosine => edit_masks.iter().map(|m| distance::mask_cosine(m)).collect(),
+        Some(Weighting::WordMovers) => {
+            let word_texts: Vec<String> = words.iter().map(|w| w.text.clone()).collect();
+            let vectors: Vec<Vec<f32>> = measurer.embed_texts(&word_texts)?.outer_iter().map(|r| r.to_vec()).collect();
+            edit_masks.par_iter().map(|m| distance::word_movers(&vectors, m)).collect()
+        }
+        Some(Weighting::MaskCosine) => edit_masks.iter().map(|m| distance::mask_cosine(m)).collect(),
+        None => vec![0.0; texts.len()],
     };
+    if config.needs_text() {
+        encoder_time += secs(te);
+    }
     let width = config.effective_kernel_width(&instruction_distances);
     let distance_time = secs(t) - encoder_time;
 
-    // Surrogate.
+    // Attribution.
     let t = Instant::now();
     let n = masks.len();
     let x = Array2::from_shape_fn((n, d), |(i, k)| if masks[i][k] { 1.0 } else { 0.0 });
-    let y = Array1::from_shape_fn(n, |i| sign * distances[of_sample[i]]);
-    let weights =
-        Array1::from_shape_fn(n, |i| surrogate::exponential_kernel(instruction_distances[of_sample[i]], width));
     let mut surrogate_config = config.surrogate.clone();
     surrogate_config.seed = config.seed;
-    let fit = surrogate::fit(x.view(), y.view(), weights.view(), &surrogate_config)?;
+    let measured = Measured {
+        masks: x.clone(),
+        distances: of_sample.iter().map(|&e| distances[e]).collect(),
+        sign,
+        instruction_distances: of_sample.iter().map(|&e| instruction_distances[e]).collect(),
+        settings: Settings { surrogate: surrogate_config, kernel_width: width, smile_target: config.smile_target },
+    };
+    let fit: Attribution = config.method.attribute(&measured.view(), &measured.settings)?;
     let surrogate_time = secs(t);
+
+    // SMILE reports a bootstrap p-value for each sample's W1 to the original output.
+    let distance_p: Option<Vec<f64>> = if config.method == Method::SmilePaper && config.space == Space::Embedding {
+        let emb = measurer.embed_images(edits.view())?;
+        let full = emb.row(0).to_vec();
+        Some(
+            (0..emb.nrows())
+                .into_par_iter()
+                .map(|i| {
+                    let seed = config.seed.wrapping_add(i as u64);
+                    distance::wasserstein_p_value(&emb.row(i).to_vec(), &full, crate::method::smile_paper::P_VALUE_RESAMPLES, seed)
+                })
+                .collect(),
+        )
+    } else {
+        None
+    };
 
     let mut order: Vec<usize> = (0..d).collect();
     order.sort_by(|&a, &b| fit.coefficients[b].abs().total_cmp(&fit.coefficients[a].abs()).then(a.cmp(&b)));
@@ -631,15 +865,24 @@ pub fn explain(
     for (r, &k) in order.iter().enumerate() {
         rank[k] = r + 1;
     }
-    let words = words
-        .into_iter()
+    // The unit of the shares: the measured change between the empty and the full instruction.
+    let empty_row = masks.iter().position(|m| m.iter().all(|&k| !k));
+    let (edit_change, edit_change_measured) = match empty_row {
+        Some(e) => (fit.targets[0] - fit.targets[e], true),
+        None => (fit.coefficients.iter().sum(), false),
+    };
+    let share = |a: f64| if edit_change.abs() > f64::EPSILON { a / edit_change } else { f64::NAN };
+    let one_word = d == 1;
+    let word_attributions: Vec<WordAttribution> = words
+        .iter()
         .enumerate()
         .map(|(k, word)| WordAttribution {
-            word,
+            word: word.clone(),
             attribution: fit.coefficients[k],
-            ci_low: fit.intervals[k].0,
-            ci_high: fit.intervals[k].1,
-            p_value: fit.p_values[k],
+            ci_low: if one_word { f64::NAN } else { fit.intervals[k].0 },
+            ci_high: if one_word { f64::NAN } else { fit.intervals[k].1 },
+            p_value: if one_word { f64::NAN } else { fit.p_values[k] },
+            share: share(fit.coefficients[k]),
             rank: rank[k],
             selected: fit.selected[k],
         })
@@ -649,14 +892,55 @@ pub fn explain(
             mask: masks[i].iter().map(|&b| if b { '1' } else { '0' }).collect(),
             instruction: texts[of_sample[i]].clone(),
             distance: distances[of_sample[i]],
-            target: y[i],
-            weight: weights[i],
+            target: fit.targets[i],
+            weight: fit.weights[i],
             instruction_distance: instruction_distances[of_sample[i]],
             prediction: fit.predictions[i],
+            distance_p_value: distance_p.as_ref().map(|p| p[of_sample[i]]),
         })
         .collect();
+
+    // Warnings: what limits the explanation's meaning.
+    let mut warnings = Vec::new();
+    let word_texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
+    let unknown: Vec<&str> = models
+        .editor
+        .unknown_words(&word_texts)
+        .iter()
+        .zip(&word_texts)
+        .filter(|(u, _)| **u)
+        .map(|(_, w)| *w)
+        .collect();
+    if !unknown.is_empty() {
+        warnings.push(Warning {
+            code: "unknown-words".into(),
+            message: format!(
+                "the editor's tokenizer does not know {}: it sees them as its unknown token, so their attributions (and the edit) say little. Fix: rephrase with words the editor knows",
+                unknown.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(", ")
+            ),
+        });
+    }
+    let change = mean_abs_change(edits.index_axis(Axis(0), 0), input.view());
+    if change < NO_EDIT_CHANGE {
+        warnings.push(Warning {
+            code: "no-edit".into(),
+            message: format!(
+                "the full instruction barely changes the image (mean pixel change {:.2} %, below {:.2} %): the editor may not carry it out on this image, and the attributions then explain noise",
+                100.0 * change,
+                100.0 * NO_EDIT_CHANGE
+            ),
+        });
+    }
+    if one_word {
+        warnings.push(Warning {
+            code: "one-word".into(),
+            message: "the instruction has one word: its attribution is the whole edit's change, with nothing to compare it with, so it has no interval or p-value".into(),
+        });
+    }
+
     // Spatial maps: the same weighted fit for every pixel of the change maps.
     let t = Instant::now();
+    let weights = Array1::from(fit.weights.clone());
     let heatmaps = if config.spatial {
         let spatial_reference = match config.spatial_reference {
             Reference::Input => input.view(),
@@ -680,13 +964,18 @@ pub fn explain(
         schema: SCHEMA.to_string(),
         gsmile_version: env!("CARGO_PKG_VERSION").to_string(),
         instruction: instruction.to_string(),
-        image: image_info,
+        image: image_info.clone(),
         editor: models.editor_info.clone(),
         encoder: models.encoder_info.clone(),
         config: config.clone(),
         kernel_width: width,
-        words,
+        words: word_attributions,
         intercept: fit.intercept,
+        edit_change,
+        edit_change_measured,
+        exact: fit.exact,
+        warnings,
+        budget: None,
         fidelity: Fidelity { r2: fit.r2, mse: fit.mse },
         samples,
         counts: Counts { words: d, samples: n, distinct_edits: texts.len(), cached_edits: cached },
@@ -699,7 +988,7 @@ pub fn explain(
             total: secs(start),
         },
     };
-    Ok(ExplainRun {
+    let run = ExplainRun {
         explanation,
         input,
         edits,
@@ -709,7 +998,8 @@ pub fn explain(
         weights,
         edit_of_sample: of_sample,
         heatmaps,
-    })
+    };
+    Ok((run, measured))
 }
 
 #[cfg(test)]
@@ -823,7 +1113,13 @@ mod tests {
     #[test]
     fn needs_follow_the_space_and_the_weighting() {
         let n = ExplainConfig::default().needs();
-        assert!(n.image_encoder && n.text_encoder);
+        assert!(n.image_encoder && !n.text_encoder, "the default weights by mask cosine");
+        let n = ExplainConfig { weighting: Weighting::TextWasserstein, ..ExplainConfig::default() }.needs();
+        assert!(n.text_encoder);
+        let n = ExplainConfig { method: Method::SmilePaper, ..ExplainConfig::default() }.needs();
+        assert!(n.text_encoder, "smile-paper weights by word vectors");
+        let n = ExplainConfig { method: Method::Lime, weighting: Weighting::TextWasserstein, ..ExplainConfig::default() }.needs();
+        assert!(!n.text_encoder, "lime ignores gsmile's weighting");
         let n = ExplainConfig { editor_seed: 7, ..pixels() }.needs();
         assert!(!n.image_encoder && !n.text_encoder);
         assert_eq!(n.editor_seed, 7);

@@ -21,6 +21,7 @@ pub mod evaluate;
 pub mod explain;
 pub mod imaging;
 pub mod io;
+pub mod method;
 pub mod metrics;
 pub mod models;
 pub mod output;

@@ -285,6 +285,23 @@ pub fn fit_many(
     Ok((coef, intercepts))
 }
 
+/// Weighted least squares without an intercept, `argmin_β Σ wᵢ (yᵢ − xᵢβ)²`, through the
+/// normal equations (Cholesky; the minimum-norm solution when `XᵀWX` is singular). For
+/// estimators that fix the intercept themselves, such as Kernel SHAP's constrained fit.
+pub fn weighted_least_squares(
+    x: ArrayView2<f64>,
+    y: ArrayView1<f64>,
+    w: ArrayView1<f64>,
+) -> Result<Array1<f64>, SurrogateError> {
+    check_len("y", x.nrows(), y.len())?;
+    check_len("w", x.nrows(), w.len())?;
+    check_finite("y", y.iter())?;
+    let xw = &x * &w.insert_axis(Axis(1));
+    let gram = xw.t().dot(&x);
+    let rhs = xw.t().dot(&y).insert_axis(Axis(1));
+    Ok(solve_spd_or_min_norm(gram, rhs, false)?.remove_axis(Axis(1)))
+}
+
 /// Result of one weighted solve on a subset of columns (full width, zeros elsewhere).
 struct Core {
     coef: Vec<f64>,

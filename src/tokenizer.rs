@@ -152,6 +152,23 @@ impl InstructionTokenizer {
         Ok(enc.get_ids().to_vec())
     }
 
+    /// Which of `words` the tokenizer maps (in part) to its unknown token: words the model
+    /// cannot see, whose attributions mean little. All false for tokenizers without one.
+    pub fn unknown_words(&self, words: &[&str]) -> Vec<bool> {
+        // The model's unknown token is a field of its serialised form for every model kind
+        // (`unk_token`), which the `tokenizers` API exposes no other common way.
+        let unk = serde_json::to_value(self.inner.get_model())
+            .ok()
+            .and_then(|v| v.get("unk_token").and_then(|t| t.as_str().map(str::to_string)))
+            .and_then(|t| self.inner.token_to_id(&t));
+        words
+            .iter()
+            .map(|w| {
+                unk.is_some_and(|u| self.inner.encode(*w, false).is_ok_and(|e| e.get_ids().contains(&u)))
+            })
+            .collect()
+    }
+
     /// Encodes a batch; an empty text becomes all padding (gSMILE samples may drop every word).
     pub fn encode(&self, texts: &[&str]) -> Result<Encoded, TokenizeError> {
         let l = self.max_length;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use gsmile::distance::{Metric, Reference};
 use gsmile::editor::DiffusionSettings;
-use gsmile::explain::{Space, Weighting};
+use gsmile::explain::{Method, SmileTarget, Space, Weighting};
 use gsmile::perturb::Strategy;
 
 /// Explain instruction-based image editors: which words of an instruction caused which change.
@@ -133,6 +133,22 @@ pub struct RunArgs {
 }
 
 /// Parses a kebab-case option value into a library enum through its serde names.
+/// A budget: a number of editor calls, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Samples {
+    /// This many calls.
+    Fixed(usize),
+    /// The adaptive budget.
+    Auto,
+}
+
+fn samples_spec(s: &str) -> Result<Samples, String> {
+    match s.trim() {
+        "auto" => Ok(Samples::Auto),
+        n => n.parse().map(Samples::Fixed).map_err(|_| format!("{n:?} is not a number of samples or `auto`; e.g. 64, auto or 16,32,64")),
+    }
+}
+
 fn kebab<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, String> {
     serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|e| e.to_string())
 }
@@ -160,18 +176,30 @@ pub struct ExplainArgs {
     pub json: bool,
 }
 
-/// Options of the gSMILE method: everything that changes an explanation's numbers.
+/// Options of the explanation method: everything that changes an explanation's numbers.
 #[derive(Args)]
 pub struct MethodArgs {
-    /// Number of perturbation samples (the full instruction included).
-    #[arg(long, default_value_t = 64, value_name = "N")]
-    pub samples: usize,
+    /// Explanation method: gsmile (default), lime, kernel-shap, exact, banzhaf or smile-paper.
+    /// `evaluate` takes it more than once to compare methods on the same edits.
+    #[arg(long = "method", default_value = "gsmile", value_parser = kebab::<Method>, value_name = "NAME")]
+    pub methods: Vec<Method>,
+    /// Editor calls to spend (distinct perturbed instructions, the full one included), or
+    /// `auto` to draw in rounds until the leading words are settled (at most --max-samples).
+    /// `evaluate` takes a list, e.g. 16,32,64, to sweep budgets.
+    #[arg(long = "samples", default_value = "64", value_parser = samples_spec, value_delimiter = ',', value_name = "N|auto")]
+    pub samples: Vec<Samples>,
+    /// The most editor calls `--samples auto` may spend.
+    #[arg(long, default_value_t = 128, value_name = "N")]
+    pub max_samples: usize,
     /// Seed of the masks and the bootstrap; equal seeds give equal results.
     #[arg(long, default_value_t = 0, value_name = "S")]
     pub seed: u64,
-    /// Mask sampling: lime, kernel-shap or exhaustive (needs --samples ≥ 2^words).
-    #[arg(long, default_value = "lime", value_parser = kebab::<Strategy>, value_name = "NAME")]
+    /// gsmile's mask sampler: levels (default), lime, kernel-shap, half or exhaustive (needs --samples ≥ 2^words).
+    #[arg(long, default_value = "levels", value_parser = kebab::<Strategy>, value_name = "NAME")]
     pub strategy: Strategy,
+    /// smile-paper's target: min-max (1 − MinMax(W1)) or inverse (1 / (W1 + ε)).
+    #[arg(long, default_value = "min-max", value_parser = kebab::<SmileTarget>, value_name = "FORM")]
+    pub smile_target: SmileTarget,
     /// Replace removed words with this token instead of dropping them.
     #[arg(long, value_name = "TOKEN")]
     pub replace: Option<String>,
@@ -184,13 +212,14 @@ pub struct MethodArgs {
     /// Distance: wasserstein, sliced-wasserstein (pixels), ks or cosine.
     #[arg(long, default_value = "wasserstein", value_parser = kebab::<Metric>, value_name = "NAME")]
     pub distance: Metric,
-    /// Sample weights from text-embedding Wasserstein distance (text-wasserstein) or LIME's mask cosine (mask-cosine).
-    #[arg(long, default_value = "text-wasserstein", value_parser = kebab::<Weighting>, value_name = "NAME")]
+    /// gsmile's sample weights: mask-cosine (default, LIME's mask distance), text-wasserstein
+    /// (text-embedding W1) or word-movers (word vectors' optimal transport).
+    #[arg(long, default_value = "mask-cosine", value_parser = kebab::<Weighting>, value_name = "NAME")]
     pub weighting: Weighting,
-    /// Kernel width σ of exp(-d²/σ²); default: median instruction distance (text) or 0.25 (mask cosine).
+    /// gsmile's kernel width σ of exp(-d²/σ²); default: 0.25 (mask cosine) or the median instruction distance.
     #[arg(long, value_name = "SIGMA")]
     pub kernel_width: Option<f64>,
-    /// Fit a ridge surrogate with this alpha instead of ordinary weighted least squares.
+    /// gsmile: fit a ridge surrogate with this alpha instead of ordinary weighted least squares.
     #[arg(long, value_name = "ALPHA")]
     pub ridge: Option<f64>,
     /// Bootstrap replicates for intervals and p-values (0 disables).
@@ -199,7 +228,7 @@ pub struct MethodArgs {
     /// Confidence level of the bootstrap intervals.
     #[arg(long, default_value_t = 0.95, value_name = "LEVEL")]
     pub confidence: f64,
-    /// Keep only the K words with the largest attributions and refit.
+    /// gsmile: keep only the K words with the largest attributions and refit.
     #[arg(long, value_name = "K")]
     pub top_k: Option<usize>,
     /// Skip the per-word spatial heatmaps.

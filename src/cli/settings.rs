@@ -9,13 +9,22 @@ use gsmile::models::OpenOptions;
 use gsmile::runtime::RuntimeOptions;
 use gsmile::surrogate::SurrogateConfig;
 
-use super::args::{MethodArgs, QualityArgs, RunArgs};
+use gsmile::explain::Method;
+
+use super::args::{MethodArgs, QualityArgs, RunArgs, Samples};
 
 impl MethodArgs {
-    /// The library configuration these options describe.
-    pub fn config(&self) -> ExplainConfig {
+    /// The library configuration for `method` at budget `samples`.
+    pub fn config_for(&self, method: Method, samples: Samples) -> ExplainConfig {
+        let (samples, auto) = match samples {
+            Samples::Fixed(n) => (n, false),
+            Samples::Auto => (self.max_samples, true),
+        };
         ExplainConfig {
-            samples: self.samples,
+            method,
+            samples,
+            auto,
+            smile_target: self.smile_target,
             seed: self.seed,
             strategy: self.strategy,
             replacement: self.replace.clone(),
@@ -37,13 +46,35 @@ impl MethodArgs {
             editor_seed: self.editor_seed,
         }
     }
+
+    /// The one configuration these options describe; more than one method or budget is an
+    /// error naming the flag (only `evaluate` sweeps).
+    pub fn config(&self) -> anyhow::Result<ExplainConfig> {
+        if self.methods.len() != 1 {
+            anyhow::bail!("--method was given {} times; this command explains with one method. Fix: pass one --method (gsmile evaluate compares several)", self.methods.len());
+        }
+        if self.samples.len() != 1 {
+            anyhow::bail!("--samples lists {} budgets; this command runs one. Fix: pass one number or `auto` (gsmile evaluate sweeps lists)", self.samples.len());
+        }
+        Ok(self.config_for(self.methods[0], self.samples[0]))
+    }
+
+    /// Every (method, budget) configuration, budgets outermost, methods in the order given.
+    pub fn configs(&self) -> Vec<ExplainConfig> {
+        self.samples.iter().flat_map(|&s| self.methods.iter().map(move |&m| self.config_for(m, s))).collect()
+    }
 }
 
 impl QualityArgs {
     /// The library's evaluation configuration.
-    pub fn config(&self) -> EvalConfig {
+    pub fn config(&self) -> anyhow::Result<EvalConfig> {
+        Ok(self.with(self.method.config()?))
+    }
+
+    /// The evaluation configuration around one explanation configuration.
+    pub fn with(&self, explain: ExplainConfig) -> EvalConfig {
         EvalConfig {
-            explain: self.method.config(),
+            explain,
             repeats: self.repeats,
             held_out: self.held_out,
             random_curves: self.random_curves,
@@ -73,8 +104,11 @@ impl RunArgs {
 
 /// Config fields ([`ExplainConfig`], [`EvalConfig`], [`DiffusionSettings`], the models) and
 /// the flags that set them.
-const FLAGS: [(&str, &str); 25] = [
+const FLAGS: [(&str, &str); 28] = [
+    ("method", "--method"),
     ("samples", "--samples"),
+    ("auto", "--samples auto"),
+    ("smile_target", "--smile-target"),
     ("seed", "--seed"),
     ("strategy", "--strategy"),
     ("replacement", "--replace"),

@@ -35,6 +35,11 @@ pub trait Editor: Send + Sync {
     }
     /// Checks an instruction can be fed to the editor (e.g. fits its token limit).
     fn check_instruction(&self, instruction: &str) -> Result<()>;
+    /// Which of `words` the editor's tokenizer cannot represent (maps to its unknown token);
+    /// editors without a tokenizer of their own say none.
+    fn unknown_words(&self, words: &[&str]) -> Vec<bool> {
+        vec![false; words.len()]
+    }
     /// Loads the editor's graphs now, if they load on first use, so a broken model is
     /// reported before long work starts rather than in the middle of it.
     fn prepare(&self) -> Result<()> {
@@ -232,6 +237,10 @@ impl Editor for OnnxEditor {
     fn check_instruction(&self, instruction: &str) -> Result<()> {
         self.tokenizer.encode(&[instruction])?;
         Ok(())
+    }
+
+    fn unknown_words(&self, words: &[&str]) -> Vec<bool> {
+        self.tokenizer.unknown_words(words)
     }
 
     fn prepare(&self) -> Result<()> {

@@ -38,6 +38,7 @@ pub(super) fn explanation(instruction: &str) -> Explanation {
                 ci_low: a - 0.1,
                 ci_high: a + 0.1,
                 p_value: 0.01 * (index + 1) as f64,
+                share: a / 2.0,
                 rank: 0,
                 selected: index != 2,
             }
@@ -58,6 +59,7 @@ pub(super) fn explanation(instruction: &str) -> Explanation {
             weight: 1.0 / (1.0 + i as f64),
             instruction_distance: 0.05 * i as f64,
             prediction: -0.09 * i as f64,
+            distance_p_value: None,
         })
         .collect();
     Explanation {
@@ -76,6 +78,11 @@ pub(super) fn explanation(instruction: &str) -> Explanation {
         kernel_width: 0.25,
         words,
         intercept: -0.5,
+        edit_change: 2.0,
+        edit_change_measured: true,
+        exact: false,
+        warnings: Vec::new(),
+        budget: None,
         fidelity: Fidelity { r2: 0.91, mse: 0.0012 },
         samples,
         counts: Counts { words: 3, samples: 5, distinct_edits: 5, cached_edits: 0 },

@@ -18,7 +18,7 @@ pub fn run(a: &CompareArgs, runtime: RuntimeOptions, quiet: bool) -> Result<()> 
         );
     }
     let suite = scenario::load_suite(&a.suite)?;
-    let config = a.quality.config();
+    let config = a.quality.config()?;
     let open = a.run.open_options(runtime, &a.quality.method.diffusion);
     let mut runs: Vec<(String, PathBuf)> = Vec::new();
     for editor in &a.editors {

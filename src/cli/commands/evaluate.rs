@@ -12,7 +12,7 @@ use crate::cli::progress::EvalBars;
 pub fn run(a: &EvaluateArgs, runtime: RuntimeOptions, quiet: bool) -> Result<()> {
     let shard = a.shard.as_deref().map(scenario::parse_shard).transpose()?;
     let suite = scenario::load_suite(&a.suite)?;
-    let config = a.quality.config();
+    let config = a.quality.config()?;
     let open = a.run.open_options(runtime, &a.quality.method.diffusion);
     let models = Models::open(&a.models.editor.editor, &a.models.encoder.encoder, config.explain.needs(), &open)?;
     let summary = evaluate::evaluate_suite(

@@ -15,7 +15,7 @@ pub fn run(a: &ExplainArgs, runtime: RuntimeOptions, quiet: bool) -> Result<()> 
         bail!("--instruction is empty. Fix: pass the edit to explain, e.g. --instruction \"make the car red\"");
     }
     output::check_target(&a.out.out, a.out.force)?;
-    let config = a.method.config();
+    let config = a.method.config()?;
     let image = imaging::load_rgb(&a.input.image)?;
     let image_info = ImageInfo::from_file(&a.input.image)?;
     let open = a.run.open_options(runtime, &a.method.diffusion);

@@ -255,6 +255,10 @@ impl Editor for InstructPix2Pix {
         Ok(())
     }
 
+    fn unknown_words(&self, words: &[&str]) -> Vec<bool> {
+        self.tokenizer.unknown_words(words)
+    }
+
     fn prepare(&self) -> Result<()> {
         self.graphs().map(|_| ())
     }
