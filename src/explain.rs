@@ -15,10 +15,10 @@ use crate::cache::{self, ArrayCache};
 pub use crate::distance::Reference;
 use crate::distance::{self, Metric};
 use crate::error::ConfigError;
+use crate::method::{Attribution, Evidence, Settings};
+pub use crate::method::{Method, SmileTarget, Weighting};
 use crate::models::Needs;
 pub use crate::models::{ImageInfo, ModelInfo, Models};
-pub use crate::method::{Method, SmileTarget, Weighting};
-use crate::method::{Attribution, Evidence, Settings};
 use crate::perturb::{self, PerturbError, Strategy, Word};
 use crate::surrogate::SurrogateConfig;
 use crate::{Error, Result, imaging, spatial};
@@ -373,7 +373,11 @@ impl ExplainConfig {
 
     /// What these options need of the models besides the editor.
     pub fn needs(&self) -> Needs {
-        Needs { image_encoder: self.space == Space::Embedding, text_encoder: self.needs_text(), editor_seed: self.editor_seed }
+        Needs {
+            image_encoder: self.space == Space::Embedding,
+            text_encoder: self.needs_text(),
+            editor_seed: self.editor_seed,
+        }
     }
 
     /// Checks options against each other and against the models at hand; errors name
@@ -394,7 +398,9 @@ impl ExplainConfig {
             };
             return bad(
                 field,
-                format!("{what} needs a text encoder. Fix: give an `encoder` such as onnx/tiny-clip or set `weighting = mask-cosine`"),
+                format!(
+                    "{what} needs a text encoder. Fix: give an `encoder` such as onnx/tiny-clip or set `weighting = mask-cosine`"
+                ),
             );
         }
         if self.method == Method::SmilePaper && self.reference != Reference::Full {
@@ -422,7 +428,10 @@ impl ExplainConfig {
         if self.auto && matches!(self.method, Method::Exact | Method::Banzhaf) {
             return bad(
                 "auto",
-                format!("`method = {}` measures every mask; an adaptive budget has nothing to adapt. Fix: drop `auto`", self.method.name()),
+                format!(
+                    "`method = {}` measures every mask; an adaptive budget has nothing to adapt. Fix: drop `auto`",
+                    self.method.name()
+                ),
             );
         }
         if self.space == Space::Embedding && self.distance == Metric::SlicedWasserstein {
@@ -694,9 +703,11 @@ pub fn explain(
         for (r, &budget) in rounds.iter().enumerate() {
             let final_round = r + 1 == rounds.len();
             let round = ExplainConfig { samples: budget, auto: false, spatial: false, ..config.clone() };
-            let (run_out, evidence) = explain_budget(image, &image_info, instruction, &words, models, &round, run, progress)?;
+            let (run_out, evidence) =
+                explain_budget(image, &image_info, instruction, &words, models, &round, run, progress)?;
             let top = crate::method::adaptive::TOP.min(words.len().saturating_sub(1)).max(1);
-            let p = crate::method::adaptive::change_probability(config.method, &evidence.view(), &evidence.settings, top);
+            let p =
+                crate::method::adaptive::change_probability(config.method, &evidence.view(), &evidence.settings, top);
             report.rounds.push(run_out.explanation.counts.distinct_edits);
             report.change_probability.push(p);
             report.top = top;
@@ -704,7 +715,14 @@ pub fn explain(
             let settled = p < crate::method::adaptive::THRESHOLD;
             last = Some(run_out);
             if settled || exhausted || final_round {
-                report.stopped = if settled { "settled" } else if exhausted { "exhausted" } else { "budget" }.into();
+                report.stopped = if settled {
+                    "settled"
+                } else if exhausted {
+                    "exhausted"
+                } else {
+                    "budget"
+                }
+                .into();
                 break;
             }
         }
@@ -851,7 +869,12 @@ fn explain_budget(
                 .into_par_iter()
                 .map(|i| {
                     let seed = config.seed.wrapping_add(i as u64);
-                    distance::wasserstein_p_value(&emb.row(i).to_vec(), &full, crate::method::smile_paper::P_VALUE_RESAMPLES, seed)
+                    distance::wasserstein_p_value(
+                        &emb.row(i).to_vec(),
+                        &full,
+                        crate::method::smile_paper::P_VALUE_RESAMPLES,
+                        seed,
+                    )
                 })
                 .collect(),
         )
@@ -1118,7 +1141,9 @@ mod tests {
         assert!(n.text_encoder);
         let n = ExplainConfig { method: Method::SmilePaper, ..ExplainConfig::default() }.needs();
         assert!(n.text_encoder, "smile-paper weights by word vectors");
-        let n = ExplainConfig { method: Method::Lime, weighting: Weighting::TextWasserstein, ..ExplainConfig::default() }.needs();
+        let n =
+            ExplainConfig { method: Method::Lime, weighting: Weighting::TextWasserstein, ..ExplainConfig::default() }
+                .needs();
         assert!(!n.text_encoder, "lime ignores gsmile's weighting");
         let n = ExplainConfig { editor_seed: 7, ..pixels() }.needs();
         assert!(!n.image_encoder && !n.text_encoder);

@@ -155,6 +155,35 @@ pub fn precision_at_key_count(scores: &[f64], labels: &[bool]) -> Result<f64> {
     precision_at_k(scores, labels, k)
 }
 
+/// The papers' ATT AUROC: [`roc_auc`], but 0.5 (chance) when the labels hold one class only.
+pub fn att_auroc(scores: &[f64], labels: &[bool]) -> Result<f64> {
+    let auc = roc_auc(scores, labels)?;
+    let one_class = labels.iter().all(|&l| l) || labels.iter().all(|&l| !l);
+    Ok(if one_class && !labels.is_empty() { 0.5 } else { auc })
+}
+
+/// Share of the largest attribution a word must reach to count as found by [`att_f1_accuracy`].
+pub const ATT_THRESHOLD: f64 = 0.5;
+
+/// The papers' ATT F1 and ATT accuracy, `(f1, accuracy)`: a word is predicted to be a key
+/// word when its attribution is positive and at least [`ATT_THRESHOLD`] × the largest
+/// attribution; F1 and accuracy of those predictions against `labels`. F1 is 0 when nothing
+/// is predicted or no label is true (sklearn's `zero_division=0`); both `NaN` when empty.
+pub fn att_f1_accuracy(attributions: &[f64], labels: &[bool]) -> Result<(f64, f64)> {
+    same_len("att_f1_accuracy", attributions.len(), labels.len())?;
+    if attributions.is_empty() {
+        return Ok((f64::NAN, f64::NAN));
+    }
+    let max = attributions.iter().copied().filter(|a| a.is_finite()).fold(f64::NEG_INFINITY, f64::max);
+    let predicted: Vec<bool> = attributions.iter().map(|&a| a > 0.0 && a >= ATT_THRESHOLD * max).collect();
+    let tp = predicted.iter().zip(labels).filter(|(p, l)| **p && **l).count() as f64;
+    let fp = predicted.iter().zip(labels).filter(|(p, l)| **p && !**l).count() as f64;
+    let fn_ = predicted.iter().zip(labels).filter(|(p, l)| !**p && **l).count() as f64;
+    let f1 = if tp == 0.0 { 0.0 } else { 2.0 * tp / (2.0 * tp + fp + fn_) };
+    let correct = predicted.iter().zip(labels).filter(|(p, l)| p == l).count() as f64;
+    Ok((f1, correct / labels.len() as f64))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Fidelity
 // ---------------------------------------------------------------------------------------------
@@ -224,6 +253,45 @@ pub fn held_out_fidelity(y_true: &[f64], y_pred: &[f64]) -> Result<(f64, f64)> {
     Ok((r2_unchecked(y_true, y_pred, &w), mse_unchecked(y_true, y_pred, &w)))
 }
 
+/// The papers' fidelity forms of a surrogate on its own samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FidelityForms {
+    /// Weighted MSE ([`weighted_mse`]).
+    pub mse: f64,
+    /// Weighted mean absolute error Σwᵢ|yᵢ−ŷᵢ| / Σwᵢ.
+    pub mae: f64,
+    /// Weighted R² ([`weighted_r2`]).
+    pub r2: f64,
+    /// Adjusted R², 1 − (1 − R²)(n − 1)/(n − p − 1) with n samples and p words; `NaN` when n ≤ p + 1.
+    pub adjusted_r2: f64,
+    /// |mean(y) − mean(ŷ)| (weighted means).
+    pub mean_gap: f64,
+    /// L1 norm of the residuals, Σ|yᵢ−ŷᵢ| (unweighted).
+    pub l1: f64,
+    /// L2 norm of the residuals, √Σ(yᵢ−ŷᵢ)² (unweighted).
+    pub l2: f64,
+}
+
+/// Every fidelity form of `pred` against `y` with weights `w`, for a model of `p` words.
+pub fn fidelity_forms(y: &[f64], pred: &[f64], w: &[f64], p: usize) -> Result<FidelityForms> {
+    check_weighted("fidelity_forms", y, pred, w)?;
+    let sw: f64 = w.iter().sum();
+    let wmean = |v: &[f64]| if sw > 0.0 { v.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() / sw } else { f64::NAN };
+    let r2 = r2_unchecked(y, pred, w);
+    let n = y.len() as f64;
+    let adjusted_r2 = if n > p as f64 + 1.0 { 1.0 - (1.0 - r2) * (n - 1.0) / (n - p as f64 - 1.0) } else { f64::NAN };
+    let abs: Vec<f64> = y.iter().zip(pred).map(|(a, b)| (a - b).abs()).collect();
+    Ok(FidelityForms {
+        mse: mse_unchecked(y, pred, w),
+        mae: wmean(&abs),
+        r2,
+        adjusted_r2,
+        mean_gap: (wmean(y) - wmean(pred)).abs(),
+        l1: abs.iter().sum(),
+        l2: abs.iter().map(|a| a * a).sum::<f64>().sqrt(),
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Stability
 // ---------------------------------------------------------------------------------------------
@@ -291,6 +359,44 @@ pub fn mean_pairwise<F: Fn(&[f64], &[f64]) -> f64>(runs: &[Vec<f64>], f: F) -> f
 // ---------------------------------------------------------------------------------------------
 // Consistency
 // ---------------------------------------------------------------------------------------------
+
+/// The papers' consistency over repeated runs, `(variance, standard deviation)`: each word's
+/// attribution variance across `runs` (population variance, `numpy.var`), averaged over
+/// words, and the mean of the per-word standard deviations. `NaN` with fewer than two runs.
+pub fn attribution_spread(runs: &[Vec<f64>]) -> (f64, f64) {
+    let Some(first) = runs.first() else { return (f64::NAN, f64::NAN) };
+    if runs.len() < 2 || first.is_empty() || runs.iter().any(|r| r.len() != first.len()) {
+        return (f64::NAN, f64::NAN);
+    }
+    let m = runs.len() as f64;
+    let (mut var, mut std) = (0.0, 0.0);
+    for j in 0..first.len() {
+        let mean = runs.iter().map(|r| r[j]).sum::<f64>() / m;
+        let v = runs.iter().map(|r| (r[j] - mean).powi(2)).sum::<f64>() / m;
+        var += v;
+        std += v.sqrt();
+    }
+    let d = first.len() as f64;
+    (var / d, std / d)
+}
+
+/// The neutral insertions of the papers' stability test: `"###"` and `"please"` at the start,
+/// the middle (after word ⌊d/2⌋) and the end of `instruction`, each with the index of the
+/// inserted word among the new instruction's words (`None` for `"###"`, which is not a word).
+pub fn neutral_insertions(instruction: &str) -> Vec<(String, Option<usize>)> {
+    let words = crate::perturb::split_words(instruction);
+    let middle_word = words.len() / 2;
+    let cut = words.get(middle_word).map_or(instruction.len(), |w| w.start);
+    let mut out = Vec::new();
+    for token in ["###", "please"] {
+        let is_word = token != "###";
+        out.push((format!("{token} {instruction}"), is_word.then_some(0)));
+        let middle = format!("{} {token} {}", instruction[..cut].trim_end(), &instruction[cut..]);
+        out.push((middle.trim().to_string(), is_word.then_some(middle_word)));
+        out.push((format!("{instruction} {token}"), is_word.then_some(words.len())));
+    }
+    out
+}
 
 /// Spearman rank correlation of `a` and `b` (Pearson correlation of their average ranks).
 ///

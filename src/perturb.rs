@@ -543,7 +543,10 @@ mod tests {
         assert!(m[7..].iter().all(|r| removed(r) == 2));
         // The unfinished level is drawn by the seed; finished levels are not.
         assert_eq!(sample_masks(5, 7, Strategy::Levels, 1).unwrap(), sample_masks(5, 7, Strategy::Levels, 2).unwrap());
-        assert_ne!(sample_masks(5, 12, Strategy::Levels, 1).unwrap(), sample_masks(5, 12, Strategy::Levels, 2).unwrap());
+        assert_ne!(
+            sample_masks(5, 12, Strategy::Levels, 1).unwrap(),
+            sample_masks(5, 12, Strategy::Levels, 2).unwrap()
+        );
     }
 
     #[test]

@@ -159,6 +159,35 @@ pub fn mean_ci(values: &[f64], confidence: f64, resamples: usize, seed: u64) -> 
     Ok((mean(&kept), percentile(&means, alpha / 2.0), percentile(&means, 1.0 - alpha / 2.0)))
 }
 
+/// Median of `values` with a percentile-bootstrap confidence interval: `(median, low, high)`,
+/// as [`mean_ci`] does for the mean (`NaN`s dropped; all three `NaN` when none remain). For
+/// metrics a few extreme scenarios would dominate the mean of (held-out R² of near-constant targets).
+pub fn median_ci(values: &[f64], confidence: f64, resamples: usize, seed: u64) -> Result<(f64, f64, f64)> {
+    if !(confidence > 0.0 && confidence < 1.0) {
+        return Err(StatsError::InvalidConfidence(confidence));
+    }
+    if resamples == 0 {
+        return Err(StatsError::NoResamples("median_ci"));
+    }
+    let mut kept: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+    if kept.is_empty() {
+        return Ok((f64::NAN, f64::NAN, f64::NAN));
+    }
+    kept.sort_by(f64::total_cmp);
+    let n = kept.len();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut medians: Vec<f64> = (0..resamples)
+        .map(|_| {
+            let mut draw: Vec<f64> = (0..n).map(|_| kept[rng.random_range(0..n)]).collect();
+            draw.sort_by(f64::total_cmp);
+            percentile(&draw, 0.5)
+        })
+        .collect();
+    medians.sort_by(f64::total_cmp);
+    let alpha = 1.0 - confidence;
+    Ok((percentile(&kept, 0.5), percentile(&medians, alpha / 2.0), percentile(&medians, 1.0 - alpha / 2.0)))
+}
+
 /// Two-sided paired bootstrap p-value of mean(a − b) ≠ 0.
 ///
 /// Differences dᵢ = aᵢ − bᵢ (pairs with a `NaN` dropped) are resampled `resamples` times
@@ -248,6 +277,16 @@ mod tests {
         assert!(nan_mean([f64::NAN]).is_nan());
         assert!(mean(&[]).is_nan());
         assert_eq!(mean(&[1.0, 2.0]), 1.5);
+    }
+
+    #[test]
+    fn median_ci_ignores_outliers_the_mean_does_not() {
+        let v = [0.9, 0.8, 0.85, 0.95, -318.0];
+        let (median, lo, hi) = median_ci(&v, 0.95, 500, 3).unwrap();
+        assert_eq!(median, 0.85);
+        assert!(lo <= median && median <= hi && lo > -318.0, "{lo} {hi}");
+        assert!(mean(&v) < -60.0);
+        assert!(median_ci(&[f64::NAN], 0.95, 10, 0).unwrap().0.is_nan());
     }
 
     #[test]

@@ -163,9 +163,7 @@ impl InstructionTokenizer {
             .and_then(|t| self.inner.token_to_id(&t));
         words
             .iter()
-            .map(|w| {
-                unk.is_some_and(|u| self.inner.encode(*w, false).is_ok_and(|e| e.get_ids().contains(&u)))
-            })
+            .map(|w| unk.is_some_and(|u| self.inner.encode(*w, false).is_ok_and(|e| e.get_ids().contains(&u))))
             .collect()
     }
 

@@ -145,7 +145,10 @@ pub enum Samples {
 fn samples_spec(s: &str) -> Result<Samples, String> {
     match s.trim() {
         "auto" => Ok(Samples::Auto),
-        n => n.parse().map(Samples::Fixed).map_err(|_| format!("{n:?} is not a number of samples or `auto`; e.g. 64, auto or 16,32,64")),
+        n => n
+            .parse()
+            .map(Samples::Fixed)
+            .map_err(|_| format!("{n:?} is not a number of samples or `auto`; e.g. 64, auto or 16,32,64")),
     }
 }
 
@@ -284,6 +287,10 @@ pub struct QualityArgs {
     /// Random word orders the deletion and insertion curves are compared with.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub random_curves: usize,
+    /// Also explain six neutral insertions ("###", "please" at start, middle, end) per
+    /// scenario for the papers' insertion-stability Jaccard.
+    #[arg(long)]
+    pub neutral_insertions: bool,
     /// The explanation method's options.
     #[command(flatten)]
     pub method: MethodArgs,

@@ -51,10 +51,16 @@ impl MethodArgs {
     /// error naming the flag (only `evaluate` sweeps).
     pub fn config(&self) -> anyhow::Result<ExplainConfig> {
         if self.methods.len() != 1 {
-            anyhow::bail!("--method was given {} times; this command explains with one method. Fix: pass one --method (gsmile evaluate compares several)", self.methods.len());
+            anyhow::bail!(
+                "--method was given {} times; this command explains with one method. Fix: pass one --method (gsmile evaluate compares several)",
+                self.methods.len()
+            );
         }
         if self.samples.len() != 1 {
-            anyhow::bail!("--samples lists {} budgets; this command runs one. Fix: pass one number or `auto` (gsmile evaluate sweeps lists)", self.samples.len());
+            anyhow::bail!(
+                "--samples lists {} budgets; this command runs one. Fix: pass one number or `auto` (gsmile evaluate sweeps lists)",
+                self.samples.len()
+            );
         }
         Ok(self.config_for(self.methods[0], self.samples[0]))
     }
@@ -78,6 +84,7 @@ impl QualityArgs {
             repeats: self.repeats,
             held_out: self.held_out,
             random_curves: self.random_curves,
+            neutral_insertions: self.neutral_insertions,
         }
     }
 }
@@ -104,7 +111,7 @@ impl RunArgs {
 
 /// Config fields ([`ExplainConfig`], [`EvalConfig`], [`DiffusionSettings`], the models) and
 /// the flags that set them.
-const FLAGS: [(&str, &str); 28] = [
+const FLAGS: [(&str, &str); 29] = [
     ("method", "--method"),
     ("samples", "--samples"),
     ("auto", "--samples auto"),
@@ -129,6 +136,7 @@ const FLAGS: [(&str, &str); 28] = [
     ("repeats", "--repeats"),
     ("held_out", "--held-out"),
     ("random_curves", "--random-curves"),
+    ("neutral_insertions", "--neutral-insertions"),
     ("steps", "--steps"),
     ("guidance_scale", "--guidance-scale"),
     ("image_guidance_scale", "--image-guidance-scale"),

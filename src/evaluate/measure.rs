@@ -62,7 +62,7 @@ pub fn scenario_hash(s: &Scenario) -> Result<String> {
 
 /// Number of progress steps [`evaluate_scenario`] reports for `s`.
 pub fn steps(s: &Scenario, config: &EvalConfig) -> usize {
-    3 + config.repeats + s.paraphrases.len() + s.related_images.len()
+    3 + config.repeats + s.paraphrases.len() + s.related_images.len() + if config.neutral_insertions { 6 } else { 0 }
 }
 
 /// Distances of the edits of `texts` to `reference`, editing each distinct text once.
@@ -198,6 +198,13 @@ fn measure(
     let labels = key_labels(&texts, &s.key_words);
     let roc_auc = metrics::roc_auc(&attr, &labels)?;
     let precision_at_k = metrics::precision_at_key_count(&attr, &labels)?;
+    let att_auroc = metrics::att_auroc(&attr, &labels)?;
+    let (att_f1, att_accuracy) = metrics::att_f1_accuracy(&attr, &labels)?;
+    let calls = exp.explanation.counts.distinct_edits;
+    let fit_y: Vec<f64> = exp.explanation.samples.iter().map(|r| r.target).collect();
+    let fit_pred: Vec<f64> = exp.explanation.samples.iter().map(|r| r.prediction).collect();
+    let fit_w: Vec<f64> = exp.explanation.samples.iter().map(|r| r.weight).collect();
+    let forms = metrics::fidelity_forms(&fit_y, &fit_pred, &fit_w, exp.explanation.words.len())?;
     let d = words.len();
     tick("explanation");
 
@@ -205,8 +212,9 @@ fn measure(
     let tm = Measurer::new(&image, models, ec, run);
     let full_edit = exp.edits.index_axis(Axis(0), 0).to_owned();
     let (held_out_r2, held_out_mse) = if config.held_out >= 2 {
-        let strategy = if ec.strategy == Strategy::Exhaustive { Strategy::Lime } else { ec.strategy };
-        let masks = perturb::sample_masks(d, config.held_out + 1, strategy, derive_seed(ec.seed, "held-out"))
+        // The same fresh masks for every method (LIME's sampler covers every removal count),
+        // so methods are compared on one test set.
+        let masks = perturb::sample_masks(d, config.held_out + 1, Strategy::Lime, derive_seed(ec.seed, "held-out"))
             .map_err(Error::from)?;
         let masks = &masks[1..];
         let reference = match ec.reference {
@@ -238,6 +246,26 @@ fn measure(
     let k = labels.iter().filter(|&&l| l).count();
     let stability_jaccard = metrics::mean_pairwise(&runs, |a, b| metrics::top_k_jaccard(a, b, k).unwrap_or(f64::NAN));
     let stability_kendall = metrics::mean_pairwise(&runs, |a, b| metrics::kendall_tau(a, b).unwrap_or(f64::NAN));
+    let (consistency_variance, consistency_std) = metrics::attribution_spread(&runs);
+
+    // 4b. The papers' stability: neutral insertions, the original words compared.
+    let mut inserted = Vec::new();
+    if config.neutral_insertions {
+        for (text, new_word) in metrics::neutral_insertions(&s.instruction) {
+            let (_, e) = explain_file(&s.image, &text, models, ec, run)?;
+            edits_run += ran(&e);
+            let mut a = attributions(&e);
+            if let Some(i) = new_word
+                && i < a.len()
+            {
+                a.remove(i);
+            }
+            if a.len() == attr.len() {
+                inserted.push(metrics::top_k_jaccard(&attr, &a, k.max(1)).unwrap_or(f64::NAN));
+            }
+            tick("neutral insertion");
+        }
+    }
 
     // 5. Consistency: paraphrases and related images.
     let pairs = |e: &ExplainRun| -> Vec<(String, f64)> {
@@ -298,6 +326,7 @@ fn measure(
         scenario_hash: scenario_hash(s)?,
         id: s.id.clone(),
         odd: s.odd.clone(),
+        method: ec.method.name().into(),
         instruction: s.instruction.clone(),
         key_words: s.key_words.clone(),
         words: texts,
@@ -305,12 +334,24 @@ fn measure(
         key_labels: labels,
         roc_auc,
         precision_at_k,
+        att_auroc,
+        att_f1,
+        att_accuracy,
+        calls,
         r2: exp.explanation.fidelity.r2,
         mse: exp.explanation.fidelity.mse,
         held_out_r2,
         held_out_mse,
+        mae: forms.mae,
+        adjusted_r2: forms.adjusted_r2,
+        mean_gap: forms.mean_gap,
+        residual_l1: forms.l1,
+        residual_l2: forms.l2,
         stability_jaccard,
         stability_kendall,
+        insertion_stability: nan_mean(inserted),
+        consistency_variance,
+        consistency_std,
         paraphrase_spearman: nan_mean(p_rho),
         paraphrase_jaccard: nan_mean(p_jac),
         related_spearman: nan_mean(related),

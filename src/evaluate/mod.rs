@@ -26,6 +26,7 @@ pub mod measure;
 pub mod plots;
 pub mod report;
 pub mod result;
+pub mod sweep;
 pub mod tables;
 
 use std::collections::BTreeMap;
@@ -42,6 +43,7 @@ use crate::scenario::{Scenario, Suite};
 pub use compare::{CompareSummary, compare};
 pub use measure::{evaluate_scenario, targets};
 pub use result::{CurveResult, HEADLINE, METRICS, Metric, RUN_ONLY_FIELDS, ScenarioResult};
+pub use sweep::{SweepRun, SweepSummary, sweep};
 pub use tables::SliceStat;
 
 /// Schema tag of `scenarios/<id>.json`.
@@ -193,11 +195,21 @@ pub struct EvalConfig {
     pub held_out: usize,
     /// Random word orders the deletion and insertion curves are compared with.
     pub random_curves: usize,
+    /// Also explain the six neutral insertions of the papers' stability test (six more
+    /// explanations per scenario).
+    #[serde(default)]
+    pub neutral_insertions: bool,
 }
 
 impl Default for EvalConfig {
     fn default() -> Self {
-        EvalConfig { explain: ExplainConfig::default(), repeats: 2, held_out: 16, random_curves: 10 }
+        EvalConfig {
+            explain: ExplainConfig::default(),
+            repeats: 2,
+            held_out: 16,
+            random_curves: 10,
+            neutral_insertions: false,
+        }
     }
 }
 

@@ -182,6 +182,91 @@ pub fn grouped_bar_chart(
     img
 }
 
+/// One line of a [`line_chart`]: its name and `(x, value)` points, drawn in x order.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// Legend label.
+    pub name: String,
+    /// Points: x and the value with its interval.
+    pub points: Vec<(f64, Bar)>,
+}
+
+/// Line chart of each series' values against x (editor calls in a method sweep), with
+/// interval whiskers at every point and a legend.
+pub fn line_chart(title: &str, x_label: &str, series: &[Series], range: Option<(f64, f64)>) -> RgbImage {
+    let finite = |v: f64| v.is_finite().then_some(v);
+    let all: Vec<&(f64, Bar)> = series.iter().flat_map(|s| &s.points).collect();
+    let (mut lo, mut hi) = range.unwrap_or((f64::INFINITY, f64::NEG_INFINITY));
+    for (_, b) in &all {
+        for v in [finite(b.mean), finite(b.low), finite(b.high)].into_iter().flatten() {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+    }
+    if !lo.is_finite() || !hi.is_finite() {
+        (lo, hi) = (0.0, 1.0);
+    }
+    if hi - lo < 1e-12 {
+        hi = lo + 1.0;
+    }
+    let (lo, hi, yt) = ticks(lo, hi);
+    let ystep = if yt.len() > 1 { yt[1] - yt[0] } else { 1.0 };
+    let xs: Vec<f64> = all.iter().map(|(x, _)| *x).filter(|x| x.is_finite()).collect();
+    let (xlo, xhi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)));
+    let (xlo, xhi) = if xlo.is_finite() && xhi > xlo { (0.0f64.min(xlo), xhi) } else { (0.0, xlo.max(1.0) * 2.0) };
+    let (xlo, xhi, xt) = ticks(xlo, xhi);
+    let xstep = if xt.len() > 1 { xt[1] - xt[0] } else { 1.0 };
+    let tick_w = yt.iter().map(|t| measure(TEXT, &tick_label_step(*t, ystep)).0).max().unwrap_or(0);
+    let (left, top, plot_w, plot_h) = (16 + tick_w + 8, 48 + 24, 420u32, 260u32);
+    let width = (left + plot_w + 24).max(measure(TITLE, title).0 + 32);
+    let height = top + plot_h + 52;
+    let mut img = canvas(width, height);
+    draw_text(&mut img, INK, 16, 12, TITLE, title);
+    let mut lx = left as i32;
+    for (i, s) in series.iter().enumerate() {
+        fill(&mut img, lx, 48, 14, 14, SERIES[i % SERIES.len()]);
+        draw_text(&mut img, INK, lx + 20, 48, TEXT, &s.name);
+        lx += 20 + measure(TEXT, &s.name).0 as i32 + 18;
+    }
+    let x_of = |x: f64| left as i32 + ((x - xlo) / (xhi - xlo) * plot_w as f64).round() as i32;
+    let y_of = |v: f64| top as i32 + ((hi - v.clamp(lo, hi)) / (hi - lo) * plot_h as f64).round() as i32;
+    for t in &yt {
+        let y = y_of(*t);
+        line(&mut img, (left as i32, y), ((left + plot_w) as i32, y), GRID);
+        let l = tick_label_step(*t, ystep);
+        draw_text(&mut img, MUTED, left as i32 - 6 - measure(TEXT, &l).0 as i32, y - 8, TEXT, &l);
+    }
+    for t in &xt {
+        let x = x_of(*t);
+        line(&mut img, (x, (top + plot_h) as i32), (x, (top + plot_h) as i32 + 4), INK);
+        draw_centred(&mut img, MUTED, x, (top + plot_h + 6) as i32, TEXT, &tick_label_step(*t, xstep));
+    }
+    line(&mut img, (left as i32, top as i32), (left as i32, (top + plot_h) as i32), INK);
+    line(&mut img, (left as i32, (top + plot_h) as i32), ((left + plot_w) as i32, (top + plot_h) as i32), INK);
+    draw_centred(&mut img, INK, (left + plot_w / 2) as i32, (top + plot_h + 26) as i32, TEXT, x_label);
+    for (i, s) in series.iter().enumerate() {
+        let colour = SERIES[i % SERIES.len()];
+        let mut pts: Vec<&(f64, Bar)> = s.points.iter().filter(|(x, b)| x.is_finite() && b.mean.is_finite()).collect();
+        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for w in pts.windows(2) {
+            let (a, b) = ((x_of(w[0].0), y_of(w[0].1.mean)), (x_of(w[1].0), y_of(w[1].1.mean)));
+            for d in [-1, 0, 1] {
+                line(&mut img, (a.0, a.1 + d), (b.0, b.1 + d), colour);
+            }
+        }
+        for (x, b) in pts {
+            let (px, py) = (x_of(*x), y_of(b.mean));
+            fill(&mut img, px - 3, py - 3, 7, 7, colour);
+            if b.low.is_finite() && b.high.is_finite() {
+                line(&mut img, (px, y_of(b.low)), (px, y_of(b.high)), colour);
+                line(&mut img, (px - 4, y_of(b.low)), (px + 4, y_of(b.low)), colour);
+                line(&mut img, (px - 4, y_of(b.high)), (px + 4, y_of(b.high)), colour);
+            }
+        }
+    }
+    img
+}
+
 /// Heatmap of `cells[r][c] = (mean, n)` over two axes, coloured from `range.0` (blue) to `range.1`
 /// (red) through white on the diverging map, with each cell's value and count written.
 pub fn heatmap(

@@ -50,6 +50,9 @@ pub struct ScenarioResult {
     pub id: String,
     /// ODD axis → value.
     pub odd: BTreeMap<String, String>,
+    /// The explanation method.
+    #[serde(default = "default_method")]
+    pub method: String,
     /// The explained instruction.
     pub instruction: String,
     /// Ground-truth key words.
@@ -67,6 +70,19 @@ pub struct ScenarioResult {
     /// Precision@k with k = number of key words.
     #[serde(with = "super::nan")]
     pub precision_at_k: f64,
+    /// The papers' ATT AUROC: ROC AUC, 0.5 when the words hold one class only.
+    #[serde(default, with = "super::nan")]
+    pub att_auroc: f64,
+    /// The papers' ATT F1 (threshold [`crate::metrics::ATT_THRESHOLD`]).
+    #[serde(default, with = "super::nan")]
+    pub att_f1: f64,
+    /// The papers' ATT accuracy (same threshold).
+    #[serde(default, with = "super::nan")]
+    pub att_accuracy: f64,
+    /// Editor calls the explanation needed (distinct perturbed instructions), whether or
+    /// not the cache served them: what a user pays per explanation.
+    #[serde(default)]
+    pub calls: usize,
     /// Weighted in-sample R² of the surrogate.
     #[serde(with = "super::nan")]
     pub r2: f64,
@@ -79,12 +95,37 @@ pub struct ScenarioResult {
     /// MSE on held-out perturbations.
     #[serde(with = "super::nan")]
     pub held_out_mse: f64,
+    /// Weighted mean absolute error of the surrogate on its samples.
+    #[serde(default, with = "super::nan")]
+    pub mae: f64,
+    /// Adjusted R² of the surrogate on its samples.
+    #[serde(default, with = "super::nan")]
+    pub adjusted_r2: f64,
+    /// |mean(y) − mean(ŷ)| on the surrogate's samples.
+    #[serde(default, with = "super::nan")]
+    pub mean_gap: f64,
+    /// L1 norm of the surrogate's residuals.
+    #[serde(default, with = "super::nan")]
+    pub residual_l1: f64,
+    /// L2 norm of the surrogate's residuals.
+    #[serde(default, with = "super::nan")]
+    pub residual_l2: f64,
     /// Mean pairwise top-k Jaccard over the repeated explanations.
     #[serde(with = "super::nan")]
     pub stability_jaccard: f64,
     /// Mean pairwise Kendall τ over the repeated explanations.
     #[serde(with = "super::nan")]
     pub stability_kendall: f64,
+    /// Mean top-k Jaccard of the original's words after neutral insertions ("###", "please"
+    /// at the start, middle and end); NaN unless the evaluation makes them.
+    #[serde(default, with = "super::nan")]
+    pub insertion_stability: f64,
+    /// Mean per-word variance of attributions over the repeated explanations.
+    #[serde(default, with = "super::nan")]
+    pub consistency_variance: f64,
+    /// Mean per-word standard deviation of attributions over the repeated explanations.
+    #[serde(default, with = "super::nan")]
+    pub consistency_std: f64,
     /// Mean Spearman ρ of shared key words' attributions, original vs each paraphrase.
     #[serde(with = "super::nan")]
     pub paraphrase_spearman: f64,
@@ -102,6 +143,10 @@ pub struct ScenarioResult {
     pub edits_run: usize,
     /// Wall time in seconds; not part of the rows.
     pub seconds: f64,
+}
+
+fn default_method() -> String {
+    "gsmile".into()
 }
 
 /// Fields of [`ScenarioResult`] that depend on the machine or the cache rather than the
@@ -140,6 +185,8 @@ pub struct Metric {
     pub worst: bool,
     /// The curve it summarises; `rows.csv` puts each curve's columns together, after the others.
     pub curve: Option<Curve>,
+    /// Aggregated by the median (with its bootstrap interval) instead of the mean.
+    pub median: bool,
 }
 
 impl Metric {
@@ -161,7 +208,14 @@ impl Metric {
             plotted: false,
             worst: false,
             curve: None,
+            median: false,
         }
+    }
+
+    /// Aggregated by the median: a few extreme scenarios would dominate its mean.
+    const fn by_median(mut self) -> Self {
+        self.median = true;
+        self
     }
 
     /// Lives in [0, 1], so its charts use that range.
@@ -213,15 +267,33 @@ pub const METRICS: &[Metric] = &[
         .unit().slice().plot().in_worst(),
     Metric::new("precision_at_k", "precision@k", "Share of key words among the k top words, k = number of key words", |r| r.precision_at_k)
         .unit().slice().plot().in_worst(),
+    Metric::new("att_auroc", "ATT AUROC", "The papers' ATT AUROC: ROC AUC, 0.5 with one class", |r| r.att_auroc).unit(),
+    Metric::new("att_f1", "ATT F1", "F1 of words above half the largest attribution against the key words", |r| r.att_f1).unit(),
+    Metric::new("att_accuracy", "ATT accuracy", "Accuracy of words above half the largest attribution against the key words", |r| r.att_accuracy).unit(),
+    Metric::new("calls", "editor calls", "Distinct perturbed instructions the explanation needed", |r| r.calls as f64)
+        .lower_is_better().slice(),
     Metric::new("r2", "R²", "Weighted in-sample R² of the surrogate", |r| r.r2).slice(),
     Metric::new("mse", "MSE", "Weighted in-sample MSE of the surrogate", |r| r.mse).lower_is_better(),
-    Metric::new("held_out_r2", "held-out R²", "R² of the surrogate on fresh perturbations", |r| r.held_out_r2).slice(),
+    Metric::new("held_out_r2", "held-out R²", "Median R² of the surrogate on fresh perturbations", |r| r.held_out_r2)
+        .slice().by_median(),
     Metric::new("held_out_mse", "held-out MSE", "MSE of the surrogate on fresh perturbations", |r| r.held_out_mse)
         .lower_is_better(),
+    Metric::new("mae", "MAE", "Weighted mean absolute error of the surrogate on its samples", |r| r.mae).lower_is_better(),
+    Metric::new("adjusted_r2", "adjusted R²", "Adjusted R² of the surrogate on its samples", |r| r.adjusted_r2),
+    Metric::new("mean_gap", "|mean(y) − mean(ŷ)|", "Gap between the weighted means of targets and predictions", |r| r.mean_gap)
+        .lower_is_better(),
+    Metric::new("residual_l1", "residual L1", "L1 norm of the surrogate's residuals", |r| r.residual_l1).lower_is_better(),
+    Metric::new("residual_l2", "residual L2", "L2 norm of the surrogate's residuals", |r| r.residual_l2).lower_is_better(),
     Metric::new("stability_jaccard", "stability Jaccard", "Mean pairwise top-k Jaccard across mask seeds", |r| r.stability_jaccard)
         .unit().slice(),
     Metric::new("stability_kendall", "stability Kendall τ", "Mean pairwise Kendall τ across mask seeds", |r| r.stability_kendall)
         .slice(),
+    Metric::new("insertion_stability", "neutral-insertion Jaccard", "Top-k Jaccard after inserting ### or please at start, middle, end", |r| r.insertion_stability)
+        .unit().slice(),
+    Metric::new("consistency_variance", "attribution variance", "Mean per-word variance of attributions across mask seeds", |r| r.consistency_variance)
+        .lower_is_better(),
+    Metric::new("consistency_std", "attribution std", "Mean per-word standard deviation of attributions across mask seeds", |r| r.consistency_std)
+        .lower_is_better(),
     Metric::new("paraphrase_spearman", "paraphrase Spearman ρ", "Mean Spearman ρ of shared key words, original vs paraphrases", |r| r.paraphrase_spearman)
         .slice(),
     Metric::new("paraphrase_jaccard", "paraphrase Jaccard", "Mean top-k Jaccard of leading words, original vs paraphrases", |r| r.paraphrase_jaccard)

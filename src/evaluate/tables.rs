@@ -38,7 +38,7 @@ pub struct SliceStat {
     pub metric: String,
     /// Scenarios where the metric is defined (not NaN).
     pub n_defined: usize,
-    /// Mean over those.
+    /// Mean over those (the median for metrics aggregated by it, [`Metric::median`]).
     #[serde(with = "super::nan")]
     pub mean: f64,
     /// Lower end of the 95 % bootstrap interval.
@@ -75,7 +75,11 @@ pub fn stat(axis: &str, value: &str, metric: &Metric, members: &[&ScenarioResult
     let values: Vec<f64> = members.iter().map(|r| (metric.value)(r)).collect();
     let n_defined = values.iter().filter(|v| !v.is_nan()).count();
     let seed = derive_seed(0, &format!("slice\0{axis}\0{value}\0{}", metric.name));
-    let (mean, ci_low, ci_high) = stats::mean_ci(&values, CONFIDENCE, RESAMPLES, seed)?;
+    let (mean, ci_low, ci_high) = if metric.median {
+        stats::median_ci(&values, CONFIDENCE, RESAMPLES, seed)?
+    } else {
+        stats::mean_ci(&values, CONFIDENCE, RESAMPLES, seed)?
+    };
     Ok(SliceStat {
         axis: axis.into(),
         value: value.into(),

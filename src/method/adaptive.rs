@@ -51,7 +51,8 @@ fn top_set(values: &[f64], k: usize) -> BTreeSet<usize> {
 /// estimate's: rows resampled with replacement ([`RESAMPLES`] replicates, seeded by the
 /// settings' seed), the method refitted on each without its own bootstrap. 0 for exact methods.
 pub fn change_probability(method: Method, ev: &Evidence<'_>, settings: &Settings, k: usize) -> f64 {
-    let quiet = Settings { surrogate: SurrogateConfig { bootstrap: 0, ..settings.surrogate.clone() }, ..settings.clone() };
+    let quiet =
+        Settings { surrogate: SurrogateConfig { bootstrap: 0, ..settings.surrogate.clone() }, ..settings.clone() };
     let Ok(point) = method.attribute(ev, &quiet) else { return 1.0 };
     if point.exact {
         return 0.0;

@@ -60,11 +60,8 @@ pub fn attribute(ev: &Evidence<'_>, value: Value) -> Result<Attribution, Surroga
     })?;
     let phi = values(&v, d, value);
     let fnull = v[0];
-    let predictions: Vec<f64> = ev
-        .masks
-        .outer_iter()
-        .map(|r| fnull + r.iter().zip(&phi).map(|(a, b)| a * b).sum::<f64>())
-        .collect();
+    let predictions: Vec<f64> =
+        ev.masks.outer_iter().map(|r| fnull + r.iter().zip(&phi).map(|(a, b)| a * b).sum::<f64>()).collect();
     let w = vec![1.0; y.len()];
     let (r2, mse) = r2_mse(&y, &predictions, &w);
     Ok(Attribution {
@@ -89,7 +86,8 @@ mod tests {
     #[test]
     fn an_additive_game_gives_every_word_its_own_effect() {
         // v(S) = 1·[0 ∈ S] + 2·[1 ∈ S] + 4·[2 ∈ S]: both values are the effects.
-        let v: Vec<f64> = (0..8).map(|b: usize| ((b >> 2) & 1) as f64 + 2.0 * ((b >> 1) & 1) as f64 + 4.0 * (b & 1) as f64).collect();
+        let v: Vec<f64> =
+            (0..8).map(|b: usize| ((b >> 2) & 1) as f64 + 2.0 * ((b >> 1) & 1) as f64 + 4.0 * (b & 1) as f64).collect();
         assert_eq!(values(&v, 3, Value::Shapley), [1.0, 2.0, 4.0]);
         assert_eq!(values(&v, 3, Value::Banzhaf), [1.0, 2.0, 4.0]);
     }

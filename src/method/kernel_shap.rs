@@ -68,9 +68,7 @@ pub fn attribute(ev: &Evidence<'_>, cfg: &SurrogateConfig) -> Result<Attribution
             return Ok(vec![(fx - fnull) / d as f64; d]);
         }
         let last = d - 1;
-        let z = Array2::from_shape_fn((rows.len(), d - 1), |(r, k)| {
-            ev.masks[[rows[r], k]] - ev.masks[[rows[r], last]]
-        });
+        let z = Array2::from_shape_fn((rows.len(), d - 1), |(r, k)| ev.masks[[rows[r], k]] - ev.masks[[rows[r], last]]);
         let yadj = Array1::from_shape_fn(rows.len(), |r| y[rows[r]] - fnull - ev.masks[[rows[r], last]] * (fx - fnull));
         let wr = Array1::from_shape_fn(rows.len(), |r| w[rows[r]] * mult[r]);
         let b = surrogate::weighted_least_squares(z.view(), yadj.view(), wr.view())?;
@@ -84,11 +82,8 @@ pub fn attribute(ev: &Evidence<'_>, cfg: &SurrogateConfig) -> Result<Attribution
     } else {
         bootstrap_rows(&rows, cfg, &phi, |counts| solve(counts).ok())
     };
-    let predictions: Vec<f64> = ev
-        .masks
-        .outer_iter()
-        .map(|r| fnull + r.iter().zip(&phi).map(|(a, b)| a * b).sum::<f64>())
-        .collect();
+    let predictions: Vec<f64> =
+        ev.masks.outer_iter().map(|r| fnull + r.iter().zip(&phi).map(|(a, b)| a * b).sum::<f64>()).collect();
     let sub = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
     let (r2, mse) = r2_mse(&sub(&y), &sub(&predictions), &sub(&w));
     Ok(Attribution {

@@ -1,30 +1,91 @@
-//! `gsmile evaluate`: explanation quality over a scenario suite (resumable, shardable).
+//! `gsmile evaluate`: explanation quality over a scenario suite (resumable, shardable); with
+//! several `--method`s or a `--samples` list, every method at every budget on the same edits.
 
-use anyhow::Result;
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
 use gsmile::explain::Models;
 use gsmile::runtime::RuntimeOptions;
 use gsmile::{evaluate, scenario};
 
-use crate::cli::args::EvaluateArgs;
+use crate::cli::args::{EvaluateArgs, Samples};
 use crate::cli::progress::EvalBars;
 
-/// Evaluates the suite and prints its summary table.
+/// Evaluates the suite and prints its summary table; a sweep evaluates each (method,
+/// budget) into `<out>/<method>-<budget>/`, compares the methods at each budget in
+/// `<out>/compare-<budget>/` and writes the sweep tables into `<out>`.
 pub fn run(a: &EvaluateArgs, runtime: RuntimeOptions, quiet: bool) -> Result<()> {
     let shard = a.shard.as_deref().map(scenario::parse_shard).transpose()?;
     let suite = scenario::load_suite(&a.suite)?;
-    let config = a.quality.config()?;
-    let open = a.run.open_options(runtime, &a.quality.method.diffusion);
-    let models = Models::open(&a.models.editor.editor, &a.models.encoder.encoder, config.explain.needs(), &open)?;
-    let summary = evaluate::evaluate_suite(
-        &suite,
-        shard,
-        &models,
-        &config,
-        &a.run.options(),
-        &a.out.out,
-        a.out.force,
-        &EvalBars::new(quiet),
-    )?;
+    let method = &a.quality.method;
+    let open = a.run.open_options(runtime, &method.diffusion);
+    if method.methods.len() == 1 && method.samples.len() == 1 {
+        let config = a.quality.config()?;
+        let models = Models::open(&a.models.editor.editor, &a.models.encoder.encoder, config.explain.needs(), &open)?;
+        let summary = evaluate::evaluate_suite(
+            &suite,
+            shard,
+            &models,
+            &config,
+            &a.run.options(),
+            &a.out.out,
+            a.out.force,
+            &EvalBars::new(quiet),
+        )?;
+        if !quiet {
+            print!("{}", summary.table());
+        }
+        return Ok(());
+    }
+    if shard.is_some() {
+        bail!(
+            "--shard splits one evaluation; a sweep of several methods or budgets runs whole. Fix: drop --shard or pass one --method and one --samples"
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    if method.methods.iter().any(|m| !seen.insert(*m)) || {
+        let mut s = std::collections::HashSet::new();
+        method.samples.iter().any(|b| !s.insert(format!("{b:?}")))
+    } {
+        bail!("--method and --samples must not repeat a value. Fix: name each method and budget once");
+    }
+    // One model set serves every configuration that needs the same encoders.
+    let needs_text = method.configs().iter().any(|c| c.needs().text_encoder);
+    let mut needs = method.configs()[0].needs();
+    needs.text_encoder = needs_text;
+    let models = Models::open(&a.models.editor.editor, &a.models.encoder.encoder, needs, &open)?;
+    std::fs::create_dir_all(&a.out.out)?;
+    let mut runs = Vec::new();
+    for &budget in &method.samples {
+        let label = match budget {
+            Samples::Fixed(n) => n.to_string(),
+            Samples::Auto => "auto".to_string(),
+        };
+        let mut at_budget: Vec<(String, PathBuf)> = Vec::new();
+        for &m in &method.methods {
+            let config = a.quality.with(method.config_for(m, budget));
+            let dir = a.out.out.join(format!("{}-{label}", m.name()));
+            if !quiet {
+                eprintln!("evaluating --method {} --samples {label} into {}", m.name(), dir.display());
+            }
+            evaluate::evaluate_suite(
+                &suite,
+                None,
+                &models,
+                &config,
+                &a.run.options(),
+                &dir,
+                a.out.force,
+                &EvalBars::new(quiet),
+            )?;
+            at_budget.push((m.name().to_string(), dir.clone()));
+            runs.push(evaluate::SweepRun { method: m.name().into(), budget: label.clone(), dir });
+        }
+        if at_budget.len() > 1 {
+            evaluate::compare(&at_budget, &a.out.out.join(format!("compare-{label}")))?;
+        }
+    }
+    let summary = evaluate::sweep(&runs, &a.out.out)?;
     if !quiet {
         print!("{}", summary.table());
     }
