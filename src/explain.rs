@@ -97,7 +97,7 @@ impl Default for ExplainConfig {
             reference: Reference::Full,
             space: Space::Embedding,
             distance: Metric::Wasserstein,
-            weighting: Weighting::MaskCosine,
+            weighting: Weighting::RemovedWords,
             kernel_width: None,
             surrogate: SurrogateConfig::default(),
             spatial: true,
@@ -338,19 +338,24 @@ pub struct ExplainRun {
     pub heatmaps: Option<Array3<f32>>,
 }
 
-/// gsmile's default kernel width on the mask cosine distance, chosen by the method sweep
-/// (LIME's own kernel, `√exp(−(100d)²/25²)`, is width `√0.125 ≈ 0.354` in this form).
+/// Default kernel width on the mask cosine distance (LIME's own kernel,
+/// `√exp(−(100d)²/25²)`, is width `√0.125 ≈ 0.354` in this form).
 pub const MASK_COSINE_WIDTH: f64 = 0.25;
 
+/// gsmile's default kernel width on the number of removed words, chosen by the method sweep
+/// on `scenarios/odd-world` (README, "Choosing the default method").
+pub const REMOVED_WORDS_WIDTH: f64 = 1.5;
+
 impl ExplainConfig {
-    /// The kernel width used: the configured one, else [`MASK_COSINE_WIDTH`] for mask
-    /// cosine, else the median of the non-zero instruction distances (scale-free for any text
+    /// The kernel width used: the configured one, else [`REMOVED_WORDS_WIDTH`] for removed
+    /// words, [`MASK_COSINE_WIDTH`] for mask cosine, else the median of the non-zero instruction distances (scale-free for any text
     /// encoder).
     pub fn effective_kernel_width(&self, instruction_distances: &[f64]) -> f64 {
         if let Some(w) = self.kernel_width {
             return w;
         }
         match self.weighting {
+            Weighting::RemovedWords => REMOVED_WORDS_WIDTH,
             Weighting::MaskCosine => MASK_COSINE_WIDTH,
             Weighting::TextWasserstein | Weighting::WordMovers => {
                 let mut d: Vec<f64> =
@@ -696,10 +701,29 @@ pub fn explain(
         return Err(PerturbError::NoWords(instruction.to_string()).into());
     }
     let mut out = if config.auto {
+        // Rounds re-read the edits of earlier rounds; without a cache they go through a
+        // temporary one that lives as long as this call.
+        let scratch = if run.cache.is_none() {
+            Some(
+                tempfile::tempdir()
+                    .map_err(|e| Error::InvalidInput(format!("cannot create a scratch cache for `auto`: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let scratch_run;
+        let run = match &scratch {
+            Some(dir) => {
+                scratch_run = RunOptions { cache: Some(ArrayCache::new(dir.path())), ..run.clone() };
+                &scratch_run
+            }
+            None => run,
+        };
         let rounds = crate::method::adaptive::rounds(words.len(), config.samples);
         let mut report =
             BudgetReport { rounds: Vec::new(), change_probability: Vec::new(), top: 0, stopped: String::new() };
         let mut last = None;
+        let mut ran = 0;
         for (r, &budget) in rounds.iter().enumerate() {
             let final_round = r + 1 == rounds.len();
             let round = ExplainConfig { samples: budget, auto: false, spatial: false, ..config.clone() };
@@ -708,7 +732,9 @@ pub fn explain(
             let top = crate::method::adaptive::TOP.min(words.len().saturating_sub(1)).max(1);
             let p =
                 crate::method::adaptive::change_probability(config.method, &evidence.view(), &evidence.settings, top);
-            report.rounds.push(run_out.explanation.counts.distinct_edits);
+            let counts = run_out.explanation.counts;
+            ran += counts.distinct_edits - counts.cached_edits;
+            report.rounds.push(counts.distinct_edits);
             report.change_probability.push(p);
             report.top = top;
             let exhausted = (run_out.explanation.counts.distinct_edits as u64) >= mask_total(words.len());
@@ -726,8 +752,11 @@ pub fn explain(
                 break;
             }
         }
-        let mut out = last.expect("at least one round");
+        let mut out: ExplainRun = last.expect("at least one round");
         out.explanation.budget = Some(report);
+        // Edits this call ran over all rounds; the rest came from the caller's cache.
+        let counts = &mut out.explanation.counts;
+        counts.cached_edits = counts.distinct_edits.saturating_sub(ran);
         if config.spatial {
             // The maps of the round that stopped, from the edits it already has.
             let budget = out.explanation.counts.distinct_edits;
@@ -836,6 +865,7 @@ fn explain_budget(
             edit_masks.par_iter().map(|m| distance::word_movers(&vectors, m)).collect()
         }
         Some(Weighting::MaskCosine) => edit_masks.iter().map(|m| distance::mask_cosine(m)).collect(),
+        Some(Weighting::RemovedWords) => edit_masks.iter().map(|m| m.iter().filter(|&&k| !k).count() as f64).collect(),
         None => vec![0.0; texts.len()],
     };
     if config.needs_text() {

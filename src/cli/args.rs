@@ -215,11 +215,12 @@ pub struct MethodArgs {
     /// Distance: wasserstein, sliced-wasserstein (pixels), ks or cosine.
     #[arg(long, default_value = "wasserstein", value_parser = kebab::<Metric>, value_name = "NAME")]
     pub distance: Metric,
-    /// gsmile's sample weights: mask-cosine (default, LIME's mask distance), text-wasserstein
-    /// (text-embedding W1) or word-movers (word vectors' optimal transport).
-    #[arg(long, default_value = "mask-cosine", value_parser = kebab::<Weighting>, value_name = "NAME")]
+    /// gsmile's sample weights by: removed-words (default; how many words a sample removes),
+    /// mask-cosine (LIME's mask distance), text-wasserstein (text-embedding W1) or
+    /// word-movers (word vectors' optimal transport).
+    #[arg(long, default_value = "removed-words", value_parser = kebab::<Weighting>, value_name = "NAME")]
     pub weighting: Weighting,
-    /// gsmile's kernel width σ of exp(-d²/σ²); default: 0.25 (mask cosine) or the median instruction distance.
+    /// gsmile's kernel width σ of exp(-d²/σ²); default: 1.5 (removed words), 0.25 (mask cosine) or the median instruction distance.
     #[arg(long, value_name = "SIGMA")]
     pub kernel_width: Option<f64>,
     /// gsmile: fit a ridge surrogate with this alpha instead of ordinary weighted least squares.

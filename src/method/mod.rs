@@ -9,7 +9,7 @@
 //!
 //! | method | masks | weights | estimate |
 //! |---|---|---|---|
-//! | `gsmile` | the configured strategy (default: removal levels) | the configured kernel | weighted linear fit with bootstrap intervals |
+//! | `gsmile` | the configured strategy (default: removal levels) | the configured kernel (default `exp(−r²/1.5²)`, r = words removed) | weighted linear fit with bootstrap intervals |
 //! | `lime` | LIME's text sampler | `√exp(−d²/25²)` on 100 × mask cosine | Ridge α = 1 with intercept, `auto` feature selection ([`lime`]) |
 //! | `kernel-shap` | `shap.KernelExplainer`'s | the Shapley kernel | weighted least squares under the efficiency constraint ([`kernel_shap`]) |
 //! | `exact`, `banzhaf` | all 2^d masks | — | Shapley or Banzhaf values by definition ([`exact`]) |
@@ -111,8 +111,11 @@ impl Method {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Weighting {
-    /// LIME's cosine distance between the binary masks (gsmile's default).
+    /// The number of words removed (the Hamming distance between the masks; gsmile's
+    /// default, with width 1.5: the closest perturbations weigh most, whatever the length).
     #[default]
+    RemovedWords,
+    /// LIME's cosine distance between the binary masks.
     MaskCosine,
     /// Wasserstein-1 between the text-tower embeddings of the two instructions (gSMILE's paper text).
     TextWasserstein,
@@ -292,6 +295,7 @@ mod tests {
         assert_eq!(Method::Gsmile.strategy(Strategy::Lime), Strategy::Lime, "gsmile takes the configured sampler");
         assert_eq!(Method::Lime.strategy(Strategy::Levels), Strategy::Lime);
         assert_eq!(Method::KernelShap.weighting(Weighting::MaskCosine), None);
+        assert_eq!(Weighting::default(), Weighting::RemovedWords);
     }
 
     #[test]

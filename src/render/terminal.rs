@@ -15,11 +15,12 @@ pub fn terminal_table(explanation: &Explanation, width: usize) -> String {
     ranked.sort_by_key(|w| (w.rank, w.word.index));
 
     let word_w = ranked.iter().map(|w| w.word.text.chars().count()).max().unwrap_or(4).clamp(4, 24);
-    let rows: Vec<(String, String, String, String)> = ranked
+    let rows: Vec<(String, String, String, String, String)> = ranked
         .iter()
         .map(|w| {
             (
                 fmt_signed(w.attribution),
+                if w.share.is_finite() { format!("{:+.0} %", 100.0 * w.share) } else { "n/a".into() },
                 format!("[{}, {}]", fmt_signed(w.ci_low), fmt_signed(w.ci_high)),
                 fmt_p(w.p_value),
                 if w.selected { String::new() } else { "  not selected".to_string() },
@@ -27,26 +28,28 @@ pub fn terminal_table(explanation: &Explanation, width: usize) -> String {
         })
         .collect();
     let value_w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(11);
-    let ci_w = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(8);
+    let share_w = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0).max(5);
+    let ci_w = rows.iter().map(|r| r.2.len()).max().unwrap_or(0).max(8);
     let p_w = 7;
-    // rank(4) + 2 + word + 2 + bars + 2 + value + 2 + ci + 2 + p
-    let fixed = 4 + 2 + word_w + 2 + 1 + 2 + value_w + 2 + ci_w + 2 + p_w;
+    // rank(4) + 2 + word + 2 + bars + 2 + value + 2 + share + 2 + ci + 2 + p
+    let fixed = 4 + 2 + word_w + 2 + 1 + 2 + value_w + 2 + share_w + 2 + ci_w + 2 + p_w;
     let half = (width.saturating_sub(fixed) / 2).clamp(4, 40);
 
     let mut out = String::new();
-    let _ = writeln!(out, "gSMILE word attributions for \"{}\"", e.instruction);
+    let _ = writeln!(out, "{} word attributions for \"{}\"", e.config.method.name(), e.instruction);
     let _ = writeln!(
         out,
-        "{:>4}  {:<word_w$}  {:^bars$}  {:>value_w$}  {:<ci_w$}  {:>p_w$}",
+        "{:>4}  {:<word_w$}  {:^bars$}  {:>value_w$}  {:>share_w$}  {:<ci_w$}  {:>p_w$}",
         "rank",
         "word",
         "- away | toward +",
         "attribution",
+        "share",
         "interval",
         "p",
         bars = 2 * half + 1
     );
-    for (w, (value, ci, p, note)) in ranked.iter().zip(&rows) {
+    for (w, (value, share, ci, p, note)) in ranked.iter().zip(&rows) {
         let (neg, pos) = bars(w.attribution, vmax, half);
         let word: String = if w.word.text.chars().count() > word_w {
             w.word.text.chars().take(word_w - 1).chain(std::iter::once('\u{2026}')).collect()
@@ -55,7 +58,7 @@ pub fn terminal_table(explanation: &Explanation, width: usize) -> String {
         };
         let _ = writeln!(
             out,
-            "{:>4}  {:<word_w$}  {neg}\u{2502}{pos}  {value:>value_w$}  {ci:<ci_w$}  {p:>p_w$}{note}",
+            "{:>4}  {:<word_w$}  {neg}\u{2502}{pos}  {value:>value_w$}  {share:>share_w$}  {ci:<ci_w$}  {p:>p_w$}{note}",
             w.rank, word
         );
     }
@@ -70,6 +73,22 @@ pub fn terminal_table(explanation: &Explanation, width: usize) -> String {
         fmt_signed(e.intercept),
         e.samples.len()
     );
+    let _ = writeln!(
+        out,
+        "share: of the full edit's change {} = {} ({}){}",
+        if e.edit_change_measured { "f(full) - f(empty)" } else { "(sum of attributions)" },
+        fmt_signed(e.edit_change),
+        if e.exact { "exact: every mask measured" } else { "sampled" },
+        e.budget.as_ref().map_or(String::new(), |b| format!(
+            "; adaptive budget: {} calls over {} rounds, stopped: {}",
+            b.rounds.last().copied().unwrap_or(0),
+            b.rounds.len(),
+            b.stopped
+        ))
+    );
+    for w in &e.warnings {
+        let _ = writeln!(out, "warning ({}): {}", w.code, w.message);
+    }
     out
 }
 
@@ -118,6 +137,8 @@ mod tests {
         assert!(table.contains("R\u{b2} = 0.910"));
         assert!(table.contains("not selected"));
         assert!(!table.contains('\u{1b}'), "no ANSI escapes");
+        assert!(table.contains("+21 %"), "the share of the edit, in per cent: {table}");
+        assert!(table.contains("f(full) - f(empty) = +2.000"), "{table}");
         // Every word row has the same length in characters, bars included.
         let lens: Vec<usize> = table
             .lines()

@@ -8,7 +8,7 @@ const FOUNDATION: [&str; 10] =
     ["error", "io", "cache", "stats", "bundle", "runtime", "imaging", "tokenizer", "preprocess", "Error"];
 
 /// The stages in data-flow order; each may import the ones before it (and itself).
-const STAGES: [&str; 14] = [
+const STAGES: [&str; 15] = [
     "perturb",
     "editor",
     "encoder",
@@ -16,6 +16,7 @@ const STAGES: [&str; 14] = [
     "models",
     "distance",
     "surrogate",
+    "method",
     "spatial",
     "explain",
     "render",

@@ -20,6 +20,7 @@ mod clip_tokenizer;
 mod evaluate;
 mod examples;
 mod layout;
+mod methods_parity;
 mod metrics_parity;
 mod models;
 mod parity;
