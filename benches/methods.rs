@@ -50,6 +50,8 @@ struct Table {
     d_full: Vec<f64>,
     /// Text-tower vector of each word alone (smile-paper's word mover's distance).
     word_vectors: Vec<Vec<f32>>,
+    /// W1 of each text's text-tower embedding to the full instruction's (the old default's weights).
+    text_w1: Vec<f64>,
 }
 
 fn root() -> PathBuf {
@@ -75,6 +77,9 @@ fn measure(s: &gsmile::scenario::Scenario, models: &Models, key: &str) -> anyhow
     }
     let word_texts: Vec<String> = words.iter().map(|w| w.text.clone()).collect();
     let word_vectors = m.embed_texts(&word_texts)?.outer_iter().map(|r| r.to_vec()).collect();
+    let text_emb = m.embed_texts(&texts)?;
+    let full_text = text_emb.row(of[(1 << d) - 1]).to_vec();
+    let text_w1 = text_emb.outer_iter().map(|r| distance::wasserstein_1d(&r.to_vec(), &full_text)).collect();
     Ok(Table {
         hash: Some(key.into()),
         id: s.id.clone(),
@@ -84,6 +89,7 @@ fn measure(s: &gsmile::scenario::Scenario, models: &Models, key: &str) -> anyhow
         of,
         d_full,
         word_vectors,
+        text_w1,
     })
 }
 
@@ -155,6 +161,35 @@ fn spot_check(t: &Table, s: &gsmile::scenario::Scenario, models: &Models) -> any
 
 fn bits(mask: &[bool]) -> usize {
     mask.iter().fold(0, |b, &k| b << 1 | k as usize)
+}
+
+/// gsmile 0.1's default, for reference: LIME's sampler with `samples` rows, weights by the
+/// text-embedding W1 with the median width, OLS.
+fn old_default(t: &Table, rows: usize, seed: u64) -> Option<(Vec<f64>, usize)> {
+    let d = t.words.len();
+    let mut rng =
+        <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(perturb::mask_seed(seed, &t.instruction));
+    let mut masks = vec![vec![true; d]];
+    for _ in 1..rows {
+        let remove = rand::Rng::random_range(&mut rng, 1..=d);
+        let mut m = vec![true; d];
+        for k in rand::seq::index::sample(&mut rng, d, remove) {
+            m[k] = false;
+        }
+        masks.push(m);
+    }
+    let calls = masks.iter().map(|m| t.of[bits(m)]).collect::<std::collections::HashSet<_>>().len();
+    let x = Array2::from_shape_fn((masks.len(), d), |(i, k)| masks[i][k] as u8 as f64);
+    let dist: Vec<f64> = masks.iter().map(|m| t.d_full[t.of[bits(m)]]).collect();
+    let tw: Vec<f64> = masks.iter().map(|m| t.text_w1[t.of[bits(m)]]).collect();
+    let config = ExplainConfig { weighting: Weighting::TextWasserstein, ..ExplainConfig::default() };
+    let settings = Settings {
+        surrogate: SurrogateConfig { bootstrap: 0, seed, ..SurrogateConfig::default() },
+        kernel_width: config.effective_kernel_width(&tw),
+        smile_target: SmileTarget::MinMax,
+    };
+    let ev = Evidence { masks: x.view(), distances: &dist, sign: -1.0, instruction_distances: &tw };
+    Method::Gsmile.attribute(&ev, &settings).ok().map(|a| (a.coefficients, calls))
 }
 
 /// One explanation: attributions and the editor calls it needed.
@@ -251,15 +286,21 @@ fn main() -> anyhow::Result<()> {
     }
     for (label, budget) in &rows {
         let auto = label.starts_with("auto");
-        for &method in &methods {
-            if auto && method != Method::Gsmile {
+        for variant in 0..=methods.len() {
+            // The last variant is gsmile 0.1's default, at the same number of samples (rows).
+            let old = variant == methods.len();
+            let method = if old { Method::Gsmile } else { methods[variant] };
+            if auto && (old || method != Method::Gsmile) {
                 continue;
             }
             let (mut calls, mut auc, mut prec, mut jac, mut del, mut ins) =
                 (vec![], vec![], vec![], vec![], vec![], vec![]);
             for t in &tables {
-                let runs: Vec<(Vec<f64>, usize)> =
-                    (0..SEEDS).filter_map(|seed| explain(t, method, budget[0], seed, auto)).collect();
+                let runs: Vec<(Vec<f64>, usize)> = (0..SEEDS)
+                    .filter_map(|seed| {
+                        if old { old_default(t, budget[0], seed) } else { explain(t, method, budget[0], seed, auto) }
+                    })
+                    .collect();
                 if runs.is_empty() {
                     continue;
                 }
@@ -277,7 +318,7 @@ fn main() -> anyhow::Result<()> {
             }
             println!(
                 "| {} | {label} | {:.1} | {} | {} | {} | {} | {} |",
-                method.name(),
+                if old { "gsmile 0.1 default (rows)" } else { method.name() },
                 stats::mean(&calls),
                 ci(&auc),
                 ci(&prec),

@@ -289,7 +289,7 @@ pub const METRICS: &[Metric] = &[
     Metric::new("stability_kendall", "stability Kendall τ", "Mean pairwise Kendall τ across mask seeds", |r| r.stability_kendall)
         .slice(),
     Metric::new("insertion_stability", "neutral-insertion Jaccard", "Top-k Jaccard after inserting ### or please at start, middle, end", |r| r.insertion_stability)
-        .unit().slice(),
+        .unit(),
     Metric::new("consistency_variance", "attribution variance", "Mean per-word variance of attributions across mask seeds", |r| r.consistency_variance)
         .lower_is_better(),
     Metric::new("consistency_std", "attribution std", "Mean per-word standard deviation of attributions across mask seeds", |r| r.consistency_std)

@@ -10,7 +10,12 @@ use gsmile::models::{Models, OpenOptions};
 use gsmile::runtime::sessions_created;
 
 fn explain_once(cache: &std::path::Path, kernel_width: f64) -> explain::ExplainRun {
-    let config = ExplainConfig { samples: 24, kernel_width: Some(kernel_width), ..ExplainConfig::default() };
+    let config = ExplainConfig {
+        samples: 24,
+        kernel_width: Some(kernel_width),
+        weighting: explain::Weighting::TextWasserstein,
+        ..ExplainConfig::default()
+    };
     let models =
         Models::open(&repo("onnx/tiny-editor"), &repo("onnx/tiny-clip"), config.needs(), &OpenOptions::default())
             .unwrap();

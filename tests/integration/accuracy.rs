@@ -88,7 +88,7 @@ fn car_heatmap_sits_on_the_car() {
 fn heatmaps_fitted_on_distinct_edits_equal_the_per_sample_fit() {
     // 64 samples over 4 words repeat masks many times; the spatial fit merges repeats into weighted rows.
     let l = load();
-    let config = ExplainConfig { samples: 64, ..ExplainConfig::default() };
+    let config = ExplainConfig { samples: 12, strategy: gsmile::perturb::Strategy::Lime, ..ExplainConfig::default() };
     let r = run(&l, "scene-01", "make the car red", &config);
     assert!(r.edits.dim().0 < r.edit_of_sample.len(), "the case must repeat masks");
     let reference = r.input.view();

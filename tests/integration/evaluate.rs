@@ -41,7 +41,7 @@ fn run_options() -> RunOptions {
 fn config() -> EvalConfig {
     let mut explain = ExplainConfig { samples: 16, spatial: false, ..ExplainConfig::default() };
     explain.surrogate.bootstrap = 20;
-    EvalConfig { explain, repeats: 1, held_out: 4, random_curves: 3 }
+    EvalConfig { explain, repeats: 1, held_out: 4, random_curves: 3, neutral_insertions: false }
 }
 
 fn smoke() -> Suite {

@@ -15,6 +15,7 @@ mod cli_edit;
 mod cli_embed;
 mod cli_evaluate;
 mod cli_explain;
+mod cli_methods;
 mod clip_hf_parity;
 mod clip_tokenizer;
 mod evaluate;

@@ -96,6 +96,11 @@ fn explanation(words: Vec<WordAttribution>, samples: Vec<SampleRecord>) -> Expla
         counts: Counts { words: words.len(), samples: samples.len(), distinct_edits: samples.len(), cached_edits: 0 },
         words,
         intercept: -0.71,
+        edit_change: 0.6,
+        edit_change_measured: true,
+        exact: false,
+        warnings: Vec::new(),
+        budget: None,
         fidelity: Fidelity { r2: 0.874, mse: 0.0031 },
         samples,
         timings: Timings { editor: 1.2, encoder: 0.4, distance: 0.01, surrogate: 0.2, spatial: 0.3, total: 2.2 },
@@ -181,6 +186,7 @@ fn report_renders_in_chromium() {
             ci_low: attribution - 0.08,
             ci_high: attribution + 0.08,
             p_value: if attribution.abs() > 0.1 { 0.002 } else { 0.4 },
+            share: attribution / 0.6,
             rank: 0,
             selected,
         });
@@ -213,6 +219,7 @@ fn report_renders_in_chromium() {
             weight: (-(i as f64) / 4.0).exp(),
             instruction_distance: 0.1 * i as f64,
             prediction: -distance + 0.01,
+            distance_p_value: None,
         });
         sheet.push((instruction, distance, edit(&input, &car, &house, red, !not_kept)));
     }
