@@ -200,16 +200,40 @@ pub fn report_html(explanation: &Explanation, images: &ReportImages) -> String {
         h.push_str("</div>\n</section>\n");
     }
 
+    // Warnings come first: they say what the rest can mean.
+    if !e.warnings.is_empty() {
+        h.push_str("<section id=\"warnings\">\n<h2>Warnings</h2>\n<ul class=\"warnings\">\n");
+        for w in &e.warnings {
+            let _ = writeln!(h, "<li><b>{}</b>: {}</li>", escape_html(&w.code), escape_html(&w.message));
+        }
+        h.push_str("</ul>\n</section>\n");
+    }
+
     // Word attributions.
     h.push_str("<section id=\"words\">\n<h2>Word attributions</h2>\n");
-    h.push_str(
-        "<p class=\"note\">Positive (red): the word moves the output toward the full edit; \
-         negative (blue): away from it. Intervals are bootstrap intervals.</p>\n",
+    let unit = if e.edit_change_measured {
+        "the full edit's change f(full) \u{2212} f(empty)"
+    } else {
+        "the sum of the attributions (the empty instruction was not measured)"
+    };
+    let _ = writeln!(
+        h,
+        "<p class=\"note\">Method <b>{}</b>. Positive (red): the word moves the output toward the full edit; \
+         negative (blue): away from it. <i>Share</i> is the attribution as a share of {} = {}{}. {}</p>",
+        escape_html(e.config.method.name()),
+        unit,
+        escape_html(&fmt_signed(e.edit_change)),
+        if e.config.method.is_efficient() { "; the shares sum to 100 %" } else { "" },
+        if e.exact {
+            "Exact: every mask was measured, so there is no sampling interval."
+        } else {
+            "Intervals are bootstrap intervals."
+        },
     );
     h.push_str(&img_tag(&images.words, "word attributions", "words"));
     h.push_str(
         "\n<table>\n<thead><tr><th class=\"num\">rank</th><th>word</th><th></th>\
-         <th class=\"num\">attribution</th><th class=\"num\">interval</th><th class=\"num\">p-value</th>\
+         <th class=\"num\">attribution</th><th class=\"num\">share</th><th class=\"num\">interval</th><th class=\"num\">p-value</th>\
          <th>selected</th></tr></thead>\n<tbody>\n",
     );
     let mut ranked: Vec<&WordAttribution> = e.words.iter().collect();
@@ -227,11 +251,12 @@ pub fn report_html(explanation: &Explanation, images: &ReportImages) -> String {
             "<tr{}><td class=\"num\">{}</td><td><b>{}</b></td>\
              <td><div class=\"bar\"><div class=\"fill\" style=\"{side};width:{frac:.1}%;background:{color}\"></div>\
              <div class=\"mid\"></div></div></td>\
-             <td class=\"num\">{}</td><td class=\"num\">[{}, {}]</td><td class=\"num\">{}</td><td>{}</td></tr>",
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">[{}, {}]</td><td class=\"num\">{}</td><td>{}</td></tr>",
             if w.selected { "" } else { " class=\"unselected\"" },
             w.rank,
             escape_html(&w.word.text),
             escape_html(&fmt_signed(w.attribution)),
+            if w.share.is_finite() { format!("{:+.1} %", 100.0 * w.share) } else { "n/a".into() },
             escape_html(&fmt_signed(w.ci_low)),
             escape_html(&fmt_signed(w.ci_high)),
             escape_html(&fmt_p(w.p_value)),
@@ -396,6 +421,19 @@ mod tests {
         }
         images.per_word.clear();
         assert!(report_html(&e, &images).contains(&b64(&grid)), "grid shown when there are no panels");
+    }
+
+    #[test]
+    fn report_states_the_share_unit_and_the_warnings() {
+        let mut e = explanation("make the car red");
+        let html = report_html(&e, &ReportImages::default());
+        assert!(html.contains("+21.0 %"), "each word's share of the edit");
+        assert!(html.contains("f(full) \u{2212} f(empty) = +2.000"), "the unit is stated");
+        assert!(!html.contains("id=\"warnings\""), "no warnings section without warnings");
+        e.warnings.push(crate::explain::Warning { code: "no-edit".into(), message: "barely <changes>".into() });
+        let html = report_html(&e, &ReportImages::default());
+        assert!(html.contains("id=\"warnings\"") && html.contains("barely &lt;changes&gt;"));
+        assert!(html.find("id=\"warnings\"") < html.find("id=\"words\""), "warnings come before the words");
     }
 
     #[test]
