@@ -39,7 +39,7 @@ pub fn attribute(ev: &Evidence<'_>, cfg: &SurrogateConfig) -> Result<Attribution
     let rows: Vec<usize> = (0..y.len()).filter(|&i| kept[i] != 0 && kept[i] != d).collect();
     let distinct: std::collections::HashSet<Vec<u8>> =
         ev.masks.outer_iter().map(|r| r.iter().map(|&v| (v > 0.5) as u8).collect()).collect();
-    let exact = d >= 1 && d < 63 && distinct.len() as u64 == 1u64 << d;
+    let exact = (1..63).contains(&d) && distinct.len() as u64 == 1u64 << d;
 
     // Row weights: enumerated sizes get the kernel's share, drawn rows their frequency.
     let (enumerated, size_weights) = kernel_shap_plan(d, distinct.len());
