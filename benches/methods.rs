@@ -50,7 +50,9 @@ struct Table {
     d_full: Vec<f64>,
     /// Text-tower vector of each word alone (smile-paper's word mover's distance).
     word_vectors: Vec<Vec<f32>>,
-    /// W1 of each text's text-tower embedding to the full instruction's (the old default's weights).
+    /// W1 of each text's text-tower embedding to the full instruction's (the old default's
+    /// weights); filled in by [`text_distances`] for tables written without it.
+    #[serde(default)]
     text_w1: Vec<f64>,
 }
 
@@ -77,9 +79,7 @@ fn measure(s: &gsmile::scenario::Scenario, models: &Models, key: &str) -> anyhow
     }
     let word_texts: Vec<String> = words.iter().map(|w| w.text.clone()).collect();
     let word_vectors = m.embed_texts(&word_texts)?.outer_iter().map(|r| r.to_vec()).collect();
-    let text_emb = m.embed_texts(&texts)?;
-    let full_text = text_emb.row(of[(1 << d) - 1]).to_vec();
-    let text_w1 = text_emb.outer_iter().map(|r| distance::wasserstein_1d(&r.to_vec(), &full_text)).collect();
+    let text_w1 = text_distances(&m, &texts, of[(1 << d) - 1])?;
     Ok(Table {
         hash: Some(key.into()),
         id: s.id.clone(),
@@ -117,8 +117,9 @@ fn tables(dir: &Path) -> anyhow::Result<Vec<Table>> {
         let cached: Option<Table> = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok());
         let table = match cached {
             Some(t) if t.hash.as_deref().is_none_or(|h| h == key) && spot_check(&t, s, &models)? => {
-                if t.hash.is_none() {
-                    let t = Table { hash: Some(key.clone()), ..t };
+                if t.hash.is_none() || t.text_w1.is_empty() {
+                    let text_w1 = if t.text_w1.is_empty() { texts_w1(&t, s, &models)? } else { t.text_w1.clone() };
+                    let t = Table { hash: Some(key.clone()), text_w1, ..t };
                     gsmile::io::write_bytes_atomic(&path, &serde_json::to_vec(&t)?)?;
                     t
                 } else {
@@ -135,6 +136,13 @@ fn tables(dir: &Path) -> anyhow::Result<Vec<Table>> {
         out.push(table);
     }
     Ok(out)
+}
+
+/// W1 of each text's text-tower embedding to text `full`'s (no editor call).
+fn text_distances(m: &Measurer<'_>, texts: &[String], full: usize) -> anyhow::Result<Vec<f64>> {
+    let emb = m.embed_texts(texts)?;
+    let reference = emb.row(full).to_vec();
+    Ok(emb.outer_iter().map(|r| distance::wasserstein_1d(&r.to_vec(), &reference)).collect())
 }
 
 /// Measures the empty instruction and one single-word removal again and compares them with
@@ -157,6 +165,22 @@ fn spot_check(t: &Table, s: &gsmile::scenario::Scenario, models: &Models) -> any
         .iter()
         .zip(&got)
         .all(|(p, g)| t.d_full.get(t.of[bits(p)]).is_some_and(|v| (v - g).abs() <= 1e-9 * g.abs().max(1e-3))))
+}
+
+/// The text distances of a table written without them.
+fn texts_w1(t: &Table, s: &gsmile::scenario::Scenario, models: &Models) -> anyhow::Result<Vec<f64>> {
+    let words = perturb::split_words(&s.instruction);
+    let d = words.len();
+    let mut texts = vec![String::new(); t.d_full.len()];
+    for b in 0..1usize << d {
+        let mask: Vec<bool> = (0..d).map(|k| b >> (d - 1 - k) & 1 == 1).collect();
+        texts[t.of[b]] = perturb::render(&s.instruction, &words, &mask, None);
+    }
+    let config = ExplainConfig { weighting: Weighting::TextWasserstein, ..ExplainConfig::default() };
+    let run = RunOptions { max_batch: 64, cache: None };
+    let image = gsmile::imaging::load_rgb(&s.image)?;
+    let m = Measurer::new(&image, models, &config, &run);
+    text_distances(&m, &texts, t.of[(1 << d) - 1])
 }
 
 fn bits(mask: &[bool]) -> usize {
@@ -193,15 +217,22 @@ fn old_default(t: &Table, rows: usize, seed: u64) -> Option<(Vec<f64>, usize)> {
 }
 
 /// One explanation: attributions and the editor calls it needed.
-fn explain(t: &Table, method: Method, budget: usize, seed: u64, auto: bool) -> Option<(Vec<f64>, usize)> {
+fn explain(
+    t: &Table,
+    method: Method,
+    budget: usize,
+    seed: u64,
+    auto: Option<(f64, usize, bool)>,
+) -> Option<(Vec<f64>, usize)> {
     let d = t.words.len();
     let settings = Settings {
         surrogate: SurrogateConfig { bootstrap: 0, seed, ..SurrogateConfig::default() },
         kernel_width: REMOVED_WORDS_WIDTH,
         smile_target: SmileTarget::MinMax,
     };
-    let budgets = if auto { adaptive::rounds(d, budget) } else { vec![budget] };
+    let budgets = if auto.is_some() { adaptive::rounds(d, budget) } else { vec![budget] };
     let mut last = None;
+    let mut previous = None;
     for (r, &b) in budgets.iter().enumerate() {
         let strategy = method.strategy(Strategy::Levels);
         let masks = perturb::sample_masks(d, b, strategy, perturb::mask_seed(seed, &t.instruction)).ok()?;
@@ -219,13 +250,19 @@ fn explain(t: &Table, method: Method, budget: usize, seed: u64, auto: bool) -> O
         };
         let ev = Evidence { masks: x.view(), distances: &dist, sign: -1.0, instruction_distances: &instr };
         let a = method.attribute(&ev, &settings).ok()?;
-        last = Some((a.coefficients, calls));
-        if auto && r + 1 < budgets.len() {
-            let top = adaptive::TOP.min(d.saturating_sub(1)).max(1);
-            if adaptive::change_probability(method, &ev, &settings, top) < adaptive::THRESHOLD {
+        if let Some((threshold, top, agree)) = auto
+            && r + 1 < budgets.len()
+        {
+            let top = top.min(d.saturating_sub(1)).max(1);
+            let leading = adaptive::top_set(&a.coefficients, top);
+            let agreed = agree && previous.as_ref() == Some(&leading);
+            previous = Some(leading);
+            if agreed || adaptive::change_probability(method, &ev, &settings, top) < threshold {
+                last = Some((a.coefficients, calls));
                 break;
             }
         }
+        last = Some((a.coefficients, calls));
     }
     last
 }
@@ -278,19 +315,25 @@ fn main() -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|---|---|");
     let mut rows: Vec<(String, Vec<usize>)> = BUDGETS.iter().map(|b| (b.to_string(), vec![*b])).collect();
     rows.push(("auto (≤ 64)".into(), vec![64]));
+    // The stopping rule's bootstrap part on its own, at the shipped and a looser threshold.
+    rows.push(("auto (≤ 64, bootstrap only)".into(), vec![64]));
+    rows.push(("auto (≤ 64, bootstrap only, p < 0.2)".into(), vec![64]));
     let mut exact_auc = Vec::new();
     for t in &tables {
-        if let Some((a, _)) = explain(t, Method::Exact, 1 << t.words.len(), 0, false) {
+        if let Some((a, _)) = explain(t, Method::Exact, 1 << t.words.len(), 0, None) {
             exact_auc.push(metrics::roc_auc(&a, &t.labels).unwrap_or(f64::NAN));
         }
     }
     for (label, budget) in &rows {
-        let auto = label.starts_with("auto");
+        let auto = label.starts_with("auto").then(|| {
+            let threshold = if label.contains("0.2") { 0.2 } else { adaptive::THRESHOLD };
+            (threshold, adaptive::TOP, !label.contains("bootstrap only"))
+        });
         for variant in 0..=methods.len() {
             // The last variant is gsmile 0.1's default, at the same number of samples (rows).
             let old = variant == methods.len();
             let method = if old { Method::Gsmile } else { methods[variant] };
-            if auto && (old || method != Method::Gsmile) {
+            if auto.is_some() && (old || method != Method::Gsmile) {
                 continue;
             }
             let (mut calls, mut auc, mut prec, mut jac, mut del, mut ins) =

@@ -873,6 +873,21 @@ fn explain_budget(
     }
     let width = config.effective_kernel_width(&instruction_distances);
     let distance_time = secs(t) - encoder_time;
+    if config.method == Method::Gsmile {
+        // A kernel so narrow that fewer than d + 1 distinct samples keep any weight cannot fit.
+        let weighted =
+            instruction_distances.iter().filter(|&&x| crate::surrogate::exponential_kernel(x, width) > 1e-12).count();
+        if weighted < d + 1 {
+            return Err(Error::Config(ConfigError::new(
+                "kernel_width",
+                format!(
+                    "`kernel_width` {width} leaves {weighted} of {} distinct samples any weight, and a fit of {d} words needs {}. Fix: raise `kernel_width` (the default, {REMOVED_WORDS_WIDTH} for removed words, fits any budget)",
+                    texts.len(),
+                    d + 1
+                ),
+            )));
+        }
+    }
 
     // Attribution.
     let t = Instant::now();

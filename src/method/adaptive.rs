@@ -1,6 +1,8 @@
 //! The adaptive budget (`--samples auto`): masks are drawn in rounds of growing budget, and
 //! drawing stops once the leading words are settled: when the bootstrap probability that the
-//! set of the [`TOP`] largest attributions changes falls below [`THRESHOLD`], or the budget
+//! set of the [`TOP`] largest attributions changes falls below [`THRESHOLD`] (`settled`), when
+//! two rounds in a row name the same leading words (`agreed`: the rounds' masks are nested,
+//! so the later one confirms the earlier on more evidence), or when the budget
 //! (`--max-samples`) or the masks run out.
 //!
 //! Rounds grow by half each time from `d + 2` calls (the full and the empty instruction and
@@ -41,7 +43,7 @@ pub fn rounds(d: usize, max: usize) -> Vec<usize> {
 }
 
 /// Indices of the `k` largest |values| (ties: lower index first).
-fn top_set(values: &[f64], k: usize) -> BTreeSet<usize> {
+pub fn top_set(values: &[f64], k: usize) -> BTreeSet<usize> {
     let mut order: Vec<usize> = (0..values.len()).collect();
     order.sort_by(|&a, &b| values[b].abs().total_cmp(&values[a].abs()).then(a.cmp(&b)));
     order.into_iter().take(k).collect()

@@ -110,6 +110,10 @@ fn too_few_distinct_samples_are_refused_with_a_fix_before_any_edit() {
         explain_json("assets/scene-01.png", "please make the car red", &["--method", "lime", "--kernel-width", "2"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--kernel-width") && stderr(&o).contains("--method gsmile"), "{}", stderr(&o));
+    // A kernel too narrow to weigh d + 1 samples is refused, naming the flag.
+    let (o, _) = explain_json("assets/scene-01.png", "please make the car red", &["--kernel-width", "0.05"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--kernel-width 0.05 leaves 1 of"), "{}", stderr(&o));
     // Lists are for evaluate.
     let (o, _) = explain_json("assets/scene-01.png", "please make the car red", &["--samples", "16,32"]);
     assert!(!o.status.success());
@@ -184,4 +188,42 @@ fn evaluate_sweeps_methods_and_budgets_against_editor_calls() {
     assert!(table.contains("gsmile") && table.contains("lime") && table.contains("calls"), "{table}");
     let rows = std::fs::read_to_string(out.join("gsmile-16/rows.csv")).unwrap();
     assert!(rows.lines().next().unwrap().contains("att_auroc"), "the papers' metric forms are columns");
+}
+
+#[test]
+fn methods_share_edits_through_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let run = |method: &str, out: &str| -> serde_json::Value {
+        let out = dir.path().join(out);
+        let o = gsmile(&[
+            "explain",
+            "--image",
+            "assets/scene-01.png",
+            "--instruction",
+            "please make the car red",
+            "--method",
+            method,
+            "--samples",
+            "32",
+            "--bootstrap",
+            "0",
+            "--no-spatial",
+            "--cache",
+            cache.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&std::fs::read(out.join("explanation.json")).unwrap()).unwrap()
+    };
+    let lime = run("lime", "a");
+    assert_eq!(lime["counts"]["cached_edits"], 0);
+    // Exact values need all 32 masks; LIME's are among them and come from the cache.
+    let exact = run("exact", "b");
+    assert_eq!(exact["counts"]["distinct_edits"], 32);
+    assert_eq!(exact["counts"]["cached_edits"], lime["counts"]["distinct_edits"]);
+    // Now every mask is cached: Kernel SHAP pays nothing.
+    let ks = run("kernel-shap", "c");
+    assert_eq!(ks["counts"]["cached_edits"], ks["counts"]["distinct_edits"]);
 }
