@@ -89,10 +89,10 @@ pub fn mask_cosine(mask: &[bool]) -> f64 {
 /// side carrying uniform mass, with Euclidean ground cost (Kusner et al. 2015); `+∞` when no
 /// word is kept.
 ///
-/// Uniform masses `1/n` and `1/m` make the transport an assignment between `m` copies of
-/// every word and `n` copies of every kept word (`n·m` each side), solved exactly with the
-/// `lsap` crate (scipy's `linear_sum_assignment`); the instructions explained here have
-/// tens of words, so the `(n·m)³` cost is small.
+/// Uniform masses `1/n` and `1/m` make the transport an assignment between `L/n` copies of
+/// every word and `L/m` copies of every kept word, `L = lcm(n, m)` points each side, solved
+/// exactly with the `lsap` crate (scipy's `linear_sum_assignment`, `O(L³)`); callers keep
+/// `n` at most [`WORD_MOVERS_MAX_WORDS`], so `L` stays in the hundreds.
 pub fn word_movers(vectors: &[Vec<f32>], kept: &[bool]) -> f64 {
     let n = vectors.len();
     let kept_idx: Vec<usize> = (0..n).filter(|&i| kept.get(i).copied().unwrap_or(false)).collect();
@@ -104,12 +104,19 @@ pub fn word_movers(vectors: &[Vec<f32>], kept: &[bool]) -> f64 {
         return 0.0;
     }
     let euclid = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>().sqrt();
-    let size = n * m;
+    let gcd = |mut a: usize, mut b: usize| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    let size = n / gcd(n, m) * m;
+    let (per_word, per_kept) = (size / n, size / m);
     let mut cost = vec![0.0; size * size];
     for r in 0..size {
-        let a = &vectors[r / m];
+        let a = &vectors[r / per_word];
         for c in 0..size {
-            cost[r * size + c] = euclid(a, &vectors[kept_idx[c / n]]);
+            cost[r * size + c] = euclid(a, &vectors[kept_idx[c / per_kept]]);
         }
     }
     match lsap::solve(size, size, &cost, false) {
@@ -117,6 +124,10 @@ pub fn word_movers(vectors: &[Vec<f32>], kept: &[bool]) -> f64 {
         Err(_) => f64::NAN,
     }
 }
+
+/// The most words [`word_movers`] is asked to solve exactly (the assignment grows with the
+/// least common multiple of the two word counts).
+pub const WORD_MOVERS_MAX_WORDS: usize = 24;
 
 /// SMILE's bootstrap p-value of a W1 distance between two samples: the share of `resamples`
 /// replicates, each drawing `|u|` and `|v|` values without replacement from the pooled

@@ -247,7 +247,9 @@ pub struct Explanation {
     pub encoder: Option<ModelInfo>,
     /// Every option that shaped the numbers.
     pub config: ExplainConfig,
-    /// The kernel width actually used.
+    /// The kernel width actually used (LIME's 25 on 100 × cosine for `lime`, σ = 0.25 for
+    /// `smile-paper`; null for methods weighted by the Shapley kernel or none).
+    #[serde(with = "crate::explain::nan_as_null")]
     pub kernel_width: f64,
     /// One entry per word, in instruction order.
     pub words: Vec<WordAttribution>,
@@ -398,13 +400,14 @@ impl ExplainConfig {
         }
         if self.needs_text() && models.text_encoder.is_none() {
             let (field, what) = match self.method {
-                Method::SmilePaper => ("method", "`method = smile-paper` weights samples by word vectors and"),
+                Method::SmilePaper => ("method", "`method = smile-paper` weights samples by word vectors, so it"),
                 _ => ("weighting", "`weighting = text-wasserstein` (or `word-movers`)"),
             };
             return bad(
                 field,
                 format!(
-                    "{what} needs a text encoder. Fix: give an `encoder` such as onnx/tiny-clip or set `weighting = mask-cosine`"
+                    "{what} needs a text encoder. Fix: give an `encoder` such as onnx/tiny-clip or use {}",
+                    if self.method == Method::SmilePaper { "another `method`" } else { "`weighting = removed-words`" }
                 ),
             );
         }
@@ -429,6 +432,18 @@ impl ExplainConfig {
                     ),
                 );
             }
+        }
+        if self.auto && self.method == Method::KernelShap {
+            return bad(
+                "auto",
+                "`method = kernel-shap` draws other coalitions for every budget, so adaptive rounds cannot reuse their edits. Fix: pick a fixed `samples` or use `method = gsmile`".into(),
+            );
+        }
+        if self.auto && self.method == Method::Gsmile && self.strategy == Strategy::Exhaustive {
+            return bad(
+                "auto",
+                "`strategy = exhaustive` measures every mask; an adaptive budget has nothing to adapt. Fix: drop `auto` or pick another `strategy`".into(),
+            );
         }
         if self.auto && matches!(self.method, Method::Exact | Method::Banzhaf) {
             return bad(
@@ -723,6 +738,7 @@ pub fn explain(
         let mut report =
             BudgetReport { rounds: Vec::new(), change_probability: Vec::new(), top: 0, stopped: String::new() };
         let mut last = None;
+        let mut previous = None;
         let mut ran = 0;
         for (r, &budget) in rounds.iter().enumerate() {
             let final_round = r + 1 == rounds.len();
@@ -739,10 +755,16 @@ pub fn explain(
             report.top = top;
             let exhausted = (run_out.explanation.counts.distinct_edits as u64) >= mask_total(words.len());
             let settled = p < crate::method::adaptive::THRESHOLD;
-            last = Some(run_out);
-            if settled || exhausted || final_round {
+            let attributions: Vec<f64> = run_out.explanation.words.iter().map(|w| w.attribution).collect();
+            let leading = crate::method::adaptive::top_set(&attributions, top);
+            let agreed = previous.as_ref() == Some(&leading);
+            previous = Some(leading);
+            last = Some((run_out, budget));
+            if settled || agreed || exhausted || final_round {
                 report.stopped = if settled {
                     "settled"
+                } else if agreed {
+                    "agreed"
                 } else if exhausted {
                     "exhausted"
                 } else {
@@ -752,15 +774,14 @@ pub fn explain(
                 break;
             }
         }
-        let mut out: ExplainRun = last.expect("at least one round");
+        let (mut out, last_budget): (ExplainRun, usize) = last.expect("at least one round");
         out.explanation.budget = Some(report);
         // Edits this call ran over all rounds; the rest came from the caller's cache.
         let counts = &mut out.explanation.counts;
         counts.cached_edits = counts.distinct_edits.saturating_sub(ran);
         if config.spatial {
             // The maps of the round that stopped, from the edits it already has.
-            let budget = out.explanation.counts.distinct_edits;
-            let final_config = ExplainConfig { samples: budget, auto: false, ..config.clone() };
+            let final_config = ExplainConfig { samples: last_budget, auto: false, ..config.clone() };
             let (with_maps, _) =
                 explain_budget(image, &image_info, instruction, &words, models, &final_config, run, progress)?;
             out.heatmaps = with_maps.heatmaps;
@@ -822,6 +843,23 @@ fn explain_budget(
         distinct.iter().map(|m| perturb::render(instruction, words, m, config.replacement.as_deref())).collect();
     let (texts, text_of_distinct) = perturb::distinct_texts(rendered);
     let of_sample: Vec<usize> = of_distinct.iter().map(|&m| text_of_distinct[m]).collect();
+    if config.method == Method::SmilePaper && d < 3 {
+        return Err(Error::Config(ConfigError::new(
+            "method",
+            format!(
+                "`method = smile-paper` keeps at least two words in every sample, so {d} words leave too few samples to fit. Fix: use `method = exact`"
+            ),
+        )));
+    }
+    if config.instruction_distance() == Some(Weighting::WordMovers) && d > distance::WORD_MOVERS_MAX_WORDS {
+        return Err(Error::Config(ConfigError::new(
+            "weighting",
+            format!(
+                "the word mover's distance is solved exactly for up to {} words; this instruction has {d}. Fix: use `weighting = removed-words` or another `method`",
+                distance::WORD_MOVERS_MAX_WORDS
+            ),
+        )));
+    }
     // A linear fit of d words and an intercept needs d + 1 distinct samples; exact methods
     // measure every mask and need no fit. Refused before any editor call is spent.
     if !matches!(config.method, Method::Exact | Method::Banzhaf) && distinct.len() < d + 1 {
@@ -881,7 +919,7 @@ fn explain_budget(
             return Err(Error::Config(ConfigError::new(
                 "kernel_width",
                 format!(
-                    "`kernel_width` {width} leaves {weighted} of {} distinct samples any weight, and a fit of {d} words needs {}. Fix: raise `kernel_width` (the default, {REMOVED_WORDS_WIDTH} for removed words, fits any budget)",
+                    "the kernel (`kernel_width` {width}) leaves {weighted} of {} distinct samples any weight, and a fit of {d} words needs {}. Fix: raise `samples` (samples that remove many words weigh almost nothing) or `kernel_width`",
                     texts.len(),
                     d + 1
                 ),
@@ -1036,7 +1074,12 @@ fn explain_budget(
         editor: models.editor_info.clone(),
         encoder: models.encoder_info.clone(),
         config: config.clone(),
-        kernel_width: width,
+        kernel_width: match config.method {
+            Method::Gsmile => width,
+            Method::Lime => crate::method::lime::KERNEL_WIDTH,
+            Method::SmilePaper => crate::method::smile_paper::SIGMA,
+            Method::KernelShap | Method::Exact | Method::Banzhaf => f64::NAN,
+        },
         words: word_attributions,
         intercept: fit.intercept,
         edit_change,
@@ -1181,7 +1224,7 @@ mod tests {
     #[test]
     fn needs_follow_the_space_and_the_weighting() {
         let n = ExplainConfig::default().needs();
-        assert!(n.image_encoder && !n.text_encoder, "the default weights by mask cosine");
+        assert!(n.image_encoder && !n.text_encoder, "the default weights by removed words");
         let n = ExplainConfig { weighting: Weighting::TextWasserstein, ..ExplainConfig::default() }.needs();
         assert!(n.text_encoder);
         let n = ExplainConfig { method: Method::SmilePaper, ..ExplainConfig::default() }.needs();

@@ -381,7 +381,7 @@ pub fn attribution_spread(runs: &[Vec<f64>]) -> (f64, f64) {
 }
 
 /// The neutral insertions of the papers' stability test: `"###"` and `"please"` at the start,
-/// the middle (after word ⌊d/2⌋) and the end of `instruction`, each with the index of the
+/// the middle (before word ⌊d/2⌋, counting from 0) and the end of `instruction`, each with the index of the
 /// inserted word among the new instruction's words (`None` for `"###"`, which is not a word).
 pub fn neutral_insertions(instruction: &str) -> Vec<(String, Option<usize>)> {
     let words = crate::perturb::split_words(instruction);

@@ -31,7 +31,7 @@ pub enum PerturbError {
     },
     /// The masks are too few to fit one attribution per word.
     #[error(
-        "{distinct} distinct samples cannot fit {words} words: a linear fit needs at least words + 1 = {need}. Fix: raise `samples` to {need} or more, or use `method = exact` for short instructions",
+        "{distinct} distinct samples cannot fit {words} words: a linear fit needs at least words + 1 = {need}. Fix: raise `samples` to {need} or more (with `auto`, its maximum), or use `method = exact` for short instructions",
         need = words + 1
     )]
     TooFewDistinct {
@@ -158,8 +158,9 @@ pub fn sample_masks(
             }
         }
         Strategy::Lime => {
-            // A budget below 2^d is always reachable; the row cap only guards the loop.
-            let cap = 1000 * budget.max(16);
+            // Budgets near 2^d would need very many draws (LIME rarely draws a given mask of a
+            // middle size); the row cap bounds memory, and the run then spends fewer calls.
+            let cap = 20 * budget + 1000;
             while rows.distinct() < budget && rows.len() < cap {
                 let remove = rng.random_range(1..=d.max(1)).min(d);
                 let mut mask = vec![true; d];
@@ -172,7 +173,8 @@ pub fn sample_masks(
         Strategy::KernelShap => kernel_shap_rows(d, budget, &mut rng, &mut rows),
         Strategy::Half => {
             let available = if d >= 2 { total - 1 - d as u64 } else { 0 };
-            let budget = budget.min(1 + available as usize);
+            // `available` counts the full mask too.
+            let budget = budget.min(available as usize);
             let mut tries = 0;
             while rows.distinct() < budget && tries < 1000 * budget.max(16) {
                 tries += 1;

@@ -13,7 +13,9 @@ use sha2::{Digest, Sha256};
 
 use super::{CurveResult, EvalConfig, EvalError, Result, SCENARIO_SCHEMA, ScenarioResult};
 use crate::cache::{self, file_sha256};
-use crate::explain::{self, ExplainConfig, ExplainRun, ImageInfo, Measurer, Models, NoProgress, Reference, RunOptions};
+use crate::explain::{
+    self, ExplainConfig, ExplainRun, ImageInfo, Measurer, Method, Models, NoProgress, Reference, RunOptions,
+};
 use crate::metrics;
 use crate::perturb::{self, Strategy, Word};
 use crate::scenario::Scenario;
@@ -222,6 +224,14 @@ fn measure(
             Reference::Input => exp.input.view(),
         };
         let y = mask_targets(&tm, &s.instruction, &words, masks, reference, ec)?;
+        // smile-paper fits a rescaled target: judge it on the same scale.
+        let y = if ec.method == Method::SmilePaper {
+            let w1: Vec<f64> = y.iter().map(|t| t * ec.reference.target_sign()).collect();
+            let fitted: Vec<f64> = exp.explanation.samples.iter().map(|r| r.distance).collect();
+            crate::method::smile_paper::targets_scaled_like(&w1, &fitted, ec.smile_target)
+        } else {
+            y
+        };
         let intercept = exp.explanation.intercept;
         let pred: Vec<f64> = masks
             .iter()
@@ -252,7 +262,16 @@ fn measure(
     let mut inserted = Vec::new();
     if config.neutral_insertions {
         for (text, new_word) in metrics::neutral_insertions(&s.instruction) {
-            let (_, e) = explain_file(&s.image, &text, models, ec, run)?;
+            // One more word may need a larger budget than the scenario's (exact values, a
+            // budget of exactly d + 1): that insertion then has no value rather than failing the run.
+            let e = match explain_file(&s.image, &text, models, ec, run) {
+                Ok((_, e)) => e,
+                Err(Error::Perturb(_) | Error::Config(_)) => {
+                    tick("neutral insertion");
+                    continue;
+                }
+                Err(other) => return Err(other.into()),
+            };
             edits_run += ran(&e);
             let mut a = attributions(&e);
             if let Some(i) = new_word

@@ -35,10 +35,17 @@ pub const P_VALUE_RESAMPLES: usize = 1000;
 
 /// The paper's regression target from each sample's W1 to the original output.
 pub fn targets(w1: &[f64], target: SmileTarget) -> Vec<f64> {
+    targets_scaled_like(w1, w1, target)
+}
+
+/// The paper's target for distances `w1` measured outside the fit (held-out samples),
+/// scaled by the min and max of the fitted samples' `fitted` distances, so a surrogate fitted
+/// on [`targets`] can be judged on them.
+pub fn targets_scaled_like(w1: &[f64], fitted: &[f64], target: SmileTarget) -> Vec<f64> {
     match target {
         SmileTarget::MinMax => {
-            let lo = w1.iter().copied().fold(f64::INFINITY, f64::min);
-            let hi = w1.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let lo = fitted.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = fitted.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let span = hi - lo;
             w1.iter().map(|&d| if span > 0.0 { 1.0 - (d - lo) / span } else { 1.0 }).collect()
         }
@@ -70,6 +77,7 @@ mod tests {
         assert_eq!(targets(&[3.0, 3.0], SmileTarget::MinMax), [1.0, 1.0]);
         let inv = targets(&[0.0, 1.0], SmileTarget::Inverse);
         assert!((inv[0] - 1e6).abs() < 1e-6 && (inv[1] - 1.0 / (1.0 + EPSILON)).abs() < 1e-12);
+        assert_eq!(targets_scaled_like(&[1.0, 3.0], &[0.0, 2.0], SmileTarget::MinMax), [0.5, -0.5]);
         assert_eq!(weight(0.0), 1.0);
         assert!((weight(SIGMA) - (-0.5f64).exp()).abs() < 1e-12);
     }

@@ -113,7 +113,7 @@ fn too_few_distinct_samples_are_refused_with_a_fix_before_any_edit() {
     // A kernel too narrow to weigh d + 1 samples is refused, naming the flag.
     let (o, _) = explain_json("assets/scene-01.png", "please make the car red", &["--kernel-width", "0.05"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("--kernel-width 0.05 leaves 1 of"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(--kernel-width 0.05) leaves 1 of 32"), "{}", stderr(&o));
     // Lists are for evaluate.
     let (o, _) = explain_json("assets/scene-01.png", "please make the car red", &["--samples", "16,32"]);
     assert!(!o.status.success());

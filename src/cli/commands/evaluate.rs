@@ -54,6 +54,10 @@ pub fn run(a: &EvaluateArgs, runtime: RuntimeOptions, quiet: bool) -> Result<()>
     let mut needs = method.configs()[0].needs();
     needs.text_encoder = needs_text;
     let models = Models::open(&a.models.editor.editor, &a.models.encoder.encoder, needs, &open)?;
+    // Every configuration is checked before the first evaluation starts.
+    for config in method.configs() {
+        a.quality.with(config).validate(&models)?;
+    }
     std::fs::create_dir_all(&a.out.out)?;
     let mut runs = Vec::new();
     for &budget in &method.samples {
