@@ -36,6 +36,100 @@ pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> 
     write_atomic(path, |f| f.write_all(bytes))
 }
 
+/// The file gsmile writes into every output folder it makes, naming the command and
+/// version; `--force` replaces only folders that carry it.
+pub const OWNER_MARKER: &str = ".gsmile-output";
+
+/// Writes the ownership marker into `dir`, an output folder of `command`.
+pub fn write_owner_marker(dir: &Path, command: &str) -> Result<(), OutputError> {
+    let text =
+        format!("{{\"written_by\": \"gsmile {command}\", \"gsmile_version\": \"{}\"}}\n", env!("CARGO_PKG_VERSION"));
+    write_bytes_atomic(&dir.join(OWNER_MARKER), text.as_bytes())
+}
+
+/// Why an output path may not be (re)placed.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The path exists and `--force` was not given.
+    #[error("{} already exists. Fix: pass --force to replace it or choose another --out", path.display())]
+    Exists {
+        /// The output path.
+        path: PathBuf,
+    },
+    /// The path holds something gsmile did not write.
+    #[error(
+        "{} was not written by gsmile (it has no {OWNER_MARKER} marker), so --force will not replace it; it holds {listing}. Fix: choose another --out, or move it away yourself",
+        path.display()
+    )]
+    NotOwned {
+        /// The output path.
+        path: PathBuf,
+        /// What is there, for the message.
+        listing: String,
+    },
+}
+
+/// Checks that `out` may become an output folder: it does not exist, or `force` is set and it
+/// is an empty folder or one gsmile wrote (it carries [`OWNER_MARKER`]). A plain file or a
+/// user's folder is never replaced.
+pub fn check_replaceable(out: &Path, force: bool) -> Result<(), TargetError> {
+    let Ok(meta) = std::fs::symlink_metadata(out) else { return Ok(()) };
+    if !force {
+        return Err(TargetError::Exists { path: out.to_path_buf() });
+    }
+    if meta.is_dir() && out.join(OWNER_MARKER).is_file() {
+        return Ok(());
+    }
+    let mut names: Vec<String> = match std::fs::read_dir(out) {
+        Ok(entries) if meta.is_dir() => {
+            entries.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+        }
+        _ => Vec::new(),
+    };
+    if meta.is_dir() && names.is_empty() {
+        return Ok(());
+    }
+    names.sort();
+    let listing = if !meta.is_dir() {
+        "a file, not a folder".to_string()
+    } else {
+        let shown: Vec<String> = names.iter().take(5).map(|n| format!("{n:?}")).collect();
+        let more = names.len().saturating_sub(5);
+        format!("{}{}", shown.join(", "), if more > 0 { format!(" and {more} more") } else { String::new() })
+    };
+    Err(TargetError::NotOwned { path: out.to_path_buf(), listing })
+}
+
+/// Renames `from` to `to` unless `to` exists, atomically where the system can
+/// (`renameat2(RENAME_NOREPLACE)` on Linux; elsewhere a check just before the rename): a
+/// folder that appears at `to` while gsmile works is never replaced. Fails with
+/// `ErrorKind::AlreadyExists` then.
+pub fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(()),
+            Err(rustix::io::Errno::EXIST) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!("{} appeared meanwhile", to.display()),
+                ));
+            }
+            // File systems without renameat2 flags fall back to the portable check.
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if std::fs::symlink_metadata(to).is_ok() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{} appeared meanwhile", to.display()),
+        ));
+    }
+    std::fs::rename(from, to)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,6 +150,43 @@ mod tests {
         let path = dir.path().join("out.txt");
         write_bytes_atomic(&path, b"hello").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn force_replaces_only_gsmile_folders_and_empty_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = dir.path().join("mine");
+        std::fs::create_dir(&mine).unwrap();
+        write_owner_marker(&mine, "explain").unwrap();
+        assert!(check_replaceable(&mine, true).is_ok());
+        assert!(matches!(check_replaceable(&mine, false), Err(TargetError::Exists { .. })));
+        let thesis = dir.path().join("thesis");
+        std::fs::create_dir(&thesis).unwrap();
+        std::fs::write(thesis.join("chapter1.tex"), "x").unwrap();
+        let err = check_replaceable(&thesis, true).unwrap_err().to_string();
+        assert!(err.contains("not written by gsmile") && err.contains("chapter1.tex"), "{err}");
+        let file = dir.path().join("notes.txt");
+        std::fs::write(&file, "x").unwrap();
+        assert!(check_replaceable(&file, true).unwrap_err().to_string().contains("a file, not a folder"));
+        let empty = dir.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        assert!(check_replaceable(&empty, true).is_ok());
+        assert!(check_replaceable(&dir.path().join("absent"), false).is_ok());
+    }
+
+    #[test]
+    fn rename_never_replaces_what_appeared_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir(&a).unwrap();
+        std::fs::create_dir(&b).unwrap();
+        std::fs::write(b.join("keep"), "user data").unwrap();
+        let err = rename_no_replace(&a, &b).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read_to_string(b.join("keep")).unwrap(), "user data");
+        let c = dir.path().join("c");
+        rename_no_replace(&a, &c).unwrap();
+        assert!(c.is_dir() && !a.exists());
     }
 
     #[test]

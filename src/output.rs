@@ -24,15 +24,10 @@ pub fn overlay_name(k: usize, word: &str) -> String {
     format!("{:02}-{clean}.png", k + 1)
 }
 
-/// Fails if `out` exists and `force` is not set, before any work is done.
+/// Fails, before any work is done, if `out` exists and `force` is not set, or if it is
+/// something gsmile did not write ([`crate::io::check_replaceable`]).
 pub fn check_target(out: &Path, force: bool) -> Result<()> {
-    if out.exists() && !force {
-        return Err(Error::InvalidInput(format!(
-            "{} already exists. Fix: pass --force to replace it or choose another --out",
-            out.display()
-        )));
-    }
-    Ok(())
+    crate::io::check_replaceable(out, force).map_err(|e| Error::InvalidInput(e.to_string()))
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
@@ -53,13 +48,43 @@ pub fn write_explanation(run: &ExplainRun, image: &RgbImage, out: &Path, force: 
     let staging =
         tempfile::Builder::new().prefix(&format!(".{name}.partial-")).tempdir_in(&parent).map_err(io_err(&parent))?;
     fill(run, image, staging.path())?;
-    if out.exists() {
-        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-        std::fs::rename(out, &old).map_err(io_err(out))?;
-        std::fs::rename(staging.path(), out).map_err(io_err(out))?;
-        let _ = std::fs::remove_dir_all(old);
+    crate::io::write_owner_marker(staging.path(), "explain")?;
+    // Checked again: the folder may have changed while the explanation ran.
+    check_target(out, force)?;
+    let appeared = |e: std::io::Error| -> Error {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::InvalidInput(format!(
+                "{} appeared while this run worked (another run or a user made it); it was left as it is and this run's output is discarded. Fix: choose another --out, or pass --force to replace a gsmile folder",
+                out.display()
+            ))
+        } else {
+            OutputError { path: out.to_path_buf(), source: e }.into()
+        }
+    };
+    if std::fs::symlink_metadata(out).is_ok() {
+        // Only a folder gsmile wrote (or an empty one) gets here, and only with --force.
+        let old =
+            tempfile::Builder::new().prefix(&format!(".{name}.old-")).tempdir_in(&parent).map_err(io_err(&parent))?;
+        let old_path = old.path().join("previous");
+        std::fs::rename(out, &old_path).map_err(io_err(out))?;
+        if let Err(e) = crate::io::rename_no_replace(staging.path(), out) {
+            // Put the previous output back; if something took its place meanwhile, keep it
+            // where it is and say where.
+            if crate::io::rename_no_replace(&old_path, out).is_err() {
+                let kept = old.keep();
+                return Err(Error::InvalidInput(format!(
+                    "{}: {}; the previous output is kept in {}",
+                    out.display(),
+                    appeared(e),
+                    kept.display()
+                )));
+            }
+            return Err(appeared(e));
+        }
+        // Dropping the guard removes the previous output.
+        drop(old);
     } else {
-        std::fs::rename(staging.path(), out).map_err(io_err(out))?;
+        crate::io::rename_no_replace(staging.path(), out).map_err(appeared)?;
     }
     // The staging folder now lives at `out`; don't let its guard delete it.
     std::mem::forget(staging);

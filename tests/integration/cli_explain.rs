@@ -164,3 +164,39 @@ fn json_flag_prints_the_explanation() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["instruction"], "make it night");
 }
+
+#[test]
+fn force_replaces_only_what_gsmile_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    // A user's folder: refused with what is there, and left as it was.
+    let thesis = dir.path().join("thesis");
+    std::fs::create_dir(&thesis).unwrap();
+    std::fs::write(thesis.join("chapter1.tex"), "years of work").unwrap();
+    let o = explain(&thesis, &["--no-cache", "--force"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("not written by gsmile") && err.contains("chapter1.tex"), "{err}");
+    assert_eq!(std::fs::read_to_string(thesis.join("chapter1.tex")).unwrap(), "years of work");
+    // A plain file likewise.
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "mine").unwrap();
+    let o = explain(&file, &["--no-cache", "--force"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("a file, not a folder"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+    // gsmile's own output carries the marker, and --force replaces it without leftovers.
+    let out = dir.path().join("mine");
+    assert!(explain(&out, &["--no-cache"]).status.success());
+    let marker = std::fs::read_to_string(out.join(gsmile::io::OWNER_MARKER)).unwrap();
+    assert!(marker.contains("gsmile explain"), "{marker}");
+    std::fs::write(out.join("stale.txt"), "from an older run").unwrap();
+    assert!(explain(&out, &["--no-cache", "--force"]).status.success());
+    assert!(!out.join("stale.txt").exists(), "the old folder was replaced whole");
+    let hidden: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .map(|e| e.file_name())
+        .collect();
+    assert!(hidden.is_empty(), "leftovers: {hidden:?}");
+}
