@@ -24,7 +24,12 @@ pub fn write_atomic(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let mut tmp = tempfile::Builder::new().prefix(".gsmile-").tempfile_in(dir).map_err(err)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".gsmile-");
+    // Files get the mode any program's files get (0o666 less the umask), not tempfile's 0o600.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder.tempfile_in(dir).map_err(err)?;
     fill(tmp.as_file_mut()).map_err(err)?;
     tmp.as_file_mut().flush().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
@@ -34,6 +39,22 @@ pub fn write_atomic(
 /// Writes bytes atomically (see [`write_atomic`]).
 pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), OutputError> {
     write_atomic(path, |f| f.write_all(bytes))
+}
+
+/// A folder name made from a name a user or a bundle gave (a bundle's `name`, a word):
+/// letters, digits, `-`, `_` and `.` kept, anything else (separators included) replaced by
+/// `_`, no leading dot (so never `.` or `..`), at most 80 bytes, and `fallback` when
+/// nothing is left. Joined to a folder, it never leaves that folder.
+pub fn safe_name(name: &str, fallback: &str) -> String {
+    let mut out: String =
+        name.chars().map(|c| if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
+    while out.starts_with('.') {
+        out.remove(0);
+    }
+    while out.len() > 80 {
+        out.pop();
+    }
+    if out.is_empty() { fallback.to_string() } else { out }
 }
 
 /// The file gsmile writes into every output folder it makes, naming the command and
@@ -187,6 +208,33 @@ mod tests {
         let c = dir.path().join("c");
         rename_no_replace(&a, &c).unwrap();
         assert!(c.is_dir() && !a.exists());
+    }
+
+    #[test]
+    fn safe_names_never_leave_their_folder() {
+        assert_eq!(safe_name("tiny-editor", "x"), "tiny-editor");
+        assert_eq!(safe_name("../../etc", "x"), "_.._etc");
+        assert_eq!(safe_name("/abs/path", "x"), "_abs_path");
+        assert_eq!(safe_name("..", "editor"), "editor");
+        assert_eq!(safe_name("", "editor"), "editor");
+        assert_eq!(safe_name(&"w".repeat(300), "x").len(), 80);
+        for name in ["../../x", "/tmp/y", "a/../../b", "..", "."] {
+            let joined = Path::new("/out").join(safe_name(name, "e"));
+            assert_eq!(joined.parent(), Some(Path::new("/out")), "{name}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn written_files_get_the_umask_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ours = dir.path().join("ours.txt");
+        let plain = dir.path().join("plain.txt");
+        write_bytes_atomic(&ours, b"x").unwrap();
+        std::fs::write(&plain, b"x").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&ours), mode(&plain));
     }
 
     #[test]

@@ -106,3 +106,34 @@ fn compare_two_editors_writes_a_slice_table() {
     let diffs: Vec<&str> = table.lines().filter(|l| l.contains(" diff ")).collect();
     assert!(!diffs.is_empty() && diffs.iter().all(|l| l.contains("diff    0.000")), "{table}");
 }
+
+#[test]
+fn compare_keeps_every_editor_folder_inside_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let twin = copy_bundle("tiny-editor", dir.path());
+    edit_manifest(&twin, "name = \"tiny-editor\"", "name = \"../../escaped\"");
+    let out = dir.path().join("a").join("b").join("cmp");
+    let cache = dir.path().join("cache");
+    let mut args = vec![
+        "compare",
+        "--suite",
+        "scenarios/smoke",
+        "--editor",
+        "onnx/tiny-editor",
+        "--editor",
+        twin.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--cache",
+        cache.to_str().unwrap(),
+    ];
+    args.extend_from_slice(&BUDGET);
+    let o = gsmile(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!dir.path().join("a").join("escaped").exists(), "a bundle name wrote outside --out");
+    assert!(
+        out.join("_.._escaped/rows.csv").is_file(),
+        "{:?}",
+        std::fs::read_dir(&out).unwrap().flatten().map(|e| e.file_name()).collect::<Vec<_>>()
+    );
+}

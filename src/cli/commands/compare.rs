@@ -27,7 +27,16 @@ pub fn run(a: &CompareArgs, runtime: RuntimeOptions, quiet: bool) -> Result<()> 
         if runs.iter().any(|(n, _)| *n == name) {
             bail!("two editors are both named {name:?} (bundle.toml `name`). Fix: give each bundle its own name");
         }
-        let out = a.out.out.join(&name);
+        // The bundle's name becomes a folder under --out: never a path that leaves it, and
+        // never one another editor already took.
+        let base = gsmile::io::safe_name(&name, "editor");
+        let mut folder = base.clone();
+        let mut k = 2;
+        while runs.iter().any(|(_, dir)| dir.file_name() == Some(std::ffi::OsStr::new(&folder))) {
+            folder = format!("{base}-{k}");
+            k += 1;
+        }
+        let out = a.out.out.join(&folder);
         if !quiet {
             eprintln!("evaluating {name} on {} into {}", suite.name, out.display());
         }
