@@ -79,7 +79,7 @@ pub enum TargetError {
     },
     /// The path holds something gsmile did not write.
     #[error(
-        "{} was not written by gsmile (it has no {OWNER_MARKER} marker), so --force will not replace it; it holds {listing}. Fix: choose another --out, or move it away yourself",
+        "{} was not written by gsmile (it has no {OWNER_MARKER} marker), so gsmile will not write into it or replace it, even with --force; it holds {listing}. Fix: choose another --out, or move it away yourself",
         path.display()
     )]
     NotOwned {

@@ -430,6 +430,16 @@ pub fn read_results(dir: &Path, config_hash: &str) -> Result<Vec<ScenarioResult>
     Ok(results)
 }
 
+/// Refuses an `out` that holds something gsmile did not write: an evaluation goes only into
+/// a new or empty folder, or one an earlier evaluation made (its marker or its `run.json`),
+/// with or without `--force`.
+fn check_out(out: &Path) -> Result<()> {
+    if !out.exists() || out.join(RUN_FILE).is_file() || out.join(crate::io::OWNER_MARKER).is_file() {
+        return Ok(());
+    }
+    crate::io::check_replaceable(out, true).map_err(|e| EvalError::Invalid(e.to_string()))
+}
+
 /// Removes what an evaluation writes in `out` (results, tables, charts, report), nothing else.
 fn clear_outputs(out: &Path) -> Result<()> {
     for dir in [SCENARIOS_DIR, PLOTS_DIR] {
@@ -478,6 +488,7 @@ pub fn evaluate_suite(
         }
     };
     let hash = config.hash(models);
+    check_out(out)?;
     if force {
         clear_outputs(out)?;
     } else if out.join(RUN_FILE).is_file() {
@@ -487,6 +498,7 @@ pub fn evaluate_suite(
         }
     }
     create_dir(&out.join(SCENARIOS_DIR))?;
+    crate::io::write_owner_marker(out, "evaluate")?;
     // Fails early on results of another configuration.
     read_results(out, &hash)?;
     let info = RunInfo {

@@ -137,3 +137,19 @@ fn compare_keeps_every_editor_folder_inside_out() {
         std::fs::read_dir(&out).unwrap().flatten().map(|e| e.file_name()).collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn evaluate_never_writes_into_a_folder_it_did_not_make() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mine");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("report.html"), "a user's own report").unwrap();
+    let cache = dir.path().join("cache");
+    for extra in [&[][..], &["--force"][..]] {
+        let o = evaluate(&out, &cache, extra);
+        assert!(!o.status.success());
+        assert!(stderr(&o).contains("not written by gsmile") && stderr(&o).contains("report.html"), "{}", stderr(&o));
+    }
+    assert_eq!(std::fs::read_to_string(out.join("report.html")).unwrap(), "a user's own report");
+    assert!(!out.join("plots").exists() && !out.join("scenarios").exists());
+}

@@ -58,7 +58,10 @@ pub fn run(a: &EvaluateArgs, runtime: RuntimeOptions, quiet: bool) -> Result<()>
     for config in method.configs() {
         a.quality.with(config).validate(&models)?;
     }
+    // The sweep's folder holds its tables beside the runs: never a folder gsmile did not make.
+    gsmile::io::check_replaceable(&a.out.out, true)?;
     std::fs::create_dir_all(&a.out.out)?;
+    gsmile::io::write_owner_marker(&a.out.out, "evaluate")?;
     let mut runs = Vec::new();
     for &budget in &method.samples {
         let label = match budget {
