@@ -124,7 +124,7 @@ pub struct WordAttribution {
     pub p_value: f64,
     /// The attribution as a share of the full edit's change, `attribution / edit_change`
     /// (see [`Explanation::edit_change`]); for Shapley methods the shares sum to 1.
-    #[serde(default, with = "crate::explain::nan_as_null")]
+    #[serde(default, with = "crate::io::nan")]
     pub share: f64,
     /// 1 for the largest |attribution|.
     pub rank: usize,
@@ -185,21 +185,6 @@ pub struct BudgetReport {
     pub stopped: String,
 }
 
-/// `f64` fields that may be NaN: written as JSON `null`, read back as NaN.
-pub(crate) mod nan_as_null {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// NaN and infinities become `null`.
-    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-        if v.is_finite() { s.serialize_f64(*v) } else { s.serialize_none() }
-    }
-
-    /// `null` becomes NaN.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
-    }
-}
-
 /// How much work a run did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Counts {
@@ -249,7 +234,7 @@ pub struct Explanation {
     pub config: ExplainConfig,
     /// The kernel width actually used (LIME's 25 on 100 × cosine for `lime`, σ = 0.25 for
     /// `smile-paper`; null for methods weighted by the Shapley kernel or none).
-    #[serde(with = "crate::explain::nan_as_null")]
+    #[serde(with = "crate::io::nan")]
     pub kernel_width: f64,
     /// One entry per word, in instruction order.
     pub words: Vec<WordAttribution>,
@@ -258,7 +243,7 @@ pub struct Explanation {
     /// The full edit's change, the unit of each word's `share`: `f(full) − f(empty)`, the
     /// targets of the full and the empty instruction, when the empty one was measured; the
     /// surrogate's `Σ attributions` otherwise.
-    #[serde(default, with = "crate::explain::nan_as_null")]
+    #[serde(default, with = "crate::io::nan")]
     pub edit_change: f64,
     /// Whether `edit_change` was measured (else predicted).
     #[serde(default)]
@@ -753,13 +738,13 @@ pub fn explain(
             report.rounds.push(counts.distinct_edits);
             report.change_probability.push(p);
             report.top = top;
-            let exhausted = (run_out.explanation.counts.distinct_edits as u64) >= mask_total(words.len());
+            let exhausted = (run_out.explanation.counts.distinct_edits as u64) >= perturb::mask_count(words.len());
             let settled = p < crate::method::adaptive::THRESHOLD;
             let attributions: Vec<f64> = run_out.explanation.words.iter().map(|w| w.attribution).collect();
             let leading = crate::method::adaptive::top_set(&attributions, top);
             let agreed = previous.as_ref() == Some(&leading);
             previous = Some(leading);
-            last = Some((run_out, budget));
+            last = Some((run_out, evidence));
             if settled || agreed || exhausted || final_round {
                 report.stopped = if settled {
                     "settled"
@@ -774,18 +759,17 @@ pub fn explain(
                 break;
             }
         }
-        let (mut out, last_budget): (ExplainRun, usize) = last.expect("at least one round");
+        let (mut out, measured): (ExplainRun, Measured) = last.expect("at least one round");
         out.explanation.budget = Some(report);
         // Edits this call ran over all rounds; the rest came from the caller's cache.
         let counts = &mut out.explanation.counts;
         counts.cached_edits = counts.distinct_edits.saturating_sub(ran);
         if config.spatial {
-            // The maps of the round that stopped, from the edits it already has.
-            let final_config = ExplainConfig { samples: last_budget, auto: false, ..config.clone() };
-            let (with_maps, _) =
-                explain_budget(image, &image_info, instruction, &words, models, &final_config, run, progress)?;
-            out.heatmaps = with_maps.heatmaps;
-            out.explanation.timings.spatial = with_maps.explanation.timings.spatial;
+            // The maps of the round that stopped, from the edits and weights it already has.
+            let t = Instant::now();
+            let grouping = Grouping { mask_of_sample: &measured.mask_of_sample, edit_of_mask: &measured.edit_of_mask };
+            out.heatmaps = spatial_maps(config, &out, grouping)?;
+            out.explanation.timings.spatial = secs(t);
         }
         out.explanation.config = config.clone();
         out
@@ -796,12 +780,12 @@ pub fn explain(
     Ok(out)
 }
 
-fn mask_total(d: usize) -> u64 {
-    1u64.checked_shl(d as u32).filter(|_| d < 63).unwrap_or(u64::MAX)
-}
-
-/// The samples an estimate was made from, kept for the adaptive budget's bootstrap.
+/// The samples an estimate was made from, kept for the adaptive budget's bootstrap and for
+/// the spatial maps of the round it stops at.
 struct Measured {
+    /// Distinct mask of each sample, and the edit of each distinct mask.
+    mask_of_sample: Vec<usize>,
+    edit_of_mask: Vec<usize>,
     masks: Array2<f64>,
     distances: Vec<f64>,
     sign: f64,
@@ -934,6 +918,8 @@ fn explain_budget(
     let mut surrogate_config = config.surrogate.clone();
     surrogate_config.seed = config.seed;
     let measured = Measured {
+        mask_of_sample: of_distinct.clone(),
+        edit_of_mask: text_of_distinct.clone(),
         masks: x.clone(),
         distances: of_sample.iter().map(|&e| distances[e]).collect(),
         sign,
@@ -1044,28 +1030,7 @@ fn explain_budget(
         });
     }
 
-    // Spatial maps: the same weighted fit for every pixel of the change maps.
-    let t = Instant::now();
     let weights = Array1::from(fit.weights.clone());
-    let heatmaps = if config.spatial {
-        let spatial_reference = match config.spatial_reference {
-            Reference::Input => input.view(),
-            Reference::Full => edits.index_axis(Axis(0), 0),
-        };
-        let samples = spatial::Samples {
-            edits: edits.view(),
-            mask_of_sample: &of_distinct,
-            edit_of_mask: &text_of_distinct,
-            masks: x.view(),
-            weights: weights.view(),
-        };
-        let sign = config.spatial_reference.target_sign();
-        spatial::heatmaps(samples, spatial_reference, sign, config.patch, config.surrogate.ridge_alpha)?
-    } else {
-        None
-    };
-    let spatial_time = if config.spatial { secs(t) } else { 0.0 };
-
     let explanation = Explanation {
         schema: SCHEMA.to_string(),
         gsmile_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -1095,11 +1060,11 @@ fn explain_budget(
             encoder: encoder_time,
             distance: distance_time,
             surrogate: surrogate_time,
-            spatial: spatial_time,
+            spatial: 0.0,
             total: secs(start),
         },
     };
-    let run = ExplainRun {
+    let mut run = ExplainRun {
         explanation,
         input,
         edits,
@@ -1108,9 +1073,41 @@ fn explain_budget(
         masks: x,
         weights,
         edit_of_sample: of_sample,
-        heatmaps,
+        heatmaps: None,
     };
+    if config.spatial {
+        let t = Instant::now();
+        let grouping = Grouping { mask_of_sample: &of_distinct, edit_of_mask: &text_of_distinct };
+        run.heatmaps = spatial_maps(config, &run, grouping)?;
+        run.explanation.timings.spatial = secs(t);
+        run.explanation.timings.total = secs(start);
+    }
     Ok((run, measured))
+}
+
+/// Which distinct mask each sample is and which edit each distinct mask has: the spatial fit
+/// merges repeated masks into weighted rows.
+#[derive(Clone, Copy)]
+struct Grouping<'a> {
+    mask_of_sample: &'a [usize],
+    edit_of_mask: &'a [usize],
+}
+
+/// Spatial maps: the run's weighted fit for every pixel of the change maps.
+fn spatial_maps(config: &ExplainConfig, run: &ExplainRun, grouping: Grouping<'_>) -> Result<Option<Array3<f32>>> {
+    let spatial_reference = match config.spatial_reference {
+        Reference::Input => run.input.view(),
+        Reference::Full => run.edits.index_axis(Axis(0), 0),
+    };
+    let samples = spatial::Samples {
+        edits: run.edits.view(),
+        mask_of_sample: grouping.mask_of_sample,
+        edit_of_mask: grouping.edit_of_mask,
+        masks: run.masks.view(),
+        weights: run.weights.view(),
+    };
+    let sign = config.spatial_reference.target_sign();
+    Ok(spatial::heatmaps(samples, spatial_reference, sign, config.patch, config.surrogate.ridge_alpha)?)
 }
 
 #[cfg(test)]
@@ -1182,6 +1179,17 @@ mod tests {
         assert!(without.heatmaps.is_none());
         assert_eq!(without.explanation.timings.spatial, 0.0);
         assert_eq!(with.explanation.words, without.explanation.words, "maps do not change attributions");
+    }
+
+    #[test]
+    fn auto_maps_are_those_of_the_round_it_stops_at() {
+        let auto = run(&ExplainConfig { auto: true, samples: 8, ..pixels() }).unwrap();
+        let report = auto.explanation.budget.clone().unwrap();
+        let calls = *report.rounds.last().unwrap();
+        let fixed = run(&ExplainConfig { samples: calls, ..pixels() }).unwrap();
+        assert!(auto.heatmaps.is_some());
+        assert_eq!(auto.heatmaps, fixed.heatmaps, "stopped after {:?} ({})", report.rounds, report.stopped);
+        assert_eq!(auto.explanation.words, fixed.explanation.words);
     }
 
     #[test]

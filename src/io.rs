@@ -151,6 +151,36 @@ pub fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::rename(from, to)
 }
 
+/// `f64` fields that may be NaN: written as JSON `null`, read back as NaN.
+pub mod nan {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// NaN and infinities become `null`.
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() { s.serialize_f64(*v) } else { s.serialize_none() }
+    }
+
+    /// `null` becomes NaN.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+
+    /// The same for vectors.
+    pub mod vec {
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        /// NaN and infinities become `null`.
+        pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+            v.iter().map(|x| x.is_finite().then_some(*x)).collect::<Vec<_>>().serialize(s)
+        }
+
+        /// `null` becomes NaN.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+            Ok(Vec::<Option<f64>>::deserialize(d)?.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

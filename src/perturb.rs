@@ -100,8 +100,8 @@ pub enum Strategy {
     Exhaustive,
 }
 
-/// Number of masks over `words` words, saturating.
-fn mask_count(words: usize) -> u64 {
+/// Number of masks over `words` words (2^words), saturating at `u64::MAX`.
+pub fn mask_count(words: usize) -> u64 {
     1u64.checked_shl(words as u32).filter(|_| words < 63).unwrap_or(u64::MAX)
 }
 
@@ -250,7 +250,8 @@ fn mask_with(d: usize, kept: &[usize]) -> Vec<bool> {
     m
 }
 
-fn binomial(n: usize, k: usize) -> f64 {
+/// The binomial coefficient C(n, k) as a float (exact for the sizes masks have).
+pub fn binomial(n: usize, k: usize) -> f64 {
     (0..k).fold(1.0, |acc, i| acc * (n - i) as f64 / (i + 1) as f64)
 }
 

@@ -509,7 +509,7 @@ fn solve_spd_or_min_norm(gram: Array2<f64>, rhs: Array2<f64>, ridge: bool) -> Re
 /// Weighted R² (sklearn `r2_score(..., sample_weight=w)`, including its convention of 1.0 for
 /// a perfect fit of constant `y` and 0.0 for an imperfect one) and weighted MSE (sklearn
 /// `mean_squared_error(..., sample_weight=w)`).
-fn weighted_r2_mse(y: ArrayView1<f64>, pred: &[f64], w: ArrayView1<f64>) -> (f64, f64) {
+pub(crate) fn weighted_r2_mse(y: ArrayView1<f64>, pred: &[f64], w: ArrayView1<f64>) -> (f64, f64) {
     let sw = w.sum();
     let ybar = y.dot(&w) / sw;
     let (mut ss_res, mut ss_tot) = (0.0, 0.0);
@@ -624,6 +624,15 @@ fn identical_rows(x: ArrayView2<f64>, y: ArrayView1<f64>) -> (Vec<usize>, Vec<us
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn r2_is_one_for_a_perfect_fit_and_weighted() {
+        let r2_mse = |y: &[f64], p: &[f64], w: &[f64]| weighted_r2_mse(y.into(), p, w.into());
+        assert_eq!(r2_mse(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0], &[1.0; 3]), (1.0, 0.0));
+        let (r2, mse) = r2_mse(&[0.0, 2.0], &[1.0, 1.0], &[1.0, 3.0]);
+        assert_eq!(mse, 1.0);
+        assert!((r2 + 1.0 / 3.0).abs() < 1e-12, "weighted mean 1.5: 1 − 4/3, got {r2}");
+    }
     use ndarray::{Array1, Array2};
 
     /// Deterministic 0/1 design: row 0 all ones, then pseudo-random bits.

@@ -28,7 +28,7 @@ pub const RESAMPLES: usize = 200;
 
 /// The budgets of the rounds for `d` words and at most `max` calls.
 pub fn rounds(d: usize, max: usize) -> Vec<usize> {
-    let total = 1u64.checked_shl(d as u32).filter(|_| d < 63).unwrap_or(u64::MAX);
+    let total = crate::perturb::mask_count(d);
     let cap = (max as u64).min(total) as usize;
     let mut out = Vec::new();
     let mut b = (d + 2).min(cap).max(2);

@@ -8,8 +8,10 @@
 
 use std::collections::HashMap;
 
-use super::{Attribution, Evidence, r2_mse};
+use super::{Attribution, Evidence};
+use crate::perturb::binomial;
 use crate::surrogate::SurrogateError;
+use crate::surrogate::weighted_r2_mse;
 
 /// Which game value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,10 +31,9 @@ fn bits(row: ndarray::ArrayView1<f64>) -> u64 {
 pub fn values(v: &[f64], d: usize, value: Value) -> Vec<f64> {
     let n = 1usize << d;
     // Shapley weight of a coalition of size s not containing i: 1 / (d · C(d−1, s)).
-    let binom = |n: usize, k: usize| (0..k).fold(1.0, |a, i| a * (n - i) as f64 / (i + 1) as f64);
     let weight: Vec<f64> = (0..d)
         .map(|s| match value {
-            Value::Shapley => 1.0 / (d as f64 * binom(d - 1, s)),
+            Value::Shapley => 1.0 / (d as f64 * binomial(d - 1, s)),
             Value::Banzhaf => 0.5f64.powi(d as i32 - 1),
         })
         .collect();
@@ -63,7 +64,7 @@ pub fn attribute(ev: &Evidence<'_>, value: Value) -> Result<Attribution, Surroga
     let predictions: Vec<f64> =
         ev.masks.outer_iter().map(|r| fnull + r.iter().zip(&phi).map(|(a, b)| a * b).sum::<f64>()).collect();
     let w = vec![1.0; y.len()];
-    let (r2, mse) = r2_mse(&y, &predictions, &w);
+    let (r2, mse) = weighted_r2_mse(y.as_slice().into(), &predictions, w.as_slice().into());
     Ok(Attribution {
         intervals: phi.iter().map(|&p| (p, p)).collect(),
         p_values: vec![f64::NAN; d],

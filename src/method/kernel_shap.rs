@@ -21,8 +21,9 @@
 
 use ndarray::{Array1, Array2};
 
-use super::{Attribution, Evidence, bootstrap_rows, r2_mse};
-use crate::perturb::kernel_shap_plan;
+use super::{Attribution, Evidence, bootstrap_rows};
+use crate::perturb::{binomial, kernel_shap_plan, mask_count};
+use crate::surrogate::weighted_r2_mse;
 use crate::surrogate::{self, SurrogateConfig, SurrogateError};
 
 /// Kernel SHAP's attributions; `cfg` supplies only the bootstrap options.
@@ -39,19 +40,18 @@ pub fn attribute(ev: &Evidence<'_>, cfg: &SurrogateConfig) -> Result<Attribution
     let rows: Vec<usize> = (0..y.len()).filter(|&i| kept[i] != 0 && kept[i] != d).collect();
     let distinct: std::collections::HashSet<Vec<u8>> =
         ev.masks.outer_iter().map(|r| r.iter().map(|&v| (v > 0.5) as u8).collect()).collect();
-    let exact = (1..63).contains(&d) && distinct.len() as u64 == 1u64 << d;
+    let exact = d >= 1 && distinct.len() as u64 == mask_count(d);
 
     // Row weights: enumerated sizes get the kernel's share, drawn rows their frequency.
     let (enumerated, size_weights) = kernel_shap_plan(d, distinct.len());
     let paired = d.saturating_sub(1) / 2;
-    let binom = |n: usize, k: usize| (0..k).fold(1.0, |a, i| a * (n - i) as f64 / (i + 1) as f64);
     let mut w = vec![0.0; y.len()];
     let mut drawn = Vec::new();
     for &i in &rows {
         let s = kept[i].min(d - kept[i]);
         if s <= enumerated {
             let half = if s <= paired { 2.0 } else { 1.0 };
-            w[i] = size_weights[s - 1] / binom(d, s) / half;
+            w[i] = size_weights[s - 1] / binomial(d, s) / half;
         } else {
             w[i] = 1.0;
             drawn.push(i);
@@ -85,7 +85,7 @@ pub fn attribute(ev: &Evidence<'_>, cfg: &SurrogateConfig) -> Result<Attribution
     let predictions: Vec<f64> =
         ev.masks.outer_iter().map(|r| fnull + r.iter().zip(&phi).map(|(a, b)| a * b).sum::<f64>()).collect();
     let sub = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
-    let (r2, mse) = r2_mse(&sub(&y), &sub(&predictions), &sub(&w));
+    let (r2, mse) = weighted_r2_mse(sub(&y).as_slice().into(), &sub(&predictions), sub(&w).as_slice().into());
     Ok(Attribution {
         coefficients: phi,
         intercept: fnull,

@@ -222,29 +222,6 @@ fn gsmile(ev: &Evidence<'_>, s: &Settings) -> Result<Attribution, SurrogateError
     Ok(Attribution::from_surrogate(fit, y, w))
 }
 
-/// Weighted R² and MSE of `pred` against `y` (sklearn's `r2_score` / `mean_squared_error`
-/// with `sample_weight`; R² is 1 for a perfect fit of a constant target).
-pub(crate) fn r2_mse(y: &[f64], pred: &[f64], w: &[f64]) -> (f64, f64) {
-    let sw: f64 = w.iter().sum();
-    if sw <= 0.0 {
-        return (f64::NAN, f64::NAN);
-    }
-    let ybar = y.iter().zip(w).map(|(a, b)| a * b).sum::<f64>() / sw;
-    let (mut res, mut tot) = (0.0, 0.0);
-    for ((&yi, &pi), &wi) in y.iter().zip(pred).zip(w) {
-        res += wi * (yi - pi) * (yi - pi);
-        tot += wi * (yi - ybar) * (yi - ybar);
-    }
-    let r2 = if tot != 0.0 {
-        1.0 - res / tot
-    } else if res.abs() < 1e-30 {
-        1.0
-    } else {
-        0.0
-    };
-    (r2, res / sw)
-}
-
 /// Percentile intervals and bootstrap p-values of an estimator that is refitted on rows
 /// resampled with replacement: replicate `b` draws `rows.len()` of `rows` (ChaCha8 seeded
 /// `seed + b`) and calls `refit` with how often each row was drawn; replicates it rejects
@@ -296,13 +273,5 @@ mod tests {
         assert_eq!(Method::Lime.strategy(Strategy::Levels), Strategy::Lime);
         assert_eq!(Method::KernelShap.weighting(Weighting::MaskCosine), None);
         assert_eq!(Weighting::default(), Weighting::RemovedWords);
-    }
-
-    #[test]
-    fn r2_is_one_for_a_perfect_fit_and_weighted() {
-        assert_eq!(r2_mse(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0], &[1.0; 3]), (1.0, 0.0));
-        let (r2, mse) = r2_mse(&[0.0, 2.0], &[1.0, 1.0], &[1.0, 3.0]);
-        assert_eq!(mse, 1.0);
-        assert!((r2 + 1.0 / 3.0).abs() < 1e-12, "weighted mean 1.5: 1 − 4/3, got {r2}");
     }
 }

@@ -75,13 +75,8 @@ fn evaluate_rejects_bad_shard_and_changed_options() {
     assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
 }
 
-#[test]
-fn compare_two_editors_writes_a_slice_table() {
-    let dir = tempfile::tempdir().unwrap();
-    let twin = copy_bundle("tiny-editor", dir.path());
-    edit_manifest(&twin, "name = \"tiny-editor\"", "name = \"tiny-editor-twin\"");
-    let out = dir.path().join("cmp");
-    let cache = dir.path().join("cache");
+/// `gsmile compare` of the shipped tiny-editor and `twin` on the smoke suite, on a small budget.
+fn compare(twin: &std::path::Path, out: &std::path::Path, cache: &std::path::Path) -> std::process::Output {
     let mut args = vec![
         "compare",
         "--suite",
@@ -96,7 +91,17 @@ fn compare_two_editors_writes_a_slice_table() {
         cache.to_str().unwrap(),
     ];
     args.extend_from_slice(&BUDGET);
-    let o = gsmile(&args);
+    gsmile(&args)
+}
+
+#[test]
+fn compare_two_editors_writes_a_slice_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let twin = copy_bundle("tiny-editor", dir.path());
+    edit_manifest(&twin, "name = \"tiny-editor\"", "name = \"tiny-editor-twin\"");
+    let out = dir.path().join("cmp");
+    let cache = dir.path().join("cache");
+    let o = compare(&twin, &out, &cache);
     assert!(o.status.success(), "{}", stderr(&o));
     let md = std::fs::read_to_string(out.join("compare.md")).unwrap();
     assert!(md.contains("tiny-editor-twin") && md.contains("time_of_day"), "{md}");
@@ -114,21 +119,7 @@ fn compare_keeps_every_editor_folder_inside_out() {
     edit_manifest(&twin, "name = \"tiny-editor\"", "name = \"../../escaped\"");
     let out = dir.path().join("a").join("b").join("cmp");
     let cache = dir.path().join("cache");
-    let mut args = vec![
-        "compare",
-        "--suite",
-        "scenarios/smoke",
-        "--editor",
-        "onnx/tiny-editor",
-        "--editor",
-        twin.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--cache",
-        cache.to_str().unwrap(),
-    ];
-    args.extend_from_slice(&BUDGET);
-    let o = gsmile(&args);
+    let o = compare(&twin, &out, &cache);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!dir.path().join("a").join("escaped").exists(), "a bundle name wrote outside --out");
     assert!(

@@ -42,20 +42,16 @@ pub fn run(a: &EvaluateArgs, runtime: RuntimeOptions, quiet: bool) -> Result<()>
             "--shard splits one evaluation; a sweep of several methods or budgets runs whole. Fix: drop --shard or pass one --method and one --samples"
         );
     }
-    let mut seen = std::collections::HashSet::new();
-    if method.methods.iter().any(|m| !seen.insert(*m)) || {
-        let mut s = std::collections::HashSet::new();
-        method.samples.iter().any(|b| !s.insert(format!("{b:?}")))
-    } {
+    if repeats(&method.methods) || repeats(&method.samples) {
         bail!("--method and --samples must not repeat a value. Fix: name each method and budget once");
     }
     // One model set serves every configuration that needs the same encoders.
-    let needs_text = method.configs().iter().any(|c| c.needs().text_encoder);
-    let mut needs = method.configs()[0].needs();
-    needs.text_encoder = needs_text;
+    let configs = method.configs();
+    let mut needs = configs[0].needs();
+    needs.text_encoder = configs.iter().any(|c| c.needs().text_encoder);
     let models = Models::open(&a.models.editor.editor, &a.models.encoder.encoder, needs, &open)?;
     // Every configuration is checked before the first evaluation starts.
-    for config in method.configs() {
+    for config in configs {
         a.quality.with(config).validate(&models)?;
     }
     // The sweep's folder holds its tables beside the runs: never a folder gsmile did not make.
@@ -97,4 +93,9 @@ pub fn run(a: &EvaluateArgs, runtime: RuntimeOptions, quiet: bool) -> Result<()>
         print!("{}", summary.table());
     }
     Ok(())
+}
+
+/// Whether any value of `values` occurs twice.
+fn repeats<T: PartialEq>(values: &[T]) -> bool {
+    (1..values.len()).any(|i| values[..i].contains(&values[i]))
 }
