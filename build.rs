@@ -12,6 +12,11 @@ use std::process::Command;
 
 const ORT_VERSION: &str = "1.31.1";
 
+/// The modification time given to the unpacked library (2001-09-09), older than any build.
+fn unpacked_stamp() -> std::time::SystemTime {
+    std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000)
+}
+
 /// The PyPI package that carries the runtime: the CUDA build with the `cuda` feature.
 fn package() -> &'static str {
     if env::var_os("CARGO_FEATURE_CUDA").is_some() { "onnxruntime-gpu" } else { "onnxruntime" }
@@ -32,6 +37,11 @@ fn main() {
     let dest = target_dir.join(format!("{}-{ORT_VERSION}", package()));
     match fetch(&dest) {
         Ok(lib) => {
+            // Cargo reruns this script when a watched file is newer than the script's last
+            // run. The library unpacked here is stamped with the time of unpacking, which is
+            // after the run began, so gsmile would rebuild on every build. An old fixed stamp
+            // keeps it fresh; a library replaced by hand is newer again and reruns the script.
+            let _ = std::fs::File::options().write(true).open(&lib).and_then(|f| f.set_modified(unpacked_stamp()));
             println!("cargo:rerun-if-changed={}", lib.display());
             println!("cargo:rustc-env=GSMILE_ORT_DYLIB={}", lib.display());
         }

@@ -63,7 +63,7 @@ fn main() {
             instruction,
             &models,
             config,
-            &RunOptions { max_batch: 32, cache },
+            &RunOptions { max_batch: 32, cache, ..RunOptions::default() },
             &NoProgress,
         )
         .unwrap();

@@ -64,7 +64,7 @@ fn root() -> PathBuf {
 
 fn measure(s: &gsmile::scenario::Scenario, models: &Models, key: &str) -> anyhow::Result<Table> {
     let config = ExplainConfig { weighting: Weighting::TextWasserstein, ..ExplainConfig::default() };
-    let run = RunOptions { max_batch: 64, cache: None };
+    let run = RunOptions { max_batch: 64, ..RunOptions::default() };
     let words = perturb::split_words(&s.instruction);
     let d = words.len();
     let image = gsmile::imaging::load_rgb(&s.image)?;
@@ -155,7 +155,7 @@ fn spot_check(t: &Table, s: &gsmile::scenario::Scenario, models: &Models) -> any
         return Ok(false);
     }
     let config = ExplainConfig::default();
-    let run = RunOptions { max_batch: 8, cache: None };
+    let run = RunOptions { max_batch: 8, ..RunOptions::default() };
     let words = perturb::split_words(&s.instruction);
     let image = gsmile::imaging::load_rgb(&s.image)?;
     let m = Measurer::new(&image, models, &config, &run);
@@ -179,7 +179,7 @@ fn texts_w1(t: &Table, s: &gsmile::scenario::Scenario, models: &Models) -> anyho
         texts[t.of[b]] = perturb::render(&s.instruction, &words, &mask, None);
     }
     let config = ExplainConfig { weighting: Weighting::TextWasserstein, ..ExplainConfig::default() };
-    let run = RunOptions { max_batch: 64, cache: None };
+    let run = RunOptions { max_batch: 64, ..RunOptions::default() };
     let image = gsmile::imaging::load_rgb(&s.image)?;
     let m = Measurer::new(&image, models, &config, &run);
     text_distances(&m, &texts, t.of[(1 << d) - 1])

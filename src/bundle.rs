@@ -484,9 +484,25 @@ impl Bundle {
             .unwrap_or(0)
     }
 
-    /// SHA-256 over the bundle's files (relative paths and contents, sorted): the model's identity in caches and reports.
+    /// SHA-256 over the bundle's files (relative paths and contents, sorted), and over every
+    /// file its manifest names outside its folder (an absolute or `../` path): the model's
+    /// identity in caches and reports, so no file it runs on can change without changing it.
     pub fn content_hash(&self) -> Result<String, BundleError> {
         self.content_hash_memo(None)
+    }
+
+    /// The files (or tokenizer folders) the manifest names, relative to the bundle.
+    fn named_files(&self) -> Vec<&Path> {
+        let m = &self.manifest;
+        let mut named = vec![m.tokenizer.file.as_path()];
+        if let Some(e) = &m.editor {
+            named.push(&e.file);
+        }
+        if let Some(c) = &m.clip {
+            named.extend([c.image_file.as_path(), c.text_file.as_path()]);
+            named.extend(c.preprocessor.as_deref());
+        }
+        named
     }
 
     /// [`Bundle::content_hash`], remembering large files' hashes in `memo_dir` (see [`crate::cache::file_sha256_memo`]).
@@ -501,6 +517,20 @@ impl Bundle {
             let name = f.strip_prefix(&self.dir).unwrap_or(f).to_string_lossy().into_owned();
             parts.push(name.into_bytes());
             parts.push(crate::cache::file_sha256_memo(f, memo_dir).map_err(err)?.into_bytes());
+        }
+        // Files named outside the folder, each under its resolved path (what the graphs
+        // load); folders inside were hashed above.
+        let inside = std::fs::canonicalize(&self.dir).map_err(err)?;
+        for rel in self.named_files() {
+            let Ok(path) = std::fs::canonicalize(self.file(rel)) else { continue };
+            if path.starts_with(&inside) {
+                continue;
+            }
+            let outside = if path.is_dir() { files_under(&path).map_err(err)? } else { vec![path.clone()] };
+            for f in outside {
+                parts.push(format!("outside:{}", f.display()).into_bytes());
+                parts.push(crate::cache::file_sha256_memo(&f, memo_dir).map_err(err)?.into_bytes());
+            }
         }
         let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
         Ok(crate::cache::key(&refs))

@@ -193,15 +193,14 @@ pub enum DistanceError {
         space: &'static str,
     },
     /// The distance is undefined for these values (NaN input, or a zero vector for cosine).
-    #[error(
-        "metric `{metric}` is undefined here: {reason}; check the model outputs for NaN, \
-         or use `wasserstein` or `ks`"
-    )]
+    #[error("metric `{metric}` is undefined here: {reason}. Fix: {fix}")]
     Undefined {
         /// The metric that was asked for.
         metric: Metric,
         /// What made it undefined.
         reason: &'static str,
+        /// What to do about it (never the metric that just failed).
+        fix: &'static str,
     },
 }
 
@@ -366,9 +365,15 @@ pub fn between_images(metric: Metric, a: ArrayView3<f32>, b: ArrayView3<f32>, se
 
 fn check_defined(metric: Metric, d: f64) -> Result<f64, DistanceError> {
     if d.is_nan() {
-        let reason =
-            if metric == Metric::Cosine { "an output is all zeros or contains NaN" } else { "an output contains NaN" };
-        Err(DistanceError::Undefined { metric, reason })
+        // Model outputs are checked for NaN as they are read, so a NaN here came from the
+        // caller's arrays; cosine is also undefined for an all-zero vector, which the other
+        // metrics handle.
+        let (reason, fix) = if metric == Metric::Cosine {
+            ("an output is all zeros or contains NaN", "use `wasserstein` or `ks`, which are defined for a zero output")
+        } else {
+            ("an output contains NaN", "check the editor's and encoder's outputs; no metric is defined on NaN")
+        };
+        Err(DistanceError::Undefined { metric, reason, fix })
     } else {
         Ok(d)
     }

@@ -286,6 +286,10 @@ impl Progress for NoProgress {
     fn finish(&self) {}
 }
 
+/// The most editor calls one explanation may ask for: far beyond where attributions settle
+/// (a few hundred calls), and low enough that its masks and bookkeeping stay small.
+pub const MAX_SAMPLES: usize = 100_000;
+
 /// Settings that change speed and memory but never the numbers.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -293,11 +297,14 @@ pub struct RunOptions {
     pub max_batch: usize,
     /// Cache of edits and embeddings; `None` disables caching.
     pub cache: Option<ArrayCache>,
+    /// Most pixels of an image the run reads from a file (scenario images); see
+    /// [`imaging::DEFAULT_MAX_PIXELS`].
+    pub max_pixels: u64,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { max_batch: 32, cache: None }
+        RunOptions { max_batch: 32, cache: None, max_pixels: imaging::DEFAULT_MAX_PIXELS }
     }
 }
 
@@ -454,6 +461,15 @@ impl ExplainConfig {
         if self.patch == 0 {
             return bad("patch", "`patch` must be at least 1".into());
         }
+        if self.samples > MAX_SAMPLES {
+            return bad(
+                "samples",
+                format!(
+                    "`samples` is {}, more than the {MAX_SAMPLES} editor calls gsmile allows for one explanation (its masks, edits and bootstrap grow with it). Fix: ask for at most {MAX_SAMPLES}; `samples = auto` stops earlier on its own",
+                    self.samples
+                ),
+            );
+        }
         if let Some(a) = self.surrogate.ridge_alpha
             && !(a.is_finite() && a >= 0.0)
         {
@@ -553,7 +569,7 @@ impl<'m> Measurer<'m> {
                     let i = missing[start + k];
                     out.index_axis_mut(Axis(0), i).assign(&e);
                     if let Some(cache) = &self.run.cache {
-                        cache.put(&keys[i], &e.to_owned().into_dyn())?;
+                        cache.put(&keys[i], &e.to_owned().into_dyn());
                     }
                 }
                 self.edits_run.fetch_add(edited.dim().0, Ordering::Relaxed);
@@ -660,7 +676,7 @@ fn cached_rows(
         for (k, &i) in missing.iter().enumerate() {
             out.row_mut(i).assign(&emb.row(k));
             if let Some(c) = &run.cache {
-                c.put(&keys[i], &emb.row(k).to_owned().into_dyn())?;
+                c.put(&keys[i], &emb.row(k).to_owned().into_dyn());
             }
         }
     }

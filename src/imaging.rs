@@ -7,18 +7,49 @@ use image::{ImageFormat, Rgb32FImage, RgbImage, imageops::FilterType};
 use ndarray::{Array3, Array4, ArrayView3, ArrayView4, Axis};
 
 use crate::bundle::ImageSpec;
-use crate::io::{OutputError, write_atomic};
+use crate::io::{OutputError, write_atomic_as};
+
+/// The most pixels an input image may have unless the user raises the limit
+/// (`--max-pixels`): 50 megapixels, e.g. 8660 × 5773. Checked from the file's header before
+/// anything is decoded, so a tiny file that claims a huge image allocates nothing.
+pub const DEFAULT_MAX_PIXELS: u64 = 50_000_000;
 
 /// An image that cannot be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    /// The file could not be opened or decoded.
-    #[error("{path}: cannot read image: {message}. Fix: pass a PNG or JPEG file")]
+    /// The file does not exist or cannot be opened.
+    #[error("{path}: cannot open image: {message}. Fix: check the path")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// What the system said.
+        message: String,
+    },
+    /// The file could not be decoded.
+    #[error(
+        "{path}: cannot read image: {message}. Fix: pass a complete PNG or JPEG file (re-export it if it was cut short)"
+    )]
     Read {
         /// The file.
         path: PathBuf,
         /// What the decoder said.
         message: String,
+    },
+    /// The header promises more pixels than the limit allows.
+    #[error(
+        "{path}: the image is {width}×{height} pixels, more than the limit of {max} pixels. Fix: scale it down, or raise the limit with --max-pixels {needed}"
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Width from the header.
+        width: u32,
+        /// Height from the header.
+        height: u32,
+        /// The limit in force.
+        max: u64,
+        /// The limit that would admit this image.
+        needed: u64,
     },
     /// The output file name has an extension gsmile cannot write.
     #[error("{path}: cannot write this image format. Fix: end the file name with .png or .jpg")]
@@ -31,13 +62,58 @@ pub enum ImageError {
     Write(#[from] OutputError),
 }
 
-/// Reads a PNG or JPEG file as 8-bit RGB, whatever its extension says.
+/// Reads a PNG or JPEG file as 8-bit RGB, whatever its extension says, refusing images of
+/// more than [`DEFAULT_MAX_PIXELS`] pixels ([`load_rgb_limited`]).
 pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageError> {
+    load_rgb_limited(path, DEFAULT_MAX_PIXELS)
+}
+
+/// Reads a PNG or JPEG file as 8-bit RGB, refusing images of more than `max_pixels`
+/// pixels before decoding them.
+///
+/// A file that ends early or is corrupt is an error: a JPEG decodes in strict mode, where a
+/// lenient decoder would fill what is missing with grey and an explanation of it would be
+/// silently wrong.
+pub fn load_rgb_limited(path: &Path, max_pixels: u64) -> Result<RgbImage, ImageError> {
     let err = |message: String| ImageError::Read { path: path.to_path_buf(), message };
-    let reader = image::ImageReader::open(path).map_err(|e| err(e.to_string()))?;
-    let reader = reader.with_guessed_format().map_err(|e| err(e.to_string()))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| ImageError::Open { path: path.to_path_buf(), message: e.to_string() })?;
+    let reader = image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
+        .with_guessed_format()
+        .map_err(|e| err(e.to_string()))?;
+    let format = reader.format();
+    let (width, height) = reader.into_dimensions().map_err(|e| err(e.to_string()))?;
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > max_pixels {
+        return Err(ImageError::TooLarge { path: path.to_path_buf(), width, height, max: max_pixels, needed: pixels });
+    }
+    if format == Some(ImageFormat::Jpeg) {
+        return decode_jpeg_strict(&bytes).map_err(err);
+    }
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
+        .with_guessed_format()
+        .map_err(|e| err(e.to_string()))?;
+    // The pixel limit above is the one that matters; image's default allocation cap (512 MiB)
+    // would refuse large images the limit admits.
+    reader.no_limits();
     let img = reader.decode().map_err(|e| err(e.to_string()))?;
     Ok(img.to_rgb8())
+}
+
+/// Decodes a JPEG as 8-bit RGB with zune-jpeg's strict mode, which fails on a file that
+/// ends before its last scan instead of padding the picture.
+fn decode_jpeg_strict(bytes: &[u8]) -> Result<RgbImage, String> {
+    use zune_core::{bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions};
+    let options = DecoderOptions::default()
+        .set_strict_mode(true)
+        .jpeg_set_out_colorspace(ColorSpace::RGB)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    let pixels = decoder.decode().map_err(|e| format!("{e:?}"))?;
+    let (w, h) = decoder.dimensions().ok_or("the JPEG has no frame header")?;
+    let (w, h) = (u32::try_from(w).map_err(|e| e.to_string())?, u32::try_from(h).map_err(|e| e.to_string())?);
+    RgbImage::from_raw(w, h, pixels).ok_or_else(|| "the JPEG decoder returned too few pixels".to_string())
 }
 
 /// The format an output path asks for, or an error naming the path.
@@ -50,10 +126,16 @@ pub fn output_format(path: &Path) -> Result<ImageFormat, ImageError> {
 
 /// Writes an image atomically, in the format its extension names.
 pub fn save_rgb(img: &RgbImage, path: &Path) -> Result<(), ImageError> {
+    save_rgb_as(img, path, true)
+}
+
+/// [`save_rgb`], which with `replace = false` never replaces a file at `path`, not even one
+/// that appeared while the image was encoded.
+pub fn save_rgb_as(img: &RgbImage, path: &Path, replace: bool) -> Result<(), ImageError> {
     let format = output_format(path)?;
     let mut bytes = std::io::Cursor::new(Vec::new());
     img.write_to(&mut bytes, format).map_err(|_| ImageError::UnsupportedOutput { path: path.to_path_buf() })?;
-    write_atomic(path, |f| std::io::Write::write_all(f, bytes.get_ref()))?;
+    write_atomic_as(path, replace, |f| std::io::Write::write_all(f, bytes.get_ref()))?;
     Ok(())
 }
 

@@ -19,6 +19,16 @@ pub fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<(), OutputError> {
+    write_atomic_as(path, true, fill)
+}
+
+/// [`write_atomic`], which with `replace = false` fails (`ErrorKind::AlreadyExists`)
+/// instead of replacing a file that is at `path` when the new one is complete.
+pub fn write_atomic_as(
+    path: &Path,
+    replace: bool,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<(), OutputError> {
     let err = |source| OutputError { path: path.to_path_buf(), source };
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -32,7 +42,11 @@ pub fn write_atomic(
     let mut tmp = builder.tempfile_in(dir).map_err(err)?;
     fill(tmp.as_file_mut()).map_err(err)?;
     tmp.as_file_mut().flush().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
+    if replace {
+        tmp.persist(path).map_err(|e| err(e.error))?;
+    } else {
+        tmp.persist_noclobber(path).map_err(|e| err(e.error))?;
+    }
     Ok(())
 }
 
@@ -151,6 +165,45 @@ pub fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::rename(from, to)
 }
 
+/// A hidden working folder next to `out` (`.NAME.KIND-PID-XXXXXX`), for output that appears
+/// at `out` only by a final rename. The PID in its name lets a later run tell the folder of
+/// a killed run from one in use ([`remove_stale_work_dirs`]). Deleted when dropped.
+pub fn work_dir(parent: &Path, name: &str, kind: &str) -> std::io::Result<tempfile::TempDir> {
+    tempfile::Builder::new().prefix(&format!(".{name}.{kind}-{}-", std::process::id())).tempdir_in(parent)
+}
+
+/// Removes the [`work_dir`]s of `kind` for `name` under `parent` left by runs that were
+/// killed (their process is gone), returning how many were removed. A folder whose
+/// process may still run, or whose name gsmile did not make, is left alone; on systems
+/// where gsmile cannot tell whether a process runs, nothing is removed.
+pub fn remove_stale_work_dirs(parent: &Path, name: &str, kind: &str) -> usize {
+    let prefix = format!(".{name}.{kind}-");
+    let Ok(entries) = std::fs::read_dir(parent) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
+        let Some((pid, suffix)) = rest.split_once('-') else { continue };
+        let Ok(pid) = pid.parse::<u32>() else { continue };
+        if suffix.is_empty() || pid == std::process::id() || !process_is_gone(pid) {
+            continue;
+        }
+        if entry.file_type().is_ok_and(|t| t.is_dir()) && std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Whether no process `pid` runs (known on Linux from `/proc`; elsewhere assumed running).
+fn process_is_gone(pid: u32) -> bool {
+    if cfg!(target_os = "linux") && Path::new("/proc/self").exists() {
+        !Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        false
+    }
+}
+
 /// `f64` fields that may be NaN: written as JSON `null`, read back as NaN.
 pub mod nan {
     use serde::{Deserialize, Deserializer, Serializer};
@@ -238,6 +291,29 @@ mod tests {
         let c = dir.path().join("c");
         rename_no_replace(&a, &c).unwrap();
         assert!(c.is_dir() && !a.exists());
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn only_work_folders_of_killed_runs_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = work_dir(dir.path(), "out", "partial").unwrap();
+        // No process has a PID this large on Linux (pid_max is at most 2^22).
+        let dead = [".out.partial-4000000000-abc123", ".out.old-4000000000-x"];
+        let kept = [".out.partial-junk", ".other.partial-4000000000-abc", ".out.partial-4000000000-", "out"];
+        for name in dead.iter().chain(&kept) {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+            std::fs::write(dir.path().join(name).join("f"), b"x").unwrap();
+        }
+        assert_eq!(remove_stale_work_dirs(dir.path(), "out", "partial"), 1);
+        assert_eq!(remove_stale_work_dirs(dir.path(), "out", "old"), 1);
+        for name in dead {
+            assert!(!dir.path().join(name).exists(), "{name}");
+        }
+        for name in kept {
+            assert!(dir.path().join(name).join("f").exists(), "{name}");
+        }
+        assert!(mine.path().is_dir(), "a running process's folder stays");
     }
 
     #[test]

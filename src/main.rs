@@ -5,29 +5,34 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gsmile::runtime::RuntimeOptions;
 
 use cli::args::{Cli, Command};
 use cli::commands;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = RuntimeOptions { threads: cli.global.threads };
-    let quiet = cli.global.quiet;
+    let g = &cli.global;
+    let quiet = g.quiet;
     let result = match &cli.command {
-        Command::Explain(a) => commands::explain::run(a, runtime, quiet),
-        Command::Evaluate(a) => commands::evaluate::run(a, runtime, quiet),
+        Command::Explain(a) => commands::explain::run(a, g),
+        Command::Evaluate(a) => commands::evaluate::run(a, g),
         Command::Merge(a) => commands::merge::run(a, quiet),
-        Command::Compare(a) => commands::compare::run(a, runtime, quiet),
-        Command::Edit(a) => commands::edit::run(a, runtime, quiet),
-        Command::Embed(a) => commands::embed::run(a, runtime),
-        Command::Models(a) => commands::models::run(a, runtime),
+        Command::Compare(a) => commands::compare::run(a, g),
+        Command::Edit(a) => commands::edit::run(a, g),
+        Command::Embed(a) => commands::embed::run(a, g),
+        Command::Models(a) => commands::models::run(a, g.runtime()),
+        Command::Cache(a) => commands::cache::run(a),
     };
     cli::progress::warn_fallbacks(quiet);
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if cli::stdout::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", cli::settings::error_message(&e));
+            // Messages quote what the user typed; its control characters must not reach the
+            // terminal raw (newlines between a message's lines are kept).
+            let message = cli::settings::error_message(&e);
+            let lines: Vec<String> = message.lines().map(gsmile::render::escape_control).collect();
+            eprintln!("error: {}", lines.join("\n"));
             ExitCode::FAILURE
         }
     }

@@ -18,10 +18,31 @@ use crate::{Error, Result, imaging, spatial};
 /// Most samples shown on the contact sheet.
 pub const CONTACT_SHEET_MAX: usize = 48;
 
-/// A file name for word `k`: `NN-word.png` with anything but letters and digits replaced.
+/// Most characters of a word in its overlay's file name: at most 4 bytes each, so with the
+/// `NN-` prefix and `.png` a name stays far below the 255 bytes file systems allow.
+const NAME_CHARS: usize = 48;
+
+/// Longest side, in pixels, of the pictures in an explanation folder: the input is shown
+/// scaled down to it, so rendering time and memory are bounded whatever the input's size.
+pub const MAX_DISPLAY_SIDE: u32 = 1024;
+
+/// A file name for word `k`: `NN-word.png` with anything but letters and digits replaced
+/// and the word cut to 48 characters (the word's number keeps names unique).
 pub fn overlay_name(k: usize, word: &str) -> String {
-    let clean: String = word.chars().map(|c| if c.is_alphanumeric() { c } else { '_' }).collect();
+    let clean: String = word.chars().take(NAME_CHARS).map(|c| if c.is_alphanumeric() { c } else { '_' }).collect();
     format!("{:02}-{clean}.png", k + 1)
+}
+
+/// `image` scaled down (keeping its aspect, at least one pixel a side) so that neither side
+/// exceeds [`MAX_DISPLAY_SIDE`]; smaller images are returned as they are.
+pub fn display_image(image: &RgbImage) -> std::borrow::Cow<'_, RgbImage> {
+    let (w, h) = image.dimensions();
+    let long = w.max(h);
+    if long <= MAX_DISPLAY_SIDE {
+        return std::borrow::Cow::Borrowed(image);
+    }
+    let scale = |side: u32| ((u64::from(side) * u64::from(MAX_DISPLAY_SIDE)).div_ceil(u64::from(long)) as u32).max(1);
+    std::borrow::Cow::Owned(image::imageops::resize(image, scale(w), scale(h), image::imageops::FilterType::Triangle))
 }
 
 /// Fails, before any work is done, if `out` exists and `force` is not set, or if it is
@@ -34,61 +55,98 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |source| OutputError { path: path.to_path_buf(), source }.into()
 }
 
-/// Renders and writes every output of `run` into the folder `out`, replacing it atomically.
-///
-/// `image` is the original input picture; heatmaps are upsampled to its size.
+/// Renders and writes every output of `run` into the folder `out`, replacing it atomically
+/// ([`Staging::begin`] then [`Staging::finish`]).
 pub fn write_explanation(run: &ExplainRun, image: &RgbImage, out: &Path, force: bool) -> Result<()> {
-    check_target(out, force)?;
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).map_err(io_err(&parent))?;
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "explanation".into());
-    let staging =
-        tempfile::Builder::new().prefix(&format!(".{name}.partial-")).tempdir_in(&parent).map_err(io_err(&parent))?;
-    fill(run, image, staging.path())?;
-    crate::io::write_owner_marker(staging.path(), "explain")?;
-    // Checked again: the folder may have changed while the explanation ran.
-    check_target(out, force)?;
-    let appeared = |e: std::io::Error| -> Error {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            Error::InvalidInput(format!(
-                "{} appeared while this run worked (another run or a user made it); it was left as it is and this run's output is discarded. Fix: choose another --out, or pass --force to replace a gsmile folder",
-                out.display()
-            ))
-        } else {
-            OutputError { path: out.to_path_buf(), source: e }.into()
+    Staging::begin(out, force)?.finish(run, image)
+}
+
+/// An explanation folder being written: a hidden sibling of `out` that becomes `out` by one
+/// rename when it is complete. Begun before the expensive work, so everything that can
+/// fail about the output (an existing `--out`, a parent that cannot be created or written)
+/// fails first; dropped unfinished, it leaves nothing behind.
+#[derive(Debug)]
+pub struct Staging {
+    out: PathBuf,
+    parent: PathBuf,
+    name: String,
+    force: bool,
+    dir: tempfile::TempDir,
+}
+
+impl Staging {
+    /// Checks `out` may be written ([`check_target`]), creates its parent, removes the
+    /// staging folders that killed runs into the same `out` left behind, and makes this
+    /// run's own.
+    pub fn begin(out: &Path, force: bool) -> Result<Staging> {
+        check_target(out, force)?;
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).map_err(io_err(&parent))?;
+        let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "explanation".into());
+        for kind in ["partial", "old"] {
+            crate::io::remove_stale_work_dirs(&parent, &name, kind);
         }
-    };
-    if std::fs::symlink_metadata(out).is_ok() {
-        // Only a folder gsmile wrote (or an empty one) gets here, and only with --force.
-        let old =
-            tempfile::Builder::new().prefix(&format!(".{name}.old-")).tempdir_in(&parent).map_err(io_err(&parent))?;
-        let old_path = old.path().join("previous");
-        std::fs::rename(out, &old_path).map_err(io_err(out))?;
-        if let Err(e) = crate::io::rename_no_replace(staging.path(), out) {
-            // Put the previous output back; if something took its place meanwhile, keep it
-            // where it is and say where.
-            if crate::io::rename_no_replace(&old_path, out).is_err() {
-                let kept = old.keep();
-                return Err(Error::InvalidInput(format!(
-                    "{}: {}; the previous output is kept in {}",
-                    out.display(),
-                    appeared(e),
-                    kept.display()
-                )));
-            }
-            return Err(appeared(e));
-        }
-        // Dropping the guard removes the previous output.
-        drop(old);
-    } else {
-        crate::io::rename_no_replace(staging.path(), out).map_err(appeared)?;
+        let dir = crate::io::work_dir(&parent, &name, "partial").map_err(io_err(&parent))?;
+        Ok(Staging { out: out.to_path_buf(), parent, name, force, dir })
     }
-    // The staging folder now lives at `out`; don't let its guard delete it.
-    std::mem::forget(staging);
-    Ok(())
+
+    /// The folder being written.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Renders every output of `run` into the staging folder and renames it to `out`.
+    ///
+    /// `image` is the original input picture; the pictures show it at most
+    /// [`MAX_DISPLAY_SIDE`] pixels on a side, with heat maps upsampled to that size.
+    pub fn finish(self, run: &ExplainRun, image: &RgbImage) -> Result<()> {
+        let Staging { out, parent, name, force, dir: staging } = self;
+        let out = out.as_path();
+        fill(run, &display_image(image), staging.path())?;
+        crate::io::write_owner_marker(staging.path(), "explain")?;
+        // Checked again: the folder may have changed while the explanation ran.
+        check_target(out, force)?;
+        let appeared = |e: std::io::Error| -> Error {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::InvalidInput(format!(
+                    "{} appeared while this run worked (another run or a user made it); it was left as it is and this run's output is discarded. Fix: choose another --out, or pass --force to replace a gsmile folder",
+                    out.display()
+                ))
+            } else {
+                OutputError { path: out.to_path_buf(), source: e }.into()
+            }
+        };
+        if std::fs::symlink_metadata(out).is_ok() {
+            // Only a folder gsmile wrote (or an empty one) gets here, and only with --force.
+            let old = crate::io::work_dir(&parent, &name, "old").map_err(io_err(&parent))?;
+            let old_path = old.path().join("previous");
+            std::fs::rename(out, &old_path).map_err(io_err(out))?;
+            if let Err(e) = crate::io::rename_no_replace(staging.path(), out) {
+                // Put the previous output back; if something took its place meanwhile, keep it
+                // where it is and say where.
+                if crate::io::rename_no_replace(&old_path, out).is_err() {
+                    let kept = old.keep();
+                    return Err(Error::InvalidInput(format!(
+                        "{}: {}; the previous output is kept in {}",
+                        out.display(),
+                        appeared(e),
+                        kept.display()
+                    )));
+                }
+                return Err(appeared(e));
+            }
+            // Dropping the guard removes the previous output.
+            drop(old);
+        } else {
+            crate::io::rename_no_replace(staging.path(), out).map_err(appeared)?;
+        }
+        // The staging folder now lives at `out`; don't let its guard delete it.
+        let _ = staging.keep();
+        Ok(())
+    }
 }
 
 /// Writes one file of the staging folder. The folder only becomes visible by the final

@@ -474,11 +474,30 @@ pub fn read_f32<D: ndarray::Dimension>(
 pub fn read_f32_dyn(outputs: &ort::session::SessionOutputs<'_>, name: &str) -> Result<(Vec<usize>, Vec<f32>), String> {
     let value = outputs.get(name).ok_or_else(|| format!("no output `{name}`"))?;
     let dims = |shape: &ort::value::Shape| shape.iter().map(|&d| d.max(0) as usize).collect::<Vec<usize>>();
-    if let Ok((shape, data)) = value.try_extract_tensor::<f32>() {
-        return Ok((dims(shape), data.to_vec()));
+    let (shape, data) = if let Ok((shape, data)) = value.try_extract_tensor::<f32>() {
+        (dims(shape), data.to_vec())
+    } else {
+        let (shape, data) = value.try_extract_tensor::<half::f16>().map_err(|e| format!("output `{name}`: {e}"))?;
+        (dims(shape), data.iter().map(|x| x.to_f32()).collect())
+    };
+    check_finite(name, &data)?;
+    Ok((shape, data))
+}
+
+/// Fails if a model output holds NaN or an infinity: no later stage can give a meaningful
+/// answer from it, and caught here the error names the model that produced it.
+fn check_finite(name: &str, data: &[f32]) -> Result<(), String> {
+    let bad = data.iter().filter(|v| !v.is_finite()).count();
+    if bad == 0 {
+        return Ok(());
     }
-    let (shape, data) = value.try_extract_tensor::<half::f16>().map_err(|e| format!("output `{name}`: {e}"))?;
-    Ok((dims(shape), data.iter().map(|x| x.to_f32()).collect()))
+    let first = data.iter().position(|v| !v.is_finite()).unwrap_or(0);
+    Err(format!(
+        "output `{name}` holds {bad} NaN or infinite values of {} (the first at flat index {first}, {}); \
+         the model is broken or overflows on this input (a float16 export overflows where float32 does not)",
+        data.len(),
+        data[first]
+    ))
 }
 
 /// Why sessions fell back from an accelerator to the CPU, reported once per process.

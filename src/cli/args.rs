@@ -24,12 +24,34 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Args)]
 pub struct Global {
-    /// ONNX Runtime intra-op threads per model (0 = all cores).
-    #[arg(long, global = true, default_value_t = 0, value_name = "N")]
+    /// ONNX Runtime intra-op threads per model (0 = all cores; at most 1024).
+    #[arg(long, global = true, default_value_t = 0, value_name = "N", value_parser = bounded::<0, MAX_THREADS>)]
     pub threads: usize,
+    /// Most pixels an input image may have; larger ones are refused before they are decoded.
+    #[arg(long, global = true, default_value_t = gsmile::imaging::DEFAULT_MAX_PIXELS, value_name = "N")]
+    pub max_pixels: u64,
     /// Print nothing but errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+}
+
+impl Global {
+    /// The ONNX Runtime options these flags ask for.
+    pub fn runtime(&self) -> gsmile::runtime::RuntimeOptions {
+        gsmile::runtime::RuntimeOptions { threads: self.threads }
+    }
+}
+
+/// Most `--threads`: beyond the cores of any machine gsmile runs on; more only costs memory.
+const MAX_THREADS: usize = 1024;
+
+/// Most `--max-batch`: a batch's images are held in memory together.
+const MAX_BATCH: usize = 4096;
+
+/// Parses a whole number in `LOW..=HIGH`, saying the range when it is outside.
+fn bounded<const LOW: usize, const HIGH: usize>(s: &str) -> Result<usize, String> {
+    let n: usize = s.trim().parse().map_err(|_| format!("{s:?} is not a whole number"))?;
+    if (LOW..=HIGH).contains(&n) { Ok(n) } else { Err(format!("{n} is outside {LOW}..={HIGH}")) }
 }
 
 /// The commands; each runs from its own file in `commands/`.
@@ -67,6 +89,12 @@ pub enum Command {
     Embed(EmbedArgs),
     /// List model bundles with their contracts, checking each against its ONNX graphs.
     Models(ModelsArgs),
+    /// Look after a cache folder kept across runs: its size, damaged entries, old entries.
+    ///
+    /// Only files named as cache entries are ever read or removed.
+    ///
+    /// Example: gsmile cache prune --older-than 30d
+    Cache(CacheArgs),
 }
 
 /// `--editor`: the editor bundle.
@@ -122,7 +150,7 @@ pub struct InputArgs {
 #[derive(Args)]
 pub struct RunArgs {
     /// Most images per editor call; for diffusion editors, most UNet rows per call (samples × 3 guidance branches).
-    #[arg(long, default_value_t = 32, value_name = "N")]
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = bounded::<1, MAX_BATCH>)]
     pub max_batch: usize,
     /// Cache folder for edits and embeddings.
     #[arg(long, default_value = "outputs/.cache", value_name = "DIR")]
@@ -145,10 +173,12 @@ pub enum Samples {
 fn samples_spec(s: &str) -> Result<Samples, String> {
     match s.trim() {
         "auto" => Ok(Samples::Auto),
-        n => n
-            .parse()
-            .map(Samples::Fixed)
-            .map_err(|_| format!("{n:?} is not a number of samples or `auto`; e.g. 64, auto or 16,32,64")),
+        n => n.parse().ok().filter(|&n| n <= gsmile::explain::MAX_SAMPLES).map(Samples::Fixed).ok_or_else(|| {
+            format!(
+                "{n:?} is not a number of samples up to {} or `auto`; e.g. 64, auto or 16,32,64",
+                gsmile::explain::MAX_SAMPLES
+            )
+        }),
     }
 }
 
@@ -192,7 +222,7 @@ pub struct MethodArgs {
     #[arg(long = "samples", default_value = "64", value_parser = samples_spec, value_delimiter = ',', value_name = "N|auto")]
     pub samples: Vec<Samples>,
     /// The most editor calls `--samples auto` may spend.
-    #[arg(long, default_value_t = 128, value_name = "N")]
+    #[arg(long, default_value_t = 128, value_name = "N", value_parser = bounded::<1, { gsmile::explain::MAX_SAMPLES }>)]
     pub max_samples: usize,
     /// Seed of the masks and the bootstrap; equal seeds give equal results.
     #[arg(long, default_value_t = 0, value_name = "S")]
@@ -340,9 +370,12 @@ pub struct EditArgs {
     /// The editor bundle.
     #[command(flatten)]
     pub editor: EditorArg,
-    /// Output image (.png or .jpg); written atomically.
+    /// Output image (.png or .jpg); written atomically, its folder created if needed.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    pub force: bool,
     /// Keep the editor's own resolution instead of resizing back to the input's size.
     #[arg(long)]
     pub model_size: bool,
@@ -377,4 +410,51 @@ pub struct ModelsArgs {
     /// Bundle folders, or folders holding bundles.
     #[arg(value_name = "DIR", default_value = "onnx")]
     pub paths: Vec<PathBuf>,
+}
+
+/// `gsmile cache`.
+#[derive(Args)]
+pub struct CacheArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub action: CacheAction,
+    /// The cache folder (the --cache of explain, evaluate and compare).
+    #[arg(long, global = true, default_value = "outputs/.cache", value_name = "DIR")]
+    pub cache: PathBuf,
+}
+
+/// The `gsmile cache` actions.
+#[derive(Subcommand)]
+pub enum CacheAction {
+    /// Count the entries, their size and ages.
+    Stats,
+    /// Read every entry and check its checksum; list (or --remove) the damaged ones.
+    Verify {
+        /// Delete damaged entries (they would be recomputed on their next use anyway).
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Remove entries not used (read or written) for a while.
+    Prune {
+        /// Age to remove beyond, e.g. 30d, 12h, 2w, 90m.
+        #[arg(long, value_name = "AGE", value_parser = age)]
+        older_than: std::time::Duration,
+    },
+}
+
+/// Parses an age such as `30d`, `12h`, `2w`, `90m` or `45s`.
+fn age(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not an age; e.g. 30d, 12h, 2w"))?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => return Err(format!("{s:?} needs a unit: s, m, h, d or w; e.g. 30d")),
+    };
+    n.checked_mul(secs).map(std::time::Duration::from_secs).ok_or_else(|| format!("{s:?} is too long an age"))
 }

@@ -16,6 +16,16 @@ pub fn warn_fallbacks(quiet: bool) {
     }
 }
 
+/// Prints what went wrong with the run's cache (damaged entries recomputed, writes that
+/// stopped), once each, at the end of a command.
+pub fn warn_cache(run: &gsmile::explain::RunOptions, quiet: bool) {
+    for warning in run.cache.as_ref().map(|c| c.warnings()).unwrap_or_default() {
+        if !quiet {
+            eprintln!("warning: {warning}");
+        }
+    }
+}
+
 /// A bar style from an indicatif template, falling back to the default bar.
 fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> ")

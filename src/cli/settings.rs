@@ -90,11 +90,12 @@ impl QualityArgs {
 }
 
 impl RunArgs {
-    /// The library's run options.
-    pub fn options(&self) -> RunOptions {
+    /// The library's run options, reading images of at most `max_pixels` pixels.
+    pub fn options(&self, max_pixels: u64) -> RunOptions {
         RunOptions {
             max_batch: self.max_batch,
             cache: if self.no_cache { None } else { Some(ArrayCache::new(&self.cache)) },
+            max_pixels,
         }
     }
 

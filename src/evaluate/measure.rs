@@ -138,7 +138,7 @@ fn explain_file(
     config: &ExplainConfig,
     run: &RunOptions,
 ) -> Result<(RgbImage, ExplainRun), Error> {
-    let image = imaging::load_rgb(path)?;
+    let image = imaging::load_rgb_limited(path, run.max_pixels)?;
     let info = ImageInfo::from_file(path)?;
     // The metrics score words, not maps: skip the spatial fit.
     let config = ExplainConfig { spatial: false, ..config.clone() };

@@ -92,13 +92,20 @@ pub fn blit(dst: &mut RgbImage, src: &RgbImage, x: i64, y: i64) {
     }
 }
 
-/// The integer factor that brings the shortest side of a `width`×`height` image to at least `min_side`.
+/// Longest side [`upscale`] makes: a thin image is enlarged no further than this, so its
+/// pictures stay bounded in memory whatever its aspect ratio.
+pub const MAX_UPSCALED_SIDE: u32 = 2048;
+
+/// The integer factor that brings the shortest side of a `width`×`height` image to at least
+/// `min_side`, without taking its longest side beyond [`MAX_UPSCALED_SIDE`].
 fn upscale_factor(width: u32, height: u32, min_side: u32) -> u32 {
     let short = width.min(height).max(1);
-    min_side.div_ceil(short).max(1)
+    let long = width.max(height).max(1);
+    min_side.div_ceil(short).min(MAX_UPSCALED_SIDE / long).max(1)
 }
 
-/// Enlarges an image by an integer factor (nearest neighbour) so its shortest side is at least `min_side`.
+/// Enlarges an image by an integer factor (nearest neighbour) so its shortest side is at
+/// least `min_side` (as far as [`MAX_UPSCALED_SIDE`] allows).
 pub fn upscale(img: &RgbImage, min_side: u32) -> RgbImage {
     let k = upscale_factor(img.width(), img.height(), min_side) as usize;
     if k == 1 {
@@ -154,6 +161,15 @@ mod tests {
         assert_eq!(c.dimensions(), (7, 3));
         assert!(c.pixels().all(|p| *p == BACKGROUND));
         assert_eq!(canvas(0, 0).dimensions(), (1, 1));
+    }
+
+    #[test]
+    fn upscaling_a_thin_image_stays_bounded() {
+        assert_eq!(upscale_factor(64, 64, 256), 4);
+        assert_eq!(upscale_factor(1024, 1, 256), 2);
+        assert_eq!(upscale_factor(100_000, 1, 256), 1);
+        let thin = upscale(&RgbImage::new(1000, 1), 256);
+        assert_eq!(thin.dimensions(), (2000, 2));
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub use colormap::diverging;
 pub use html::{ReportImages, escape_html, report_html};
 pub use panels::{overlay, overlay_grid, word_panel};
 pub use samples::contact_sheet;
-pub use terminal::terminal_table;
+pub use terminal::{escape_control, terminal_table};
 pub use words::words_image;
 
 /// A picture that cannot be drawn from the inputs it was given.

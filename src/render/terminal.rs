@@ -14,7 +14,8 @@ pub fn terminal_table(explanation: &Explanation, width: usize) -> String {
     let mut ranked: Vec<&WordAttribution> = e.words.iter().collect();
     ranked.sort_by_key(|w| (w.rank, w.word.index));
 
-    let word_w = ranked.iter().map(|w| w.word.text.chars().count()).max().unwrap_or(4).clamp(4, 24);
+    let texts: Vec<String> = ranked.iter().map(|w| escape_control(&w.word.text)).collect();
+    let word_w = texts.iter().map(|t| t.chars().count()).max().unwrap_or(4).clamp(4, 24);
     let rows: Vec<(String, String, String, String, String)> = ranked
         .iter()
         .map(|w| {
@@ -36,7 +37,7 @@ pub fn terminal_table(explanation: &Explanation, width: usize) -> String {
     let half = (width.saturating_sub(fixed) / 2).clamp(4, 40);
 
     let mut out = String::new();
-    let _ = writeln!(out, "{} word attributions for \"{}\"", e.config.method.name(), e.instruction);
+    let _ = writeln!(out, "{} word attributions for \"{}\"", e.config.method.name(), escape_control(&e.instruction));
     let _ = writeln!(
         out,
         "{:>4}  {:<word_w$}  {:^bars$}  {:>value_w$}  {:>share_w$}  {:<ci_w$}  {:>p_w$}",
@@ -49,12 +50,12 @@ pub fn terminal_table(explanation: &Explanation, width: usize) -> String {
         "p",
         bars = 2 * half + 1
     );
-    for (w, (value, share, ci, p, note)) in ranked.iter().zip(&rows) {
+    for ((w, text), (value, share, ci, p, note)) in ranked.iter().zip(&texts).zip(&rows) {
         let (neg, pos) = bars(w.attribution, vmax, half);
-        let word: String = if w.word.text.chars().count() > word_w {
-            w.word.text.chars().take(word_w - 1).chain(std::iter::once('\u{2026}')).collect()
+        let word: String = if text.chars().count() > word_w {
+            text.chars().take(word_w - 1).chain(std::iter::once('\u{2026}')).collect()
         } else {
-            w.word.text.clone()
+            text.clone()
         };
         let _ = writeln!(
             out,
@@ -87,7 +88,21 @@ pub fn terminal_table(explanation: &Explanation, width: usize) -> String {
         ))
     );
     for w in &e.warnings {
-        let _ = writeln!(out, "warning ({}): {}", w.code, w.message);
+        let _ = writeln!(out, "warning ({}): {}", w.code, escape_control(&w.message));
+    }
+    out
+}
+
+/// `text` with every control character (escape sequences, newlines, bells, ...) written as
+/// a Rust escape such as `\u{1b}`, so text a user typed cannot drive the terminal.
+pub fn escape_control(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
     }
     out
 }
@@ -146,6 +161,18 @@ mod tests {
             .map(|l| l.chars().count())
             .collect();
         assert!(lens.windows(2).all(|p| p[0] == p[1]), "{table}");
+    }
+
+    #[test]
+    fn control_characters_in_words_and_instruction_are_escaped() {
+        let mut e = explanation("make the car red now");
+        e.instruction = "make the \u{1b}[2Jcar red\nnow".into();
+        e.words[2].word.text = "\u{1b}[2Jcar\u{7}".into();
+        let table = terminal_table(&e, 100);
+        assert!(!table.chars().any(|c| c.is_control() && c != '\n'), "{table:?}");
+        assert!(table.contains("\\u{1b}[2Jcar\\u{7}"), "{table}");
+        assert!(table.lines().next().unwrap().ends_with("red\\nnow\""), "{table}");
+        assert_eq!(escape_control("plain café"), "plain café");
     }
 
     #[test]

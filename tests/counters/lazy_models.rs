@@ -21,7 +21,7 @@ fn explain_once(cache: &std::path::Path, kernel_width: f64) -> explain::ExplainR
             .unwrap();
     let image = gsmile::imaging::load_rgb(&repo("assets/scene-01.png")).unwrap();
     let image_info = ImageInfo { path: "scene-01".into(), sha256: String::new(), width: 64, height: 64 };
-    let run = RunOptions { max_batch: 32, cache: Some(ArrayCache::new(cache)) };
+    let run = RunOptions { max_batch: 32, cache: Some(ArrayCache::new(cache)), ..RunOptions::default() };
     explain::explain(&image, image_info, "make the car red", &models, &config, &run, &NoProgress).unwrap()
 }
 

@@ -82,7 +82,7 @@ fn model_size_flag_keeps_editor_resolution() {
     assert!(gsmile(&args).status.success());
     assert_eq!(image::open(&out).unwrap().to_rgb8().dimensions(), (96, 80));
     let mut args = args.to_vec();
-    args.push("--model-size");
+    args.extend(["--model-size", "--force"]);
     assert!(gsmile(&args).status.success());
     assert_eq!(image::open(&out).unwrap().to_rgb8().dimensions(), (64, 64));
 }

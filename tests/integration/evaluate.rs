@@ -35,7 +35,11 @@ fn scratch() -> &'static Path {
 
 /// One edit cache shared by every test, so repeated scenarios cost no editor runs.
 fn run_options() -> RunOptions {
-    RunOptions { max_batch: 32, cache: Some(gsmile::cache::ArrayCache::new(scratch().join("cache"))) }
+    RunOptions {
+        max_batch: 32,
+        cache: Some(gsmile::cache::ArrayCache::new(scratch().join("cache"))),
+        ..RunOptions::default()
+    }
 }
 
 fn config() -> EvalConfig {

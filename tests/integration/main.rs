@@ -29,6 +29,7 @@ mod pix2pix_parity;
 mod preprocess_parity;
 mod report_chromium;
 mod runtime;
+mod safety;
 mod scenario;
 mod stats_parity;
 mod style;

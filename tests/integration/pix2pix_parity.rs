@@ -193,7 +193,7 @@ fn edit_cli_runs_the_diffusion_loop() {
     let run = |seed: &str| {
         let mut a: Vec<&str> = args.to_vec();
         a.push(out.to_str().unwrap());
-        a.extend(["--seed", seed, "--model-size"]);
+        a.extend(["--seed", seed, "--model-size", "--force"]);
         let o = common::gsmile(&a);
         assert!(o.status.success(), "{}", common::stderr(&o));
         std::fs::read(&out).unwrap()

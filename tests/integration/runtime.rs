@@ -24,6 +24,24 @@ fn build_time_runtime_is_present() {
 }
 
 #[test]
+fn a_second_build_does_not_rerun_the_build_script() {
+    // Cargo reruns build.rs (and so recompiles gsmile) when a file it watches is newer than
+    // the script's last run, which cargo records as `invoked.timestamp` next to OUT_DIR. The
+    // unpacked runtime is watched, so it must be older than that stamp.
+    let Some(lib) = gsmile::runtime::dylib_path().ok().filter(|_| std::env::var_os("ORT_DYLIB_PATH").is_none()) else {
+        return;
+    };
+    let stamp = std::path::Path::new(env!("OUT_DIR")).parent().unwrap().join("invoked.timestamp");
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).unwrap();
+    assert!(
+        modified(&lib) < modified(&stamp),
+        "{} is newer than the build script's last run ({}): every cargo build would rebuild gsmile",
+        lib.display(),
+        stamp.display()
+    );
+}
+
+#[test]
 fn ort_dylib_path_overrides_the_default() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("o.png");

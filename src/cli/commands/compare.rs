@@ -4,14 +4,14 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use gsmile::explain::Models;
-use gsmile::runtime::RuntimeOptions;
 use gsmile::{evaluate, scenario};
 
-use crate::cli::args::CompareArgs;
+use crate::cli::args::{CompareArgs, Global};
 use crate::cli::progress::EvalBars;
 
 /// Evaluates every editor into `<out>/<name>/`, then writes and prints the comparison.
-pub fn run(a: &CompareArgs, runtime: RuntimeOptions, quiet: bool) -> Result<()> {
+pub fn run(a: &CompareArgs, g: &Global) -> Result<()> {
+    let (runtime, quiet) = (g.runtime(), g.quiet);
     if a.editors.len() < 2 {
         bail!(
             "compare needs at least two --editor bundles. Fix: repeat --editor, e.g. --editor onnx/tiny-editor --editor onnx/tiny-editor-bow"
@@ -20,6 +20,7 @@ pub fn run(a: &CompareArgs, runtime: RuntimeOptions, quiet: bool) -> Result<()> 
     let suite = scenario::load_suite(&a.suite)?;
     let config = a.quality.config()?;
     let open = a.run.open_options(runtime, &a.quality.method.diffusion);
+    let options = a.run.options(g.max_pixels);
     let mut runs: Vec<(String, PathBuf)> = Vec::new();
     for editor in &a.editors {
         let models = Models::open(editor, &a.encoder.encoder, config.explain.needs(), &open)?;
@@ -41,12 +42,13 @@ pub fn run(a: &CompareArgs, runtime: RuntimeOptions, quiet: bool) -> Result<()> 
             eprintln!("evaluating {name} on {} into {}", suite.name, out.display());
         }
         let bars = EvalBars::new(quiet);
-        evaluate::evaluate_suite(&suite, None, &models, &config, &a.run.options(), &out, a.out.force, &bars)?;
+        evaluate::evaluate_suite(&suite, None, &models, &config, &options, &out, a.out.force, &bars)?;
         runs.push((name, out));
     }
     let summary = evaluate::compare(&runs, &a.out.out)?;
+    crate::cli::progress::warn_cache(&options, quiet);
     if !quiet {
-        print!("{}", summary.table());
+        crate::cli::stdout::print(&summary.table())?;
         eprintln!("wrote {}", a.out.out.display());
     }
     Ok(())

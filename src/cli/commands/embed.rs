@@ -4,16 +4,17 @@ use anyhow::{Result, bail};
 use gsmile::bundle::Bundle;
 use gsmile::encoder::{ClipEncoder, TextEncoder};
 use gsmile::imaging;
-use gsmile::runtime::RuntimeOptions;
 
-use crate::cli::args::EmbedArgs;
+use crate::cli::args::{EmbedArgs, Global};
 
 /// Embeds the images and texts and prints (or writes) the JSON.
-pub fn run(a: &EmbedArgs, runtime: RuntimeOptions) -> Result<()> {
+pub fn run(a: &EmbedArgs, g: &Global) -> Result<()> {
+    let runtime = g.runtime();
     if a.image.is_empty() && a.text.is_empty() {
         bail!("nothing to embed. Fix: pass --image FILE and/or --text TEXT");
     }
-    let images: Vec<_> = a.image.iter().map(|p| imaging::load_rgb(p)).collect::<Result<_, _>>()?;
+    let images: Vec<_> =
+        a.image.iter().map(|p| imaging::load_rgb_limited(p, g.max_pixels)).collect::<Result<_, _>>()?;
     let bundle = Bundle::open(&a.encoder.encoder)?;
     let encoder = ClipEncoder::load(&bundle, &runtime)?;
     let image_embeds: Vec<Vec<f32>> = if images.is_empty() {
@@ -38,7 +39,7 @@ pub fn run(a: &EmbedArgs, runtime: RuntimeOptions) -> Result<()> {
     let text = serde_json::to_string_pretty(&json)? + "\n";
     match &a.out {
         Some(path) => gsmile::io::write_bytes_atomic(path, text.as_bytes())?,
-        None => print!("{text}"),
+        None => crate::cli::stdout::print(&text)?,
     }
     Ok(())
 }

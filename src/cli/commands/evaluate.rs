@@ -5,20 +5,21 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use gsmile::explain::Models;
-use gsmile::runtime::RuntimeOptions;
 use gsmile::{evaluate, scenario};
 
-use crate::cli::args::{EvaluateArgs, Samples};
+use crate::cli::args::{EvaluateArgs, Global, Samples};
 use crate::cli::progress::EvalBars;
 
 /// Evaluates the suite and prints its summary table; a sweep evaluates each (method,
 /// budget) into `<out>/<method>-<budget>/`, compares the methods at each budget in
 /// `<out>/compare-<budget>/` and writes the sweep tables into `<out>`.
-pub fn run(a: &EvaluateArgs, runtime: RuntimeOptions, quiet: bool) -> Result<()> {
+pub fn run(a: &EvaluateArgs, g: &Global) -> Result<()> {
+    let (runtime, quiet) = (g.runtime(), g.quiet);
     let shard = a.shard.as_deref().map(scenario::parse_shard).transpose()?;
     let suite = scenario::load_suite(&a.suite)?;
     let method = &a.quality.method;
     let open = a.run.open_options(runtime, &method.diffusion);
+    let options = a.run.options(g.max_pixels);
     if method.methods.len() == 1 && method.samples.len() == 1 {
         let config = a.quality.config()?;
         let models = Models::open(&a.models.editor.editor, &a.models.encoder.encoder, config.explain.needs(), &open)?;
@@ -27,13 +28,14 @@ pub fn run(a: &EvaluateArgs, runtime: RuntimeOptions, quiet: bool) -> Result<()>
             shard,
             &models,
             &config,
-            &a.run.options(),
+            &options,
             &a.out.out,
             a.out.force,
             &EvalBars::new(quiet),
         )?;
+        crate::cli::progress::warn_cache(&options, quiet);
         if !quiet {
-            print!("{}", summary.table());
+            crate::cli::stdout::print(&summary.table())?;
         }
         return Ok(());
     }
@@ -76,7 +78,7 @@ pub fn run(a: &EvaluateArgs, runtime: RuntimeOptions, quiet: bool) -> Result<()>
                 None,
                 &models,
                 &config,
-                &a.run.options(),
+                &options,
                 &dir,
                 a.out.force,
                 &EvalBars::new(quiet),
@@ -89,8 +91,9 @@ pub fn run(a: &EvaluateArgs, runtime: RuntimeOptions, quiet: bool) -> Result<()>
         }
     }
     let summary = evaluate::sweep(&runs, &a.out.out)?;
+    crate::cli::progress::warn_cache(&options, quiet);
     if !quiet {
-        print!("{}", summary.table());
+        crate::cli::stdout::print(&summary.table())?;
     }
     Ok(())
 }

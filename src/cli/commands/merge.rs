@@ -8,7 +8,7 @@ use crate::cli::args::MergeArgs;
 pub fn run(a: &MergeArgs, quiet: bool) -> Result<()> {
     let summary = gsmile::evaluate::merge(&a.inputs, &a.out.out, a.out.force)?;
     if !quiet {
-        print!("{}", summary.table());
+        crate::cli::stdout::print(&summary.table())?;
     }
     Ok(())
 }

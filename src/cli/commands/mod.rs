@@ -1,5 +1,6 @@
 //! One file per command: each turns its arguments into library calls and prints the result.
 
+pub mod cache;
 pub mod compare;
 pub mod edit;
 pub mod embed;

@@ -23,10 +23,10 @@ pub fn run(a: &ModelsArgs, runtime: RuntimeOptions) -> Result<()> {
     let mut broken = 0;
     for dir in &dirs {
         match gsmile::describe::describe_bundle(dir, &runtime) {
-            Ok(text) => println!("{text}"),
+            Ok(text) => crate::cli::stdout::print(&format!("{text}\n"))?,
             Err(e) => {
                 broken += 1;
-                println!("{}\n  BROKEN: {e:#}\n", dir.display());
+                crate::cli::stdout::print(&format!("{}\n  BROKEN: {e:#}\n\n", dir.display()))?;
             }
         }
     }
