@@ -234,6 +234,13 @@ pub struct ClipSection {
     pub text_output: String,
 }
 
+/// Most pixels a side of the images a bundle's graphs take (`[image]`, a preprocessor's
+/// sizes): beyond any image model gsmile runs, and small enough that a batch fits in memory.
+pub const MAX_MODEL_SIDE: u32 = 4096;
+
+/// Most tokens of an instruction a bundle may declare (`tokenizer.max_length`).
+pub const MAX_TOKENS: usize = 8192;
+
 /// The parsed `bundle.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -563,6 +570,15 @@ impl Bundle {
             if img.height == 0 || img.width == 0 {
                 return Err(self.field_err("image.height/width", "must be positive"));
             }
+            if img.height.max(img.width) > MAX_MODEL_SIDE {
+                return Err(self.field_err(
+                    "image.height/width",
+                    format!(
+                        "is {}x{}, beyond the {MAX_MODEL_SIDE} pixels a side gsmile feeds a graph (one batch would need gigabytes). Fix: give the size the graph takes",
+                        img.width, img.height
+                    ),
+                ));
+            }
             if img.std.iter().any(|s| !s.is_finite() || *s <= 0.0) {
                 return Err(self.field_err("image.std", "must be positive numbers"));
             }
@@ -586,8 +602,11 @@ impl Bundle {
                 }
             }
         }
-        if m.tokenizer.max_length == 0 {
-            return Err(self.field_err("tokenizer.max_length", "must be at least 1"));
+        if m.tokenizer.max_length == 0 || m.tokenizer.max_length > MAX_TOKENS {
+            return Err(self.field_err(
+                "tokenizer.max_length",
+                format!("is {}; it must be 1 to {MAX_TOKENS} (CLIP takes 77)", m.tokenizer.max_length),
+            ));
         }
         self.require_file("tokenizer.file", &m.tokenizer.file)?;
         match m.kind {

@@ -270,10 +270,10 @@ enum RawChannels {
 
 /// A positive pixel count, or a problem naming `field`.
 fn pixels(field: &str, v: i64) -> Result<u32, FieldProblem> {
-    u32::try_from(v)
-        .ok()
-        .filter(|&n| n > 0)
-        .ok_or_else(|| FieldProblem::new(field, format!("has {v} pixels"), "give a positive number of pixels"))
+    let max = crate::bundle::MAX_MODEL_SIDE;
+    u32::try_from(v).ok().filter(|&n| n > 0 && n <= max).ok_or_else(|| {
+        FieldProblem::new(field, format!("has {v} pixels"), &format!("give a positive number of pixels, at most {max}"))
+    })
 }
 
 /// The `height` and `width` keys of a size dict, if both are set.

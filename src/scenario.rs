@@ -255,9 +255,9 @@ pub enum ScenarioError {
     },
     /// A key word that is not a word of the instruction.
     #[error(
-        "{}:{line}: key_words: \"{word}\" is not a word of the instruction \"{instruction}\"; \
-         key words must be words of the instruction (case and punctuation are ignored): fix \
-         the key word or the instruction",
+        "{}:{line}: key_words: \"{word}\" is not a word of the instruction \"{instruction}\" as \
+         gsmile splits it into words (Unicode word boundaries: \"car-red\" is the two words \
+         \"car\" and \"red\"; case is ignored): fix the key word or the instruction",
         file.display()
     )]
     KeyWordNotInInstruction {
@@ -570,12 +570,21 @@ pub fn parse_shard(spec: &str) -> Result<(usize, usize), ScenarioError> {
 
 /// The words of a text as key words are compared: whitespace-split, lowercased, with
 /// punctuation trimmed from both ends ("Please," → "please").
+/// The words of `text` as the explainer splits them ([`crate::perturb::split_words`]),
+/// lower-cased: key words are checked against the words explanations attribute.
 fn words(text: &str) -> Vec<String> {
-    text.split_whitespace().map(normalise).filter(|w| !w.is_empty()).collect()
+    crate::perturb::split_words(text).into_iter().map(|w| w.text.to_lowercase()).collect()
 }
 
+/// A key word as written, compared as the explainer's words are: outer punctuation trimmed
+/// (`"red,"` is the word `red`), lower-cased; anything that is not one word stays as it is
+/// and so matches no word.
 fn normalise(word: &str) -> String {
-    word.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase()
+    let inner = word.trim_matches(|c: char| !c.is_alphanumeric());
+    match crate::perturb::split_words(inner).as_slice() {
+        [one] if one.text == inner => inner.to_lowercase(),
+        _ => word.to_lowercase(),
+    }
 }
 
 fn read(path: &Path) -> Result<String, ScenarioError> {
@@ -808,6 +817,20 @@ mod tests {
     #[test]
     fn key_words_ignore_case_and_punctuation() {
         let text = good("a").replace("Please, make the car red.", "Make the CAR red!");
+        let dir = suite(&[("001-x.toml", &text)]);
+        assert!(load_scenario(&dir.path().join("001-x.toml"), dir.path(), &axes()).is_ok());
+    }
+
+    #[test]
+    fn key_words_are_words_as_the_explainer_splits_them() {
+        // "car-red" is two words to the explainer, so as a key word it would match nothing.
+        let text = good("a")
+            .replace("Please, make the car red.", "make the car-red")
+            .replace("key_words = [\"car\", \"red\"]", "key_words = [\"car-red\"]");
+        let (e, msg) = err(&text);
+        assert!(matches!(&e, ScenarioError::KeyWordNotInInstruction { word, .. } if word == "car-red"), "{msg}");
+        assert!(msg.contains("two words"), "{msg}");
+        let text = good("a").replace("Please, make the car red.", "make the car-red");
         let dir = suite(&[("001-x.toml", &text)]);
         assert!(load_scenario(&dir.path().join("001-x.toml"), dir.path(), &axes()).is_ok());
     }

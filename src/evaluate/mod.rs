@@ -33,6 +33,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::cache;
@@ -313,6 +314,9 @@ pub struct EvalSummary {
     pub evaluated: usize,
     /// Scenarios whose saved results were reused.
     pub skipped: usize,
+    /// Saved results dropped because their scenario is no longer in the suite (renamed or
+    /// removed), by id.
+    pub dropped: Vec<String>,
     /// The "all" slice: one entry per sliced metric of [`METRICS`].
     pub overall: Vec<SliceStat>,
     /// Files written (tables, charts, report), relative to `out`.
@@ -329,6 +333,13 @@ impl EvalSummary {
             self.skipped,
             self.out.display()
         );
+        if !self.dropped.is_empty() {
+            s.push_str(&format!(
+                "dropped the saved results of {} scenarios no longer in the suite (renamed or removed): {}\n",
+                self.dropped.len(),
+                self.dropped.join(", ")
+            ));
+        }
         s.push_str(&format!("{:<24} {:>4} {:>9}  95% CI\n", "metric", "n", "mean"));
         for st in &self.overall {
             s.push_str(&format!(
@@ -461,6 +472,7 @@ pub fn evaluate_suite(
     };
     let hash = config.hash(models);
     check_out(out)?;
+    check_inputs(&scenarios, run)?;
     if force {
         clear_outputs(out)?;
     } else if out.join(RUN_FILE).is_file() {
@@ -526,6 +538,7 @@ pub fn evaluate_suite(
         progress.scenario_finished(&result, i, total);
     }
     progress.writing_tables();
+    let dropped = drop_stale_results(out, &scenarios)?;
     let results = read_results(out, &hash)?;
     let (overall, files) = write_tables(out, &info, &results)?;
     Ok(EvalSummary {
@@ -534,9 +547,46 @@ pub fn evaluate_suite(
         scenarios: results.len(),
         evaluated,
         skipped,
+        dropped,
         overall,
         files,
     })
+}
+
+/// Decodes every scenario's image and related images before the first scenario runs, so
+/// a broken file fails the run at once instead of after hours of earlier scenarios.
+fn check_inputs(scenarios: &[&Scenario], run: &RunOptions) -> Result<()> {
+    scenarios.par_iter().try_for_each(|s| {
+        for path in std::iter::once(&s.image).chain(&s.related_images) {
+            crate::imaging::load_rgb_limited(path, run.max_pixels).map_err(|e| EvalError::Scenario {
+                id: s.id.clone(),
+                file: s.file.clone(),
+                source: Box::new(e.into()),
+            })?;
+        }
+        Ok(())
+    })
+}
+
+/// Removes the saved results in `out` of scenarios this run does not hold (renamed or
+/// removed from the suite since they were saved), so the tables count each scenario once;
+/// returns their ids.
+fn drop_stale_results(out: &Path, scenarios: &[&Scenario]) -> Result<Vec<String>> {
+    let sdir = out.join(SCENARIOS_DIR);
+    let wanted: std::collections::HashSet<PathBuf> = scenarios.iter().map(|s| result_path(out, &s.id)).collect();
+    let mut dropped = Vec::new();
+    for entry in std::fs::read_dir(&sdir).map_err(io_err("read", &sdir))?.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "json") && path.is_file() && !wanted.contains(&path) {
+            let id = read_json::<ScenarioResult>(&path)
+                .map(|r| r.id)
+                .unwrap_or_else(|_| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+            std::fs::remove_file(&path).map_err(io_err("remove", &path))?;
+            dropped.push(id);
+        }
+    }
+    dropped.sort();
+    Ok(dropped)
 }
 
 /// Writes `rows.csv`, `rows.jsonl`, `slices.csv`, `slices.md`, the charts and `report.html`
@@ -554,19 +604,35 @@ fn write_tables(out: &Path, info: &RunInfo, results: &[ScenarioResult]) -> Resul
     put("rows.jsonl", tables::rows_jsonl(results).as_bytes(), &mut files)?;
     put("slices.csv", tables::slices_csv(&slices).as_bytes(), &mut files)?;
     put("slices.md", tables::slices_md(&info.suite.name, &axes, &slices).as_bytes(), &mut files)?;
-    let plots_dir = out.join(PLOTS_DIR);
-    if plots_dir.exists() {
-        std::fs::remove_dir_all(&plots_dir).map_err(io_err("remove", &plots_dir))?;
-    }
-    create_dir(&plots_dir)?;
     let charts = plots::suite_charts(&axes, &slices, results);
-    for c in &charts {
-        put(&format!("{PLOTS_DIR}/{}", c.file), &c.png, &mut files)?;
-    }
+    write_plots(out, &charts)?;
+    files.extend(charts.iter().map(|c| Path::new(PLOTS_DIR).join(&c.file)));
     let html = report::suite_report(info, &axes, &slices, results, &charts);
     put("report.html", html.as_bytes(), &mut files)?;
     let overall = slices.iter().filter(|s| s.axis == tables::ALL).cloned().collect();
     Ok((overall, files))
+}
+
+/// Replaces `out/plots/` with `charts` as a whole: they are written into a staging folder
+/// that takes the old folder's place by renames, so a run killed meanwhile leaves the old
+/// charts or the new ones, never an empty or half-written `plots/`.
+fn write_plots(out: &Path, charts: &[plots::Chart]) -> Result<()> {
+    for kind in ["partial", "old"] {
+        crate::io::remove_stale_work_dirs(out, PLOTS_DIR, kind);
+    }
+    let staging = crate::io::work_dir(out, PLOTS_DIR, "partial").map_err(io_err("create", out))?;
+    for c in charts {
+        let path = staging.path().join(&c.file);
+        std::fs::write(&path, &c.png).map_err(io_err("write", &path))?;
+    }
+    let plots_dir = out.join(PLOTS_DIR);
+    let old = crate::io::work_dir(out, PLOTS_DIR, "old").map_err(io_err("create", out))?;
+    if plots_dir.exists() {
+        std::fs::rename(&plots_dir, old.path().join(PLOTS_DIR)).map_err(io_err("move", &plots_dir))?;
+    }
+    std::fs::rename(staging.path(), &plots_dir).map_err(io_err("move", staging.path()))?;
+    let _ = staging.keep();
+    Ok(())
 }
 
 /// Combines the output folders of shards of one evaluation into `out`, with the same tables
@@ -633,6 +699,7 @@ pub fn merge(inputs: &[PathBuf], out: &Path, force: bool) -> Result<EvalSummary>
         scenarios: results.len(),
         evaluated: 0,
         skipped: results.len(),
+        dropped: Vec::new(),
         overall,
         files,
     })

@@ -24,16 +24,20 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Copies a shipped bundle into `dest` so a test can break it.
+/// Copies a shipped bundle, subfolders included, into `dest` so a test can break it.
 pub fn copy_bundle(name: &str, dest: &Path) -> PathBuf {
-    let src = repo(&format!("onnx/{name}"));
-    let dst = dest.join(name);
-    std::fs::create_dir_all(&dst).unwrap();
-    for e in std::fs::read_dir(&src).unwrap().flatten() {
-        if e.path().is_file() {
-            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+    fn copy_tree(src: &Path, dst: &Path) {
+        std::fs::create_dir_all(dst).unwrap();
+        for e in std::fs::read_dir(src).unwrap().flatten() {
+            if e.path().is_dir() {
+                copy_tree(&e.path(), &dst.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+            }
         }
     }
+    let dst = dest.join(name);
+    copy_tree(&repo(&format!("onnx/{name}")), &dst);
     dst
 }
 

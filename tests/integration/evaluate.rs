@@ -339,3 +339,65 @@ fn targets_match_explain_exactly() {
         assert_eq!(y, want, "{reference:?} {space:?}");
     }
 }
+
+/// Copies a folder tree.
+fn copy_tree(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap().flatten() {
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &dst.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_resumed_run_drops_the_results_of_renamed_scenarios_and_says_so() {
+    let out = scratch().join("renamed");
+    copy_tree(reference_run(), &out);
+    // What a killed table write leaves, and a rename in the suite.
+    std::fs::create_dir(out.join(".plots.partial-4000000000-aB3dE9")).unwrap();
+    let mut suite = smoke();
+    suite.scenarios[0].id = "smoke-001-renamed".into();
+    let summary =
+        evaluate::evaluate_suite(&suite, None, &models(), &config(), &run_options(), &out, false, &NoEvalProgress)
+            .unwrap();
+    assert_eq!(summary.dropped, ["smoke-001"]);
+    assert_eq!((summary.scenarios, summary.evaluated, summary.skipped), (6, 1, 5));
+    assert!(summary.table().contains("no longer in the suite") && summary.table().contains("smoke-001"));
+    let rows = read(&out.join("rows.csv"));
+    assert_eq!(rows.lines().count(), 7, "one header and six scenarios:\n{rows}");
+    assert!(rows.contains("smoke-001-renamed"));
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".plots"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(
+        std::fs::read_dir(out.join("plots")).unwrap().count(),
+        std::fs::read_dir(reference_run().join("plots")).unwrap().count()
+    );
+}
+
+#[test]
+fn a_broken_image_fails_the_suite_before_any_scenario_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite_dir = dir.path().join("smoke");
+    copy_tree(&repo("scenarios/smoke"), &suite_dir);
+    // The last scenario's image cut short: today five scenarios run before it fails.
+    let image = suite_dir.join("images/006.png");
+    let bytes = std::fs::read(&image).unwrap();
+    std::fs::write(&image, &bytes[..bytes.len() / 2]).unwrap();
+    let suite = load_suite(&suite_dir).unwrap();
+    let out = dir.path().join("out");
+    let recorder = Recorder::default();
+    let err = evaluate::evaluate_suite(&suite, None, &models(), &config(), &run_options(), &out, false, &recorder)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("smoke-006") && err.contains("006.png"), "{err}");
+    assert!(recorder.started.lock().unwrap().is_empty(), "scenarios ran before the check");
+    assert!(scenario_files(&out).is_empty());
+}

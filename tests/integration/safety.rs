@@ -417,3 +417,27 @@ fn a_model_file_outside_its_bundle_is_part_of_the_bundle_hash() {
     std::fs::write(&absolute, &bytes).unwrap();
     assert_ne!(hash(), at_absolute);
 }
+
+#[test]
+fn absurd_bundle_sizes_are_refused_before_anything_is_allocated() {
+    let dir = tempfile::tempdir().unwrap();
+    let editor = crate::common::copy_bundle("tiny-editor", dir.path());
+    crate::common::edit_manifest(&editor, "height = 64", "height = 200000");
+    let out = dir.path().join("e");
+    let mut args = explain_args("assets/scene-01.png", "make the car red", out.to_str().unwrap());
+    args.extend(["--editor", editor.to_str().unwrap()]);
+    fails(&args, &["bundle.toml", "image.height/width", "4096"]);
+    let clip = crate::common::copy_bundle("tiny-clip", dir.path());
+    crate::common::edit_manifest(&clip, "max_length = 24", "max_length = 100000000");
+    let embed = ["embed", "--encoder", clip.to_str().unwrap(), "--text", "a red car"];
+    fails(&embed, &["tokenizer.max_length", "8192"]);
+    // A CLIP preprocessor's crop.
+    let hf = crate::common::copy_bundle("tiny-clip-hf", dir.path());
+    let config = hf.join("preprocessor_config.json");
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    json["crop_size"] = serde_json::json!({"height": 200000, "width": 200000});
+    std::fs::write(&config, serde_json::to_vec(&json).unwrap()).unwrap();
+    let embed = ["embed", "--encoder", hf.to_str().unwrap(), "--image", "assets/scene-01.png"];
+    fails(&embed, &["crop_size", "4096"]);
+    assert!(!out.exists());
+}
