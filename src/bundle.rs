@@ -15,18 +15,47 @@ use serde::{Deserialize, Serialize};
 /// The manifest's file name inside a bundle folder.
 pub const MANIFEST: &str = "bundle.toml";
 
+/// What to do about a folder that holds no bundle, never suggesting the folder that failed.
+fn not_found_fix(path: &Path) -> String {
+    if path.starts_with("onnx") || path.to_string_lossy().contains("/onnx/") {
+        format!(
+            "pass a folder that holds a {MANIFEST}; `gsmile models onnx` lists the shipped ones, and `git checkout onnx` restores them"
+        )
+    } else {
+        format!(
+            "pass a folder that holds a {MANIFEST}, e.g. onnx/tiny-editor; `gsmile models onnx` lists the shipped ones"
+        )
+    }
+}
+
 /// A bundle that cannot be used, with the place to fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
     /// The folder or its manifest does not exist.
-    #[error(
-        "{path}: no model bundle here ({what}). Fix: pass a folder that holds a {MANIFEST}, e.g. onnx/tiny-editor; `gsmile models` lists the shipped ones"
-    )]
+    #[error("{path}: no model bundle here ({what}). Fix: {}", not_found_fix(path))]
     NotFound {
         /// The path that was given.
         path: PathBuf,
         /// What is missing.
         what: String,
+    },
+    /// The bundle is there but a file it needs cannot be read (permissions, a disk error).
+    #[error("{path}: cannot read {what}. Fix: check that the file is readable (permissions, disk)")]
+    Unreadable {
+        /// The file or folder that failed.
+        path: PathBuf,
+        /// What failed, and how.
+        what: String,
+    },
+    /// A diffusers export is missing part of its layout.
+    #[error(
+        "{path}: the diffusers ONNX layout needs {file}, which is missing. Fix: export the pipeline again with `python onnx/export_ip2p.py CHECKPOINT {path}`"
+    )]
+    Incomplete {
+        /// The bundle folder.
+        path: PathBuf,
+        /// The missing file, relative to it.
+        file: String,
     },
     /// The manifest is not valid TOML or misses a field.
     #[error("{path}: {message}")]
@@ -514,10 +543,8 @@ impl Bundle {
 
     /// [`Bundle::content_hash`], remembering large files' hashes in `memo_dir` (see [`crate::cache::file_sha256_memo`]).
     pub fn content_hash_memo(&self, memo_dir: Option<&Path>) -> Result<String, BundleError> {
-        let err = |e: std::io::Error| BundleError::NotFound {
-            path: self.dir.clone(),
-            what: format!("cannot read its files: {e}"),
-        };
+        let err =
+            |e: std::io::Error| BundleError::Unreadable { path: self.dir.clone(), what: format!("its files ({e})") };
         let files = files_under(&self.dir).map_err(err)?;
         let mut parts = Vec::new();
         for f in &files {
@@ -592,13 +619,7 @@ impl Bundle {
         if m.kind == BundleKind::InstructPix2Pix {
             for rel in PIX2PIX_FILES {
                 if !self.dir.join(rel).exists() {
-                    return Err(BundleError::NotFound {
-                        path: self.dir.clone(),
-                        what: format!(
-                            "the diffusers ONNX layout needs {rel}, which is missing. Fix: export the pipeline with `python onnx/export_ip2p.py CHECKPOINT {}`",
-                            self.dir.display()
-                        ),
-                    });
+                    return Err(BundleError::Incomplete { path: self.dir.clone(), file: rel.to_string() });
                 }
             }
         }
@@ -643,10 +664,8 @@ impl Bundle {
 /// The manifest of a diffusers ONNX folder that has no `bundle.toml`: its name is the folder's.
 fn diffusers_manifest(dir: &Path) -> Result<Manifest, BundleError> {
     let index = dir.join(MODEL_INDEX);
-    let text = std::fs::read_to_string(&index).map_err(|e| BundleError::NotFound {
-        path: dir.to_path_buf(),
-        what: format!("cannot read {MODEL_INDEX}: {e}"),
-    })?;
+    let text = std::fs::read_to_string(&index)
+        .map_err(|e| BundleError::Unreadable { path: dir.to_path_buf(), what: format!("{MODEL_INDEX} ({e})") })?;
     let value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| BundleError::Manifest { path: index.clone(), message: format!("not valid JSON: {e}") })?;
     let class = value.get("_class_name").and_then(serde_json::Value::as_str).unwrap_or("");

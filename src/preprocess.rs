@@ -272,7 +272,7 @@ enum RawChannels {
 fn pixels(field: &str, v: i64) -> Result<u32, FieldProblem> {
     let max = crate::bundle::MAX_MODEL_SIDE;
     u32::try_from(v).ok().filter(|&n| n > 0 && n <= max).ok_or_else(|| {
-        FieldProblem::new(field, format!("has {v} pixels"), &format!("give a positive number of pixels, at most {max}"))
+        FieldProblem::new(field, format!("has {v} pixels"), format!("give a positive number of pixels, at most {max}"))
     })
 }
 

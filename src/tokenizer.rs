@@ -121,9 +121,16 @@ impl InstructionTokenizer {
             file: file.to_path_buf(),
             message,
         };
-        let mut inner = Tokenizer::from_file(file).map_err(|e| {
-            err(format!("{e}. Fix: point `tokenizer.file` at a Hugging Face tokenizer.json, or at a folder with tokenizer.json or CLIP's vocab.json + merges.txt"))
-        })?;
+        let fix = "Fix: point `tokenizer.file` at a Hugging Face tokenizer.json, or at a folder with tokenizer.json or CLIP's vocab.json + merges.txt";
+        let text = std::fs::read_to_string(file).map_err(|e| err(format!("cannot read it ({e}). {fix}")))?;
+        // tokenizers 0.23 panics (an `expect` in its decoder deserialiser) on some files that
+        // are not valid JSON; checking the syntax first turns those into an error. Anything
+        // else it panics on is caught too, so a bad file never aborts gsmile.
+        serde_json::from_str::<serde::de::IgnoredAny>(&text)
+            .map_err(|e| err(format!("not valid JSON ({e}). {fix}")))?;
+        let parsed = std::panic::catch_unwind(|| text.parse::<Tokenizer>())
+            .map_err(|_| err(format!("the tokenizers library could not read it (it panicked). {fix}")))?;
+        let mut inner = parsed.map_err(|e| err(format!("{e}. {fix}")))?;
         let (pad_id, pad_left) = inner
             .get_padding()
             .map(|p| (i64::from(p.pad_id), matches!(p.direction, PaddingDirection::Left)))

@@ -177,7 +177,7 @@ pub fn fields_to_flags(message: &str) -> String {
 /// The message to print for `error`: its whole chain, with config fields named as flags
 /// when the library blamed a config value.
 pub fn error_message(error: &anyhow::Error) -> String {
-    let text = format!("{error:#}");
+    let text = chain_text(error);
     let blames_config = |e: &gsmile::Error| matches!(e, gsmile::Error::Config(_) | gsmile::Error::Perturb(_));
     // Transparent variants forward `source()` past the error they wrap, so the wrapper itself
     // is asked what it holds.
@@ -193,9 +193,35 @@ pub fn error_message(error: &anyhow::Error) -> String {
     if about_config { fields_to_flags(&text) } else { text }
 }
 
+/// The error and its causes joined by ": ", leaving out a cause whose text the message
+/// already holds: library errors quote the system's reason in their own sentence (before
+/// their "Fix:"), and anyhow's `{:#}` would repeat it after the fix.
+fn chain_text(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let busy = std::io::Error::other("Device or resource busy");
+        let e = anyhow::Error::new(gsmile::io::OutputError { path: "out/x.png".into(), source: busy });
+        let text = error_message(&e);
+        assert_eq!(text.matches("Device or resource busy").count(), 1, "{text}");
+        // A cause the message does not quote is still shown.
+        let e = anyhow::Error::new(std::io::Error::other("disk on fire")).context("cannot write out/x.png");
+        assert_eq!(error_message(&e), "cannot write out/x.png: disk on fire");
+    }
 
     #[test]
     fn known_fields_become_flags_and_other_spans_stay() {

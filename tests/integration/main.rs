@@ -20,6 +20,7 @@ mod clip_hf_parity;
 mod clip_tokenizer;
 mod evaluate;
 mod examples;
+mod fuzz;
 mod layout;
 mod methods_parity;
 mod metrics_parity;

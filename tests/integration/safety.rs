@@ -441,3 +441,24 @@ fn absurd_bundle_sizes_are_refused_before_anything_is_allocated() {
     fails(&embed, &["crop_size", "4096"]);
     assert!(!out.exists());
 }
+
+#[test]
+fn error_texts_fit_the_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.png");
+    // A missing file is not a format problem.
+    let missing = dir.path().join("missing.png");
+    let err = fails(&edit_args(missing.to_str().unwrap(), out.to_str().unwrap()), &["missing.png", "check the path"]);
+    assert!(!err.contains("PNG or JPEG"), "{err}");
+    // A broken shipped bundle path is not answered with another shipped path it resembles.
+    let mut args = edit_args("assets/scene-01.png", out.to_str().unwrap());
+    args.extend(["--editor", "onnx/tiny-editr"]);
+    let err = fails(&args, &["onnx/tiny-editr", "gsmile models onnx"]);
+    assert!(!err.contains("e.g. onnx/tiny-editor"), "{err}");
+    // An output folder that cannot be made is named once, with its reason once.
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let target = blocker.join("sub").join("o.png");
+    let err = fails(&edit_args("assets/scene-01.png", target.to_str().unwrap()), &["Not a directory"]);
+    assert_eq!(err.matches("Not a directory").count(), 1, "{err}");
+}

@@ -13,9 +13,14 @@ pub fn run(a: &ModelsArgs, runtime: RuntimeOptions) -> Result<()> {
         let found = bundle::discover(p);
         if found.is_empty() {
             bail!(
-                "{}: no bundle here (no {} in it or its subfolders). Fix: pass a bundle folder such as onnx/tiny-editor",
+                "{}: no bundle here (no {} in it or its subfolders). Fix: pass a bundle folder{}",
                 p.display(),
-                bundle::MANIFEST
+                bundle::MANIFEST,
+                if p.starts_with("onnx") {
+                    "; `git checkout onnx` restores the shipped ones"
+                } else {
+                    " such as onnx/tiny-editor"
+                }
             );
         }
         dirs.extend(found);
