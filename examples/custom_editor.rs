@@ -57,6 +57,7 @@ pub fn explain_paint() -> anyhow::Result<explain::ExplainRun> {
         editor: Arc::new(PaintEditor),
         editor_info: ModelInfo {
             name: "paint-editor".into(),
+            kind: "custom".into(),
             path: "examples/custom_editor.rs".into(),
             sha256: "paint-editor-v1".into(),
             params: serde_json::Value::Null,

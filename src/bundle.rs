@@ -159,6 +159,10 @@ pub enum BundleKind {
     Clip,
     /// A diffusers InstructPix2Pix pipeline in the ONNX layout (text encoder, UNet, VAE encoder and decoder, scheduler config).
     InstructPix2Pix,
+    /// Any editor behind a local worker process speaking gsmile's JSON-lines protocol (`[worker]`).
+    Command,
+    /// Any editor behind an HTTP endpoint (`[http]`): gsmile's protocol or an OpenAI-style image-edit API.
+    Http,
 }
 
 impl std::fmt::Display for BundleKind {
@@ -167,6 +171,8 @@ impl std::fmt::Display for BundleKind {
             BundleKind::Editor => "editor",
             BundleKind::Clip => "clip",
             BundleKind::InstructPix2Pix => "instruct-pix2pix",
+            BundleKind::Command => "command",
+            BundleKind::Http => "http",
         })
     }
 }
@@ -284,8 +290,10 @@ pub struct Manifest {
     /// Origin and licence.
     #[serde(default)]
     pub provenance: Provenance,
-    /// Tokenizer settings.
-    pub tokenizer: TokenizerSpec,
+    /// Tokenizer settings; required except for editors behind a worker or an endpoint,
+    /// which tokenise for themselves.
+    #[serde(default)]
+    pub tokenizer: Option<TokenizerSpec>,
     /// Image settings; optional for clip bundles with a `preprocessor` and for instruct-pix2pix bundles.
     #[serde(default)]
     pub image: Option<ImageSpec>,
@@ -298,6 +306,99 @@ pub struct Manifest {
     /// Optional for `kind = "instruct-pix2pix"`: default sampling settings.
     #[serde(default)]
     pub pix2pix: Option<DiffusionSettings>,
+    /// Present for `kind = "command"`.
+    #[serde(default)]
+    pub worker: Option<WorkerSection>,
+    /// Present for `kind = "http"`.
+    #[serde(default)]
+    pub http: Option<HttpSection>,
+}
+
+/// How to start an editor's worker process (`kind = "command"`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSection {
+    /// The program and its arguments, run in the bundle's folder (relative paths in the
+    /// arguments are relative to it), e.g. `["python3", "worker.py", "--device", "cuda"]`.
+    pub command: Vec<String>,
+    /// Seconds one request may take before the worker is stopped and the run fails.
+    #[serde(default = "default_timeout")]
+    pub timeout_s: f64,
+    /// Seconds the worker may take to start and answer the handshake (loading weights).
+    #[serde(default = "default_startup")]
+    pub startup_timeout_s: f64,
+    /// Settings passed to the worker with every request (and part of every cache key).
+    #[serde(default)]
+    pub params: toml::Table,
+}
+
+/// Which wire format an HTTP editor speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HttpPreset {
+    /// gsmile's own protocol: a `hello` and `edit` requests as JSON, as a command worker gets them.
+    #[default]
+    Gsmile,
+    /// An OpenAI-compatible image edit endpoint: multipart image and prompt in, base64 image out.
+    OpenaiImagesEdit,
+}
+
+/// How to reach an editor behind an HTTP endpoint (`kind = "http"`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// The endpoint, e.g. `http://127.0.0.1:8000/edit` or `https://api.openai.com/v1/images/edits`.
+    pub url: String,
+    /// The wire format.
+    #[serde(default)]
+    pub preset: HttpPreset,
+    /// Seconds one request may take.
+    #[serde(default = "default_timeout")]
+    pub timeout_s: f64,
+    /// Retries of a request that failed with 429, a 5xx status or a broken connection.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Requests in flight at once (the command line's `--concurrency` overrides it).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// The environment variable that holds the credential; the secret itself never appears
+    /// in the bundle, a cache key or an explanation.
+    #[serde(default)]
+    pub auth_env: Option<String>,
+    /// The header the credential goes in.
+    #[serde(default = "default_auth_header")]
+    pub auth_header: String,
+    /// Put before the credential in the header (`"Bearer"`; empty for a bare key).
+    #[serde(default = "default_auth_scheme")]
+    pub auth_scheme: String,
+    /// `openai-images-edit`: the model to ask for, e.g. `gpt-image-1`.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// `openai-images-edit`: the image size to ask for and expect, `[height, width]`.
+    #[serde(default)]
+    pub size: Option<[u32; 2]>,
+    /// Settings passed with every request (and part of every cache key).
+    #[serde(default)]
+    pub params: toml::Table,
+}
+
+fn default_timeout() -> f64 {
+    600.0
+}
+fn default_startup() -> f64 {
+    120.0
+}
+fn default_retries() -> u32 {
+    5
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_auth_header() -> String {
+    "Authorization".into()
+}
+fn default_auth_scheme() -> String {
+    "Bearer".into()
 }
 
 /// Sampling settings of a diffusion editor, each optional: a bundle's defaults (`[pix2pix]` in
@@ -508,6 +609,14 @@ impl Bundle {
         }
     }
 
+    /// The tokenizer settings, or an error naming the bundle when it has none.
+    pub fn tokenizer_spec(&self) -> Result<&TokenizerSpec, BundleError> {
+        self.manifest
+            .tokenizer
+            .as_ref()
+            .ok_or_else(|| self.field_err("tokenizer", "is missing: this kind of bundle needs a [tokenizer] section"))
+    }
+
     /// The image settings; `field` names what needs them in the error when the bundle has none.
     pub fn image_spec(&self, field: &str) -> Result<&ImageSpec, BundleError> {
         self.manifest.image.as_ref().ok_or_else(|| self.field_err("image", format!("is missing but {field} needs it")))
@@ -530,7 +639,7 @@ impl Bundle {
     /// The files (or tokenizer folders) the manifest names, relative to the bundle.
     fn named_files(&self) -> Vec<&Path> {
         let m = &self.manifest;
-        let mut named = vec![m.tokenizer.file.as_path()];
+        let mut named: Vec<&Path> = m.tokenizer.iter().map(|t| t.file.as_path()).collect();
         if let Some(e) = &m.editor {
             named.push(&e.file);
         }
@@ -623,14 +732,73 @@ impl Bundle {
                 }
             }
         }
-        if m.tokenizer.max_length == 0 || m.tokenizer.max_length > MAX_TOKENS {
-            return Err(self.field_err(
-                "tokenizer.max_length",
-                format!("is {}; it must be 1 to {MAX_TOKENS} (CLIP takes 77)", m.tokenizer.max_length),
-            ));
+        if !matches!(m.kind, BundleKind::Command | BundleKind::Http) || m.tokenizer.is_some() {
+            let t = self.tokenizer_spec()?;
+            if t.max_length == 0 || t.max_length > MAX_TOKENS {
+                return Err(self.field_err(
+                    "tokenizer.max_length",
+                    format!("is {}; it must be 1 to {MAX_TOKENS} (CLIP takes 77)", t.max_length),
+                ));
+            }
+            self.require_file("tokenizer.file", &t.file)?;
         }
-        self.require_file("tokenizer.file", &m.tokenizer.file)?;
         match m.kind {
+            BundleKind::Command => {
+                let w = m.worker.as_ref().ok_or_else(|| {
+                    self.field_err("worker", "is missing: a command bundle needs a [worker] section with `command`")
+                })?;
+                if w.command.first().is_none_or(|p| p.trim().is_empty()) {
+                    return Err(self.field_err(
+                        "worker.command",
+                        "is empty. Fix: name the program and its arguments, e.g. command = [\"python3\", \"worker.py\"]",
+                    ));
+                }
+                for (field, t) in [("worker.timeout_s", w.timeout_s), ("worker.startup_timeout_s", w.startup_timeout_s)]
+                {
+                    if !(t.is_finite() && t > 0.0 && t <= 86_400.0) {
+                        return Err(self.field_err(field, format!("is {t}; give seconds between 0 and 86400")));
+                    }
+                }
+            }
+            BundleKind::Http => {
+                let h = m.http.as_ref().ok_or_else(|| {
+                    self.field_err("http", "is missing: an http bundle needs an [http] section with `url`")
+                })?;
+                let uri = h.url.parse::<ureq::http::Uri>().ok();
+                let scheme_ok = uri.as_ref().and_then(|u| u.scheme_str()).is_some_and(|s| s == "http" || s == "https");
+                let host_ok = uri.as_ref().and_then(|u| u.host()).is_some_and(|s| !s.is_empty());
+                let port_ok = uri.as_ref().and_then(|u| u.authority()).is_some_and(|a| !a.as_str().ends_with(':'));
+                if !(scheme_ok && host_ok && port_ok) {
+                    return Err(self.field_err(
+                        "http.url",
+                        format!(
+                            "is {:?}; give an http:// or https:// URL with a host, e.g. \"http://127.0.0.1:8000/edit\"",
+                            h.url
+                        ),
+                    ));
+                }
+                if !(h.timeout_s.is_finite() && h.timeout_s > 0.0 && h.timeout_s <= 86_400.0) {
+                    return Err(self
+                        .field_err("http.timeout_s", format!("is {}; give seconds between 0 and 86400", h.timeout_s)));
+                }
+                if h.concurrency == 0 || h.concurrency > 256 {
+                    return Err(self.field_err("http.concurrency", format!("is {}; give 1 to 256", h.concurrency)));
+                }
+                if h.retries > 20 {
+                    return Err(self.field_err("http.retries", format!("is {}; give 0 to 20", h.retries)));
+                }
+                if h.preset == HttpPreset::OpenaiImagesEdit && h.size.is_none() {
+                    return Err(self.field_err(
+                        "http.size",
+                        "is missing: an openai-images-edit endpoint does not say its size. Fix: set size = [1024, 1024]",
+                    ));
+                }
+                if let Some([hh, ww]) = h.size
+                    && (hh == 0 || ww == 0 || hh.max(ww) > MAX_MODEL_SIDE)
+                {
+                    return Err(self.field_err("http.size", format!("is {hh}x{ww}; give 1 to {MAX_MODEL_SIDE} a side")));
+                }
+            }
             BundleKind::Editor => {
                 let e = m.editor.as_ref().ok_or_else(|| {
                     self.field_err("editor", "is missing: an editor bundle needs an [editor] section")
@@ -691,11 +859,13 @@ fn diffusers_manifest(dir: &Path) -> Result<Manifest, BundleError> {
         name,
         description: format!("diffusers {class} exported to ONNX"),
         provenance: Provenance::default(),
-        tokenizer: TokenizerSpec { file: PathBuf::from("tokenizer"), max_length },
+        tokenizer: Some(TokenizerSpec { file: PathBuf::from("tokenizer"), max_length }),
         image: None,
         editor: None,
         clip: None,
         pix2pix: None,
+        worker: None,
+        http: None,
     })
 }
 

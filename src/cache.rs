@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use ndarray::{ArrayD, IxDyn};
@@ -43,8 +43,9 @@ pub struct ArrayCache {
 /// What went wrong with a cache during a run, for one warning each at its end.
 #[derive(Debug, Default)]
 struct Health {
-    /// Entries that failed their checksum or held non-finite values.
-    corrupt: AtomicUsize,
+    /// Keys of the entries that failed their checksum or held non-finite values (a set: a
+    /// run may look an entry up twice, when it plans its calls and when it edits).
+    corrupt: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Writing failed once; later writes are skipped.
     read_only: AtomicBool,
     /// Why the first write failed.
@@ -186,7 +187,9 @@ impl ArrayCache {
                 Some(array)
             }
             None => {
-                self.health.corrupt.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut keys) = self.health.corrupt.lock() {
+                    keys.insert(key.to_string());
+                }
                 None
             }
         }
@@ -220,7 +223,7 @@ impl ArrayCache {
     /// recomputed, writes that stopped), for the command line to print as warnings.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let corrupt = self.health.corrupt.load(Ordering::Relaxed);
+        let corrupt = self.health.corrupt.lock().map(|k| k.len()).unwrap_or(0);
         if corrupt > 0 {
             out.push(format!(
                 "{corrupt} cache entr{} in {} failed {} checksum and {} recomputed and rewritten; `gsmile cache verify {}` checks the rest",
@@ -482,9 +485,13 @@ mod tests {
         let nan = encode(&ArrayD::from_elem(IxDyn(&[2]), f32::NAN));
         let damaged = [flipped, good[..good.len() - 1].to_vec(), b"GSMILEC1garbage".to_vec(), nan, Vec::new()];
         for (n, bytes) in damaged.iter().enumerate() {
+            let k = key(&[b"damaged", &[n as u8]]);
+            std::fs::create_dir_all(cache.path(&k).parent().unwrap()).unwrap();
             std::fs::write(cache.path(&k), bytes).unwrap();
             assert!(cache.get(&k).is_none(), "damage {n} served");
-            assert_eq!(cache.health.corrupt.load(Ordering::Relaxed), n + 1);
+            assert!(cache.get(&k).is_none(), "damage {n} served");
+            // Each damaged entry counts once, however often it is looked up.
+            assert_eq!(cache.health.corrupt.lock().unwrap().len(), n + 1);
         }
         let warnings = cache.warnings();
         assert_eq!(warnings.len(), 1, "{warnings:?}");

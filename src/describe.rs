@@ -18,8 +18,8 @@ pub fn describe_bundle(dir: &Path, options: &RuntimeOptions) -> Result<String> {
     let bundle = Bundle::open(dir)?;
     let description = match bundle.manifest().kind {
         BundleKind::Clip => ClipEncoder::load(&bundle, options)?.describe()?,
-        BundleKind::Editor | BundleKind::InstructPix2Pix => {
-            editor::load(&bundle, options, DiffusionSettings::default(), 32)?.describe()?
+        BundleKind::Editor | BundleKind::InstructPix2Pix | BundleKind::Command | BundleKind::Http => {
+            editor::load(&bundle, options, DiffusionSettings::default(), 32, None)?.describe()?
         }
     };
     Ok(listing(&bundle, &description))
@@ -29,14 +29,17 @@ pub fn describe_bundle(dir: &Path, options: &RuntimeOptions) -> Result<String> {
 fn listing(bundle: &Bundle, description: &Description) -> String {
     let m = bundle.manifest();
     let mut out = format!(
-        "{} ({})\n  kind: {}\n  {}\n  image: {}\n  tokens: {} (tokenizer {})\n  size: {:.2} MB\n",
+        "{} ({})\n  kind: {}\n  {}\n  image: {}\n  tokens: {}\n  size: {:.2} MB\n",
         m.name,
         bundle.dir().display(),
         m.kind,
         m.description,
         description.image,
-        m.tokenizer.max_length,
-        m.tokenizer.file.display(),
+        m.tokenizer.as_ref().map_or("the worker's own tokenizer".to_string(), |t| format!(
+            "{} (tokenizer {})",
+            t.max_length,
+            t.file.display()
+        )),
         bundle.size_bytes() as f64 / 1e6
     );
     for line in &description.signature {

@@ -77,7 +77,7 @@ impl ClipEncoder {
             Preprocessing::Resize(spec) => (spec.height, spec.width),
             Preprocessing::Processor(p) => p.output_size(),
         };
-        let l = m.tokenizer.max_length as i64;
+        let l = bundle.tokenizer_spec()?.max_length as i64;
         let d = c.embed_dim as i64;
         let emb = [Dim::Any, Dim::Fixed(d)];
         let tok = [Dim::Any, Dim::Fixed(l)];

@@ -43,6 +43,9 @@ pub enum Error {
     /// A CLIP image preprocessor config that cannot be used.
     #[error(transparent)]
     Preprocess(#[from] crate::preprocess::PreprocessError),
+    /// An editor behind a worker process or an endpoint failed.
+    #[error(transparent)]
+    Worker(#[from] crate::editor::worker::WorkerError),
     /// A configuration value that cannot work, named by its config field.
     #[error(transparent)]
     Config(#[from] ConfigError),

@@ -522,16 +522,22 @@ impl<'m> Measurer<'m> {
         self.edits_run.load(Ordering::Relaxed)
     }
 
-    /// Edits of `texts`, served from the cache where possible, the rest in batches.
-    pub fn edit(&self, texts: &[String], progress: &dyn Progress) -> Result<Array4<f32>> {
-        let (c, h, w) = self.input.dim();
+    /// The cache key of each text's edit: the editor's content hash and parameters (a
+    /// worker's name and version among them), the image, the text and the seed.
+    fn edit_keys(&self, texts: &[String]) -> Vec<String> {
         let params = self.models.editor.params();
         let seed = self.config.editor_seed.to_le_bytes();
         let sha = self.models.editor_info.sha256.as_bytes();
-        let keys: Vec<String> = texts
+        texts
             .iter()
             .map(|t| cache::key(&[b"edit", sha, self.image_hash.as_bytes(), t.as_bytes(), &seed, params.as_bytes()]))
-            .collect();
+            .collect()
+    }
+
+    /// Edits of `texts`, served from the cache where possible, the rest in batches.
+    pub fn edit(&self, texts: &[String], progress: &dyn Progress) -> Result<Array4<f32>> {
+        let (c, h, w) = self.input.dim();
+        let keys = self.edit_keys(texts);
         let mut out = Array4::zeros((texts.len(), c, h, w));
         let mut missing = Vec::new();
         for (i, hit) in cache_hits::<ndarray::Ix3>(&keys, self.run).into_iter().enumerate() {
@@ -556,27 +562,22 @@ impl<'m> Measurer<'m> {
                 encoder.prepare_texts()?;
             }
         }
-        progress.stage("editing", texts.len() as u64);
-        progress.advance((texts.len() - missing.len()) as u64);
+        // The bar counts editor calls only, so its rate and ETA are the editor's.
+        progress.stage("editing", missing.len() as u64);
         let batch: Vec<&str> = missing.iter().map(|&i| texts[i].as_str()).collect();
-        crate::editor::edit_in_batches(
-            &*self.models.editor,
-            self.input.view(),
-            &batch,
-            self.run.max_batch,
-            |start, edited| {
-                for (k, e) in edited.axis_iter(Axis(0)).enumerate() {
-                    let i = missing[start + k];
-                    out.index_axis_mut(Axis(0), i).assign(&e);
-                    if let Some(cache) = &self.run.cache {
-                        cache.put(&keys[i], &e.to_owned().into_dyn());
-                    }
+        let step = self.run.max_batch.min(self.models.editor.batch_hint().unwrap_or(usize::MAX));
+        crate::editor::edit_in_batches(&*self.models.editor, self.input.view(), &batch, step, |start, edited| {
+            for (k, e) in edited.axis_iter(Axis(0)).enumerate() {
+                let i = missing[start + k];
+                out.index_axis_mut(Axis(0), i).assign(&e);
+                if let Some(cache) = &self.run.cache {
+                    cache.put(&keys[i], &e.to_owned().into_dyn());
                 }
-                self.edits_run.fetch_add(edited.dim().0, Ordering::Relaxed);
-                progress.advance(edited.dim().0 as u64);
-                Ok(())
-            },
-        )?;
+            }
+            self.edits_run.fetch_add(edited.dim().0, Ordering::Relaxed);
+            progress.advance(edited.dim().0 as u64);
+            Ok(())
+        })?;
         progress.finish();
         Ok(out)
     }
@@ -820,6 +821,87 @@ impl Measured {
     }
 }
 
+/// The samples of one budget and the perturbed instructions they need edited.
+struct Perturbed {
+    /// One mask per sample.
+    masks: Vec<Vec<bool>>,
+    /// The distinct masks, and the distinct mask of each sample.
+    distinct: Vec<Vec<bool>>,
+    of_distinct: Vec<usize>,
+    /// The distinct perturbed instructions (row 0 the full one), and the text of each distinct mask.
+    texts: Vec<String>,
+    text_of_distinct: Vec<usize>,
+}
+
+/// Draws `config.samples` masks and renders them: the editor runs once per distinct
+/// perturbed instruction, so masks are grouped first, then the masks that render the same
+/// text (a repeated word, say) share one edit.
+fn perturbed(instruction: &str, words: &[Word], config: &ExplainConfig) -> Result<Perturbed> {
+    let strategy = config.method.strategy(config.strategy);
+    let masks =
+        perturb::sample_masks(words.len(), config.samples, strategy, perturb::mask_seed(config.seed, instruction))?;
+    let (distinct, of_distinct) = perturb::distinct(&masks);
+    let rendered: Vec<String> =
+        distinct.iter().map(|m| perturb::render(instruction, words, m, config.replacement.as_deref())).collect();
+    let (texts, text_of_distinct) = perturb::distinct_texts(rendered);
+    Ok(Perturbed { masks, distinct, of_distinct, texts, text_of_distinct })
+}
+
+/// The editor calls an explanation will make, known before the first: its distinct
+/// perturbed instructions and which of them the cache already holds ([`plan`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallPlan {
+    /// The distinct perturbed instructions the run may edit, the full instruction first.
+    pub instructions: Vec<String>,
+    /// Whether the cache holds each one's edit.
+    pub cached: Vec<bool>,
+    /// Whether the run may stop before it needs them all (`auto` budgets: the plan counts
+    /// every round, and the run often stops earlier).
+    pub upper_bound: bool,
+}
+
+impl CallPlan {
+    /// Editor calls the run needs (at most, for an upper bound): the instructions not cached.
+    pub fn calls(&self) -> usize {
+        self.cached.iter().filter(|&&c| !c).count()
+    }
+}
+
+/// The editor calls [`explain`] would make for these arguments, without making any: the
+/// masks are drawn and rendered as the run draws them and the cache is looked up.
+pub fn plan(
+    image: &RgbImage,
+    instruction: &str,
+    models: &Models,
+    config: &ExplainConfig,
+    run: &RunOptions,
+) -> Result<CallPlan> {
+    config.validate(models)?;
+    models.editor.check_instruction(instruction)?;
+    let words = perturb::split_words(instruction);
+    if words.is_empty() {
+        return Err(PerturbError::NoWords(instruction.to_string()).into());
+    }
+    let budgets =
+        if config.auto { crate::method::adaptive::rounds(words.len(), config.samples) } else { vec![config.samples] };
+    let mut instructions: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for budget in budgets {
+        let round = ExplainConfig { samples: budget, auto: false, ..config.clone() };
+        for text in perturbed(instruction, &words, &round)?.texts {
+            if seen.insert(text.clone()) {
+                instructions.push(text);
+            }
+        }
+    }
+    let measurer = Measurer::new(image, models, config, run);
+    let keys = measurer.edit_keys(&instructions);
+    let (c, h, w) = measurer.input.dim();
+    let cached =
+        cache_hits::<ndarray::Ix3>(&keys, run).into_iter().map(|a| a.is_some_and(|a| a.dim() == (c, h, w))).collect();
+    Ok(CallPlan { instructions, cached, upper_bound: config.auto })
+}
+
 /// One explanation at a fixed budget of `config.samples` editor calls.
 #[allow(clippy::too_many_arguments)]
 fn explain_budget(
@@ -834,14 +916,7 @@ fn explain_budget(
 ) -> Result<(ExplainRun, Measured)> {
     let start = Instant::now();
     let d = words.len();
-    let strategy = config.method.strategy(config.strategy);
-    let masks = perturb::sample_masks(d, config.samples, strategy, perturb::mask_seed(config.seed, instruction))?;
-    // The editor runs once per distinct perturbed instruction: masks are grouped first, then
-    // the masks that render the same text (a repeated word, say) share one edit.
-    let (distinct, of_distinct) = perturb::distinct(&masks);
-    let rendered: Vec<String> =
-        distinct.iter().map(|m| perturb::render(instruction, words, m, config.replacement.as_deref())).collect();
-    let (texts, text_of_distinct) = perturb::distinct_texts(rendered);
+    let Perturbed { masks, distinct, of_distinct, texts, text_of_distinct } = perturbed(instruction, words, config)?;
     let of_sample: Vec<usize> = of_distinct.iter().map(|&m| text_of_distinct[m]).collect();
     if config.method == Method::SmilePaper && d < 3 {
         return Err(Error::Config(ConfigError::new(
@@ -1159,8 +1234,13 @@ mod tests {
     }
 
     fn models() -> Models {
-        let info =
-            ModelInfo { name: "brighten".into(), path: "-".into(), sha256: "-".into(), params: Default::default() };
+        let info = ModelInfo {
+            name: "brighten".into(),
+            kind: String::new(),
+            path: "-".into(),
+            sha256: "-".into(),
+            params: Default::default(),
+        };
         Models {
             editor: Arc::new(Brighten),
             editor_info: info,

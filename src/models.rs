@@ -21,6 +21,9 @@ use crate::{Error, Result, cache};
 pub struct ModelInfo {
     /// The bundle's name.
     pub name: String,
+    /// The bundle's kind (`editor`, `instruct-pix2pix`, `command`, `http`, `clip`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
     /// The bundle folder as given.
     pub path: String,
     /// SHA-256 over the bundle's files.
@@ -36,6 +39,7 @@ impl ModelInfo {
     pub fn from_bundle(bundle: &Bundle, params: &str, hash_memo: Option<&Path>) -> Result<Self> {
         Ok(ModelInfo {
             name: bundle.manifest().name.clone(),
+            kind: bundle.manifest().kind.to_string(),
             path: bundle.dir().display().to_string(),
             sha256: bundle.content_hash_memo(hash_memo)?,
             params: serde_json::from_str(params).unwrap_or(serde_json::Value::Null),
@@ -93,6 +97,8 @@ pub struct OpenOptions {
     pub max_batch: usize,
     /// Folder where large model files' hashes are remembered (the cache folder), if any.
     pub hash_memo: Option<PathBuf>,
+    /// Requests an editor behind an endpoint may have in flight at once; `None` keeps the bundle's.
+    pub concurrency: Option<usize>,
 }
 
 impl Default for OpenOptions {
@@ -102,6 +108,7 @@ impl Default for OpenOptions {
             diffusion: DiffusionSettings::default(),
             max_batch: 32,
             hash_memo: None,
+            concurrency: None,
         }
     }
 }
@@ -135,7 +142,7 @@ impl Models {
         let encoder_bundle =
             if needs.image_encoder || needs.text_encoder { Some(Bundle::open(encoder)?) } else { None };
         let diffusion = options.diffusion.with_seed(needs.editor_seed);
-        let editor = editor::load(&editor_bundle, &options.runtime, diffusion, options.max_batch)?;
+        let editor = editor::load(&editor_bundle, &options.runtime, diffusion, options.max_batch, options.concurrency)?;
         let clip = encoder_bundle.as_ref().map(|b| ClipEncoder::load(b, &options.runtime)).transpose()?.map(Arc::new);
         let mut models = Models {
             editor_info: ModelInfo::from_bundle(&editor_bundle, &editor.params(), memo)?,

@@ -73,7 +73,7 @@ impl std::fmt::Debug for InstructionTokenizer {
 impl InstructionTokenizer {
     /// Loads the tokenizer a bundle's manifest names.
     pub fn from_bundle(bundle: &Bundle) -> Result<Self, BundleError> {
-        let spec = &bundle.manifest().tokenizer;
+        let spec = bundle.tokenizer_spec()?;
         Self::load(bundle.dir(), &bundle.file(&spec.file), spec.max_length)
     }
 

@@ -158,6 +158,9 @@ pub struct RunArgs {
     /// Do not read or write the cache.
     #[arg(long)]
     pub no_cache: bool,
+    /// Requests in flight at once to an editor behind an HTTP endpoint (default: the bundle's `http.concurrency`).
+    #[arg(long, value_name = "N", value_parser = bounded::<1, 256>)]
+    pub concurrency: Option<usize>,
 }
 
 /// Parses a kebab-case option value into a library enum through its serde names.
@@ -207,6 +210,12 @@ pub struct ExplainArgs {
     /// Print explanation.json to standard output instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Print the perturbed instructions and the editor calls they need, and stop: no edit is made, nothing is written.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Refuse, before the first call, a run that needs more than N editor calls after the cache.
+    #[arg(long, value_name = "N")]
+    pub max_calls: Option<usize>,
 }
 
 /// Options of the explanation method: everything that changes an explanation's numbers.

@@ -52,7 +52,7 @@ impl Progress for Bars {
             return;
         }
         let bar = ProgressBar::new(total).with_message(name.to_string());
-        bar.set_style(style("{msg:>10} [{bar:40}] {pos}/{len} {elapsed_precise} eta {eta}"));
+        bar.set_style(style("{msg:>10} [{bar:40}] {pos}/{len} {per_sec} {elapsed_precise} eta {eta}"));
         if let Ok(mut slot) = self.bar.lock() {
             *slot = Some(bar);
         }

@@ -106,6 +106,7 @@ impl RunArgs {
             diffusion: *diffusion,
             max_batch: self.max_batch,
             hash_memo: if self.no_cache { None } else { Some(self.cache.clone()) },
+            concurrency: self.concurrency,
         }
     }
 }

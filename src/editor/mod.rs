@@ -7,11 +7,14 @@
 //! that start from an arbitrary picture. [`edit_in_batches`] is the one place a long list of
 //! instructions is split into editor calls of at most `max_batch`.
 //!
+//! Editors outside gsmile (a worker process, an HTTP endpoint) are [`worker`]'s.
+//!
 //! Adding an editor kind: a [`BundleKind`] variant, a module implementing [`Editor`] (with
 //! [`Editor::describe`] for `gsmile models`), and one arm in [`load`].
 
 pub mod pix2pix;
 pub mod scheduler;
+pub mod worker;
 
 use image::RgbImage;
 use ndarray::{Array4, ArrayView3, ArrayView4, Axis, s};
@@ -44,6 +47,12 @@ pub trait Editor: Send + Sync {
     /// reported before long work starts rather than in the middle of it.
     fn prepare(&self) -> Result<()> {
         Ok(())
+    }
+    /// The most instructions one [`Editor::edit_shared`] call should carry, for editors whose
+    /// calls are slow (a worker, an endpoint): callers keep their batches this small so the
+    /// cache and the progress bar advance after each round of requests. `None`: no preference.
+    fn batch_hint(&self) -> Option<usize> {
+        None
     }
     /// Edits `images[i]` with `instructions[i]`; images are `[B,3,H,W]` in `[0,1]` at [`Editor::size`].
     fn edit(&self, images: ArrayView4<f32>, instructions: &[&str]) -> Result<Array4<f32>>;
@@ -130,11 +139,13 @@ fn check_batch(editor: &dyn Editor, dim: (usize, usize, usize, usize), instructi
 /// `diffusion` is layered over a diffusion editor's defaults; a one-step editor refuses any
 /// setting but the seed. `max_batch` caps the UNet rows of one diffusion graph call (a one-step
 /// editor runs each batch it is given in one call; callers split batches with [`edit_in_batches`]).
+/// `concurrency` overrides the requests an endpoint may have in flight at once.
 pub fn load(
     bundle: &Bundle,
     options: &RuntimeOptions,
     diffusion: DiffusionSettings,
     max_batch: usize,
+    concurrency: Option<usize>,
 ) -> Result<Box<dyn Editor>> {
     match bundle.manifest().kind {
         BundleKind::Editor => {
@@ -150,6 +161,7 @@ pub fn load(
         BundleKind::InstructPix2Pix => {
             Ok(Box::new(pix2pix::InstructPix2Pix::load(bundle, options, diffusion)?.with_max_batch(max_batch)))
         }
+        BundleKind::Command | BundleKind::Http => worker::load(bundle, diffusion, concurrency),
         BundleKind::Clip => Err(bundle
             .expect_kind(BundleKind::Editor, "--editor")
             .err()
@@ -190,7 +202,7 @@ impl OnnxEditor {
         let sec = m.editor.as_ref().ok_or_else(|| Error::InvalidInput("editor section missing".into()))?;
         let spec = bundle.image_spec("an editor bundle")?.clone();
         let (h, w) = (i64::from(spec.height), i64::from(spec.width));
-        let l = m.tokenizer.max_length as i64;
+        let l = bundle.tokenizer_spec()?.max_length as i64;
         let image_dims = [Dim::Any, Dim::Fixed(3), Dim::Fixed(h), Dim::Fixed(w)];
         let token_dims = [Dim::Any, Dim::Fixed(l)];
         let inputs = [

@@ -131,24 +131,10 @@ pub fn upscale(img: &RgbImage, min_side: u32) -> RgbImage {
 
 /// The image encoded as PNG; an image with a zero side, which PNG cannot hold, is encoded as one white pixel.
 pub fn png_bytes(img: &RgbImage) -> Vec<u8> {
-    let blank;
-    let img = if img.width() == 0 || img.height() == 0 {
-        blank = canvas(1, 1);
-        &blank
-    } else {
-        img
-    };
-    // Fast deflate with adaptive row filters: these are flat-colour charts and small pictures,
-    // where it costs a few percent of file size and saves most of the encoding time.
-    // Room for a typical compressed size up front, instead of growing by copying.
-    let mut bytes = Vec::with_capacity(img.as_raw().len() / 4 + 1024);
-    let encoder = image::codecs::png::PngEncoder::new_with_quality(
-        &mut bytes,
-        image::codecs::png::CompressionType::Fast,
-        image::codecs::png::FilterType::Sub,
-    );
-    img.write_with_encoder(encoder).expect("PNG encoding into memory cannot fail");
-    bytes
+    if img.width() == 0 || img.height() == 0 {
+        return crate::imaging::png_bytes(&canvas(1, 1));
+    }
+    crate::imaging::png_bytes(img)
 }
 
 #[cfg(test)]

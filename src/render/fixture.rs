@@ -69,6 +69,7 @@ pub(super) fn explanation(instruction: &str) -> Explanation {
         image: ImageInfo { path: "scene-01.png".into(), sha256: "ab".repeat(32), width: 64, height: 64 },
         editor: ModelInfo {
             name: "toy-editor".into(),
+            kind: "editor".into(),
             path: "onnx/editor".into(),
             sha256: "cd".repeat(32),
             params: serde_json::Value::Null,

@@ -34,3 +34,4 @@ mod safety;
 mod scenario;
 mod stats_parity;
 mod style;
+mod workers;

@@ -81,12 +81,14 @@ fn explanation(words: Vec<WordAttribution>, samples: Vec<SampleRecord>) -> Expla
         },
         editor: ModelInfo {
             name: "toy-editor".into(),
+            kind: "editor".into(),
             path: "onnx/editor".into(),
             sha256: "fedcba9876543210".repeat(4),
             params: serde_json::Value::Null,
         },
         encoder: Some(ModelInfo {
             name: "toy-clip".into(),
+            kind: "clip".into(),
             path: "onnx/clip".into(),
             sha256: "00ff".repeat(16),
             params: serde_json::Value::Null,

@@ -32,7 +32,7 @@ pub fn run(a: &EditArgs, g: &Global) -> Result<()> {
     }
     let image = imaging::load_rgb_limited(&a.input.image, g.max_pixels)?;
     let bundle = Bundle::open(&a.editor.editor)?;
-    let editor = editor::load(&bundle, &runtime, a.diffusion.with_seed(a.seed), 32)?;
+    let editor = editor::load(&bundle, &runtime, a.diffusion.with_seed(a.seed), 32, None)?;
     editor.prepare()?;
     warn_fallbacks(quiet);
     let mut edited = editor::edit_image(editor.as_ref(), &image, &a.input.instruction)?;

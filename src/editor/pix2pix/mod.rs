@@ -92,12 +92,13 @@ impl InstructPix2Pix {
         check_settings(&settings, layout.multiple, scheduler_config.num_train_timesteps)?;
         let scheduler = scheduler::build(&scheduler_config, settings.steps)?;
 
-        let tokenizer = InstructionTokenizer::load(dir, &bundle.file(&m.tokenizer.file), m.tokenizer.max_length)?;
+        let spec = bundle.tokenizer_spec()?;
+        let tokenizer = InstructionTokenizer::load(dir, &bundle.file(&spec.file), spec.max_length)?;
         let spec = GraphSpec {
             dir: dir.to_path_buf(),
             options: *options,
             latent_channels: layout.latent_channels,
-            max_length: m.tokenizer.max_length,
+            max_length: spec.max_length,
             probe_size: layout.multiple,
             vae_factor: layout.vae_factor,
         };
