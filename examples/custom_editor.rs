@@ -65,6 +65,8 @@ pub fn explain_paint() -> anyhow::Result<explain::ExplainRun> {
         image_encoder: None,
         text_encoder: None,
         encoder_info: None,
+        lpips: None,
+        lpips_info: None,
     };
     // No encoder: measure change on pixels and weight samples by LIME's mask cosine.
     let config = ExplainConfig {

@@ -163,6 +163,8 @@ pub enum BundleKind {
     Command,
     /// Any editor behind an HTTP endpoint (`[http]`): gsmile's protocol or an OpenAI-style image-edit API.
     Http,
+    /// A learned perceptual distance between two images (LPIPS, `[lpips]`).
+    Lpips,
 }
 
 impl std::fmt::Display for BundleKind {
@@ -173,6 +175,7 @@ impl std::fmt::Display for BundleKind {
             BundleKind::InstructPix2Pix => "instruct-pix2pix",
             BundleKind::Command => "command",
             BundleKind::Http => "http",
+            BundleKind::Lpips => "lpips",
         })
     }
 }
@@ -312,6 +315,28 @@ pub struct Manifest {
     /// Present for `kind = "http"`.
     #[serde(default)]
     pub http: Option<HttpSection>,
+    /// Present for `kind = "lpips"`.
+    #[serde(default)]
+    pub lpips: Option<LpipsSection>,
+}
+
+/// The graph of an LPIPS bundle (`kind = "lpips"`): two images in `[-1, 1]` of any size of at
+/// least `min_side`, their distance and its per-pixel map out.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LpipsSection {
+    /// The ONNX graph.
+    pub file: PathBuf,
+    /// First image input, float32 `[B,3,H,W]` in `[-1, 1]`.
+    pub image_0: String,
+    /// Second image input, like the first.
+    pub image_1: String,
+    /// Output: float32 `[B]`, the distance of each pair.
+    pub distance: String,
+    /// Output: float32 `[B,1,H,W]`, each layer's distance map upsampled to the input and summed.
+    pub distance_map: String,
+    /// The smallest side the network takes (its strides and pools); smaller images are enlarged to it.
+    pub min_side: u32,
 }
 
 /// How to start an editor's worker process (`kind = "command"`).
@@ -643,6 +668,9 @@ impl Bundle {
         if let Some(e) = &m.editor {
             named.push(&e.file);
         }
+        if let Some(l) = &m.lpips {
+            named.push(&l.file);
+        }
         if let Some(c) = &m.clip {
             named.extend([c.image_file.as_path(), c.text_file.as_path()]);
             named.extend(c.preprocessor.as_deref());
@@ -732,7 +760,7 @@ impl Bundle {
                 }
             }
         }
-        if !matches!(m.kind, BundleKind::Command | BundleKind::Http) || m.tokenizer.is_some() {
+        if !matches!(m.kind, BundleKind::Command | BundleKind::Http | BundleKind::Lpips) || m.tokenizer.is_some() {
             let t = self.tokenizer_spec()?;
             if t.max_length == 0 || t.max_length > MAX_TOKENS {
                 return Err(self.field_err(
@@ -807,6 +835,18 @@ impl Bundle {
                 self.require_file("editor.file", &e.file)?;
             }
             BundleKind::InstructPix2Pix => {}
+            BundleKind::Lpips => {
+                let l = m
+                    .lpips
+                    .as_ref()
+                    .ok_or_else(|| self.field_err("lpips", "is missing: an lpips bundle needs an [lpips] section"))?;
+                if l.min_side == 0 || l.min_side > MAX_MODEL_SIDE {
+                    return Err(
+                        self.field_err("lpips.min_side", format!("is {}; give 1 to {MAX_MODEL_SIDE}", l.min_side))
+                    );
+                }
+                self.require_file("lpips.file", &l.file)?;
+            }
             BundleKind::Clip => {
                 let c = m
                     .clip
@@ -866,6 +906,7 @@ fn diffusers_manifest(dir: &Path) -> Result<Manifest, BundleError> {
         pix2pix: None,
         worker: None,
         http: None,
+        lpips: None,
     })
 }
 

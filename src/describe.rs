@@ -18,6 +18,7 @@ pub fn describe_bundle(dir: &Path, options: &RuntimeOptions) -> Result<String> {
     let bundle = Bundle::open(dir)?;
     let description = match bundle.manifest().kind {
         BundleKind::Clip => ClipEncoder::load(&bundle, options)?.describe()?,
+        BundleKind::Lpips => crate::lpips::Lpips::load(&bundle, options)?.describe()?,
         BundleKind::Editor | BundleKind::InstructPix2Pix | BundleKind::Command | BundleKind::Http => {
             editor::load(&bundle, options, DiffusionSettings::default(), 32, None)?.describe()?
         }
@@ -35,11 +36,11 @@ fn listing(bundle: &Bundle, description: &Description) -> String {
         m.kind,
         m.description,
         description.image,
-        m.tokenizer.as_ref().map_or("the worker's own tokenizer".to_string(), |t| format!(
-            "{} (tokenizer {})",
-            t.max_length,
-            t.file.display()
-        )),
+        m.tokenizer.as_ref().map_or(
+            if m.kind == BundleKind::Lpips { "none (compares images)" } else { "the worker's own tokenizer" }
+                .to_string(),
+            |t| format!("{} (tokenizer {})", t.max_length, t.file.display())
+        ),
         bundle.size_bytes() as f64 / 1e6
     );
     for line in &description.signature {

@@ -35,6 +35,8 @@ pub enum Space {
     Embedding,
     /// On the images' pixel-intensity distributions.
     Pixels,
+    /// As LPIPS, a learned perceptual distance to the reference (its own metric: `distance` does not apply).
+    Lpips,
 }
 
 /// Every option that changes an explanation's numbers; written into `explanation.json`.
@@ -230,6 +232,9 @@ pub struct Explanation {
     pub editor: ModelInfo,
     /// The encoder, when one was used.
     pub encoder: Option<ModelInfo>,
+    /// The LPIPS network, when change was measured with it (`space = lpips`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lpips: Option<ModelInfo>,
     /// Every option that shaped the numbers.
     pub config: ExplainConfig,
     /// The kernel width actually used (LIME's 25 on 100 × cosine for `lime`, σ = 0.25 for
@@ -375,6 +380,7 @@ impl ExplainConfig {
         Needs {
             image_encoder: self.space == Space::Embedding,
             text_encoder: self.needs_text(),
+            lpips: self.space == Space::Lpips,
             editor_seed: self.editor_seed,
         }
     }
@@ -636,6 +642,12 @@ impl<'m> Measurer<'m> {
                     .into_par_iter()
                     .map(|i| distance::between_vectors(metric, &emb.row(i).to_vec(), &r).map_err(Error::from))
                     .collect()
+            }
+            Space::Lpips => {
+                let lpips = self.models.lpips.as_deref().ok_or_else(|| {
+                    ConfigError::new("space", "`space = lpips` needs an LPIPS bundle (--lpips, e.g. onnx/lpips-alex)")
+                })?;
+                Ok(lpips.measure(outputs, reference)?.0)
             }
             Space::Pixels => (0..outputs.dim().0)
                 .into_par_iter()
@@ -1129,6 +1141,7 @@ fn explain_budget(
         image: image_info.clone(),
         editor: models.editor_info.clone(),
         encoder: models.encoder_info.clone(),
+        lpips: models.lpips_info.clone(),
         config: config.clone(),
         kernel_width: match config.method {
             Method::Gsmile => width,
@@ -1247,6 +1260,8 @@ mod tests {
             image_encoder: None,
             text_encoder: None,
             encoder_info: None,
+            lpips: None,
+            lpips_info: None,
         }
     }
 

@@ -8,7 +8,7 @@
 //!
 //! This crate is the library; the `gsmile` binary is a thin shell over it. Model bundles
 //! ([`bundle`]) are loaded into wrappers that own their ONNX Runtime sessions
-//! ([`editor`], [`encoder`]); everything else sees plain `ndarray` and `image` types.
+//! ([`editor`], [`encoder`], [`lpips`]); everything else sees plain `ndarray` and `image` types.
 
 pub mod bundle;
 pub mod cache;
@@ -21,6 +21,7 @@ pub mod evaluate;
 pub mod explain;
 pub mod imaging;
 pub mod io;
+pub mod lpips;
 pub mod method;
 pub mod metrics;
 pub mod models;

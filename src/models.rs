@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::bundle::Bundle;
 use crate::editor::{self, DiffusionSettings, Editor};
 use crate::encoder::{ClipEncoder, ImageEncoder, TextEncoder};
+use crate::lpips::Lpips;
 use crate::runtime::RuntimeOptions;
 use crate::{Error, Result, cache};
 
@@ -81,6 +82,8 @@ pub struct Needs {
     pub image_encoder: bool,
     /// A text encoder, to weight samples by instruction distance.
     pub text_encoder: bool,
+    /// An LPIPS network, to measure change perceptually.
+    pub lpips: bool,
     /// The noise seed of stochastic (diffusion) editors.
     pub editor_seed: u64,
 }
@@ -99,6 +102,8 @@ pub struct OpenOptions {
     pub hash_memo: Option<PathBuf>,
     /// Requests an editor behind an endpoint may have in flight at once; `None` keeps the bundle's.
     pub concurrency: Option<usize>,
+    /// The LPIPS bundle, opened when the run measures change with it (`space = lpips`).
+    pub lpips: Option<PathBuf>,
 }
 
 impl Default for OpenOptions {
@@ -109,6 +114,7 @@ impl Default for OpenOptions {
             max_batch: 32,
             hash_memo: None,
             concurrency: None,
+            lpips: None,
         }
     }
 }
@@ -126,6 +132,10 @@ pub struct Models {
     pub text_encoder: Option<Arc<dyn TextEncoder>>,
     /// The encoder's identity.
     pub encoder_info: Option<ModelInfo>,
+    /// LPIPS network for `Space::Lpips`.
+    pub lpips: Option<Arc<Lpips>>,
+    /// Its identity.
+    pub lpips_info: Option<ModelInfo>,
 }
 
 impl Models {
@@ -141,6 +151,17 @@ impl Models {
         let editor_bundle = Bundle::open(editor)?;
         let encoder_bundle =
             if needs.image_encoder || needs.text_encoder { Some(Bundle::open(encoder)?) } else { None };
+        let lpips_bundle = match (&options.lpips, needs.lpips) {
+            (Some(dir), true) => Some(Bundle::open(dir)?),
+            (None, true) => {
+                return Err(crate::error::ConfigError::new(
+                    "space",
+                    "`space = lpips` needs an LPIPS bundle. Fix: pass --lpips onnx/lpips-alex (OpenOptions::lpips in the library)",
+                )
+                .into());
+            }
+            (_, false) => None,
+        };
         let diffusion = options.diffusion.with_seed(needs.editor_seed);
         let editor = editor::load(&editor_bundle, &options.runtime, diffusion, options.max_batch, options.concurrency)?;
         let clip = encoder_bundle.as_ref().map(|b| ClipEncoder::load(b, &options.runtime)).transpose()?.map(Arc::new);
@@ -150,7 +171,13 @@ impl Models {
             image_encoder: None,
             text_encoder: None,
             encoder_info: None,
+            lpips: None,
+            lpips_info: None,
         };
+        if let Some(bundle) = &lpips_bundle {
+            models.lpips = Some(Arc::new(Lpips::load(bundle, &options.runtime)?));
+            models.lpips_info = Some(ModelInfo::from_bundle(bundle, "", memo)?);
+        }
         if let (Some(bundle), Some(clip)) = (&encoder_bundle, clip) {
             models.encoder_info = Some(ModelInfo::from_bundle(bundle, "", memo)?);
             models.image_encoder = Some(clip.clone());

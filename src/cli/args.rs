@@ -111,6 +111,9 @@ pub struct EncoderArg {
     /// CLIP-style encoder bundle folder (kind = "clip"): embeds images and texts.
     #[arg(long, value_name = "DIR", default_value = "onnx/tiny-clip")]
     pub encoder: PathBuf,
+    /// LPIPS bundle folder (kind = "lpips") for `--space lpips`.
+    #[arg(long, value_name = "DIR", default_value = "onnx/lpips-alex")]
+    pub lpips: PathBuf,
 }
 
 /// `--editor` and `--encoder`: the models an explanation runs.
@@ -248,7 +251,7 @@ pub struct MethodArgs {
     /// Compare outputs with the full instruction's edit (full) or the unedited input (input).
     #[arg(long, default_value = "full", value_parser = kebab::<Reference>, value_name = "REF")]
     pub reference: Reference,
-    /// Measure change on image embeddings (embedding) or pixel distributions (pixels).
+    /// Measure change on image embeddings (embedding), pixel distributions (pixels) or perceptually with LPIPS (lpips, see --lpips).
     #[arg(long, default_value = "embedding", value_parser = kebab::<Space>, value_name = "SPACE")]
     pub space: Space,
     /// Distance: wasserstein, sliced-wasserstein (pixels), ks or cosine.

@@ -107,6 +107,7 @@ impl RunArgs {
             max_batch: self.max_batch,
             hash_memo: if self.no_cache { None } else { Some(self.cache.clone()) },
             concurrency: self.concurrency,
+            lpips: None,
         }
     }
 }

@@ -230,7 +230,14 @@ impl EvalConfig {
     pub fn hash(&self, models: &Models) -> String {
         let json = serde_json::to_vec(self).unwrap_or_default();
         let encoder = models.encoder_info.as_ref().map(|e| e.sha256.as_str()).unwrap_or("");
-        cache::key(&[b"gsmile.eval/1", &json, models.editor_info.sha256.as_bytes(), encoder.as_bytes()])
+        let lpips = models.lpips_info.as_ref().map(|e| e.sha256.as_str()).unwrap_or("");
+        cache::key(&[
+            b"gsmile.eval/1",
+            &json,
+            models.editor_info.sha256.as_bytes(),
+            encoder.as_bytes(),
+            lpips.as_bytes(),
+        ])
     }
 }
 

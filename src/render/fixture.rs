@@ -75,6 +75,7 @@ pub(super) fn explanation(instruction: &str) -> Explanation {
             params: serde_json::Value::Null,
         },
         encoder: None,
+        lpips: None,
         config: ExplainConfig::default(),
         kernel_width: 0.25,
         words,

@@ -8,10 +8,11 @@ const FOUNDATION: [&str; 10] =
     ["error", "io", "cache", "stats", "bundle", "runtime", "imaging", "tokenizer", "preprocess", "Error"];
 
 /// The stages in data-flow order; each may import the ones before it (and itself).
-const STAGES: [&str; 15] = [
+const STAGES: [&str; 16] = [
     "perturb",
     "editor",
     "encoder",
+    "lpips",
     "describe",
     "models",
     "distance",

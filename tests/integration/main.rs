@@ -22,6 +22,7 @@ mod evaluate;
 mod examples;
 mod fuzz;
 mod layout;
+mod lpips_parity;
 mod methods_parity;
 mod metrics_parity;
 mod models;

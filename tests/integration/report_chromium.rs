@@ -93,6 +93,7 @@ fn explanation(words: Vec<WordAttribution>, samples: Vec<SampleRecord>) -> Expla
             sha256: "00ff".repeat(16),
             params: serde_json::Value::Null,
         }),
+        lpips: None,
         config: ExplainConfig::default(),
         kernel_width: 0.25,
         counts: Counts { words: words.len(), samples: samples.len(), distinct_edits: samples.len(), cached_edits: 0 },

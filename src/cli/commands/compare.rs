@@ -19,7 +19,8 @@ pub fn run(a: &CompareArgs, g: &Global) -> Result<()> {
     }
     let suite = scenario::load_suite(&a.suite)?;
     let config = a.quality.config()?;
-    let open = a.run.open_options(runtime, &a.quality.method.diffusion);
+    let mut open = a.run.open_options(runtime, &a.quality.method.diffusion);
+    open.lpips = Some(a.encoder.lpips.clone());
     let options = a.run.options(g.max_pixels);
     let mut runs: Vec<(String, PathBuf)> = Vec::new();
     for editor in &a.editors {

@@ -18,7 +18,8 @@ pub fn run(a: &EvaluateArgs, g: &Global) -> Result<()> {
     let shard = a.shard.as_deref().map(scenario::parse_shard).transpose()?;
     let suite = scenario::load_suite(&a.suite)?;
     let method = &a.quality.method;
-    let open = a.run.open_options(runtime, &method.diffusion);
+    let mut open = a.run.open_options(runtime, &method.diffusion);
+    open.lpips = Some(a.models.encoder.lpips.clone());
     let options = a.run.options(g.max_pixels);
     if method.methods.len() == 1 && method.samples.len() == 1 {
         let config = a.quality.config()?;
@@ -51,6 +52,7 @@ pub fn run(a: &EvaluateArgs, g: &Global) -> Result<()> {
     let configs = method.configs();
     let mut needs = configs[0].needs();
     needs.text_encoder = configs.iter().any(|c| c.needs().text_encoder);
+    needs.lpips = configs.iter().any(|c| c.needs().lpips);
     let models = Models::open(&a.models.editor.editor, &a.models.encoder.encoder, needs, &open)?;
     // Every configuration is checked before the first evaluation starts.
     for config in configs {

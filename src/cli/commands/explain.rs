@@ -20,7 +20,8 @@ pub fn run(a: &ExplainArgs, g: &Global) -> Result<()> {
     // Everything about the output that can fail does so before the model work; a dry run writes nothing.
     let staging = if a.dry_run { None } else { Some(output::Staging::begin(&a.out.out, a.out.force)?) };
     let options = a.run.options(g.max_pixels);
-    let open = a.run.open_options(runtime, &a.method.diffusion);
+    let mut open = a.run.open_options(runtime, &a.method.diffusion);
+    open.lpips = Some(a.models.encoder.lpips.clone());
     let models = Models::open(&a.models.editor.editor, &a.models.encoder.encoder, config.needs(), &open)?;
     let plan = explain::plan(&image, instruction, &models, &config, &options)?;
     let calls = plan.calls();
