@@ -682,7 +682,13 @@ impl Bundle {
     pub fn content_hash_memo(&self, memo_dir: Option<&Path>) -> Result<String, BundleError> {
         let err =
             |e: std::io::Error| BundleError::Unreadable { path: self.dir.clone(), what: format!("its files ({e})") };
-        let files = files_under(&self.dir).map_err(err)?;
+        // A worker runs in its bundle's folder and may write there (logs, __pycache__,
+        // downloaded weights); its identity is its handshake, so only the manifest counts.
+        let files = if matches!(self.manifest.kind, BundleKind::Command | BundleKind::Http) {
+            vec![self.dir.join(MANIFEST)]
+        } else {
+            files_under(&self.dir).map_err(err)?
+        };
         let mut parts = Vec::new();
         for f in &files {
             let name = f.strip_prefix(&self.dir).unwrap_or(f).to_string_lossy().into_owned();

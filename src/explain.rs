@@ -571,7 +571,9 @@ impl<'m> Measurer<'m> {
         // The bar counts editor calls only, so its rate and ETA are the editor's.
         progress.stage("editing", missing.len() as u64);
         let batch: Vec<&str> = missing.iter().map(|&i| texts[i].as_str()).collect();
-        let step = self.run.max_batch.min(self.models.editor.batch_hint().unwrap_or(usize::MAX));
+        // An editor that says how much it takes at once (a worker: max_batch × concurrency) gets
+        // that; --max-batch sizes in-process batches.
+        let step = self.models.editor.batch_hint().unwrap_or(self.run.max_batch);
         crate::editor::edit_in_batches(&*self.models.editor, self.input.view(), &batch, step, |start, edited| {
             for (k, e) in edited.axis_iter(Axis(0)).enumerate() {
                 let i = missing[start + k];
@@ -900,7 +902,9 @@ pub fn plan(
     let mut seen = std::collections::HashSet::new();
     for budget in budgets {
         let round = ExplainConfig { samples: budget, auto: false, ..config.clone() };
-        for text in perturbed(instruction, &words, &round)?.texts {
+        let perturbed = perturbed(instruction, &words, &round)?;
+        refuse_before_editing(&round, words.len(), perturbed.distinct.len())?;
+        for text in perturbed.texts {
             if seen.insert(text.clone()) {
                 instructions.push(text);
             }
@@ -914,22 +918,10 @@ pub fn plan(
     Ok(CallPlan { instructions, cached, upper_bound: config.auto })
 }
 
-/// One explanation at a fixed budget of `config.samples` editor calls.
-#[allow(clippy::too_many_arguments)]
-fn explain_budget(
-    image: &RgbImage,
-    image_info: &ImageInfo,
-    instruction: &str,
-    words: &[Word],
-    models: &Models,
-    config: &ExplainConfig,
-    run: &RunOptions,
-    progress: &dyn Progress,
-) -> Result<(ExplainRun, Measured)> {
-    let start = Instant::now();
-    let d = words.len();
-    let Perturbed { masks, distinct, of_distinct, texts, text_of_distinct } = perturbed(instruction, words, config)?;
-    let of_sample: Vec<usize> = of_distinct.iter().map(|&m| text_of_distinct[m]).collect();
+/// The refusals a budget earns before any editor call: too few words for the method, too
+/// many for the word mover's distance, too few distinct samples to fit; shared by [`plan`],
+/// so a dry run fails where the run would.
+fn refuse_before_editing(config: &ExplainConfig, d: usize, distinct: usize) -> Result<()> {
     if config.method == Method::SmilePaper && d < 3 {
         return Err(Error::Config(ConfigError::new(
             "method",
@@ -949,9 +941,29 @@ fn explain_budget(
     }
     // A linear fit of d words and an intercept needs d + 1 distinct samples; exact methods
     // measure every mask and need no fit. Refused before any editor call is spent.
-    if !matches!(config.method, Method::Exact | Method::Banzhaf) && distinct.len() < d + 1 {
-        return Err(PerturbError::TooFewDistinct { distinct: distinct.len(), words: d }.into());
+    if !matches!(config.method, Method::Exact | Method::Banzhaf) && distinct < d + 1 {
+        return Err(PerturbError::TooFewDistinct { distinct, words: d }.into());
     }
+    Ok(())
+}
+
+/// One explanation at a fixed budget of `config.samples` editor calls.
+#[allow(clippy::too_many_arguments)]
+fn explain_budget(
+    image: &RgbImage,
+    image_info: &ImageInfo,
+    instruction: &str,
+    words: &[Word],
+    models: &Models,
+    config: &ExplainConfig,
+    run: &RunOptions,
+    progress: &dyn Progress,
+) -> Result<(ExplainRun, Measured)> {
+    let start = Instant::now();
+    let d = words.len();
+    let Perturbed { masks, distinct, of_distinct, texts, text_of_distinct } = perturbed(instruction, words, config)?;
+    let of_sample: Vec<usize> = of_distinct.iter().map(|&m| text_of_distinct[m]).collect();
+    refuse_before_editing(config, d, distinct.len())?;
     // A representative mask per edit (the first that rendered it), for mask-based weights.
     let mut edit_masks: Vec<&[bool]> = vec![&[]; texts.len()];
     for (m, &t) in text_of_distinct.iter().enumerate().rev() {

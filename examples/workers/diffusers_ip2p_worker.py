@@ -22,6 +22,7 @@ Needs torch, diffusers, transformers and numpy (see onnx/requirements.txt for th
 gsmile is tested with).
 """
 import argparse
+import hashlib
 import os
 
 import numpy as np
@@ -33,6 +34,17 @@ from protocol import PROTOCOL, decode_image, encode_image, serve
 
 VERSION = "1.0.0"
 DEFAULTS = {"steps": 20, "guidance_scale": 7.5, "image_guidance_scale": 1.5}
+
+
+def identity(checkpoint):
+    """A fingerprint of the checkpoint's files (names, sizes, modification times), so new
+    weights at the same path are new cache keys."""
+    h = hashlib.sha256()
+    for root, _, files in sorted(os.walk(checkpoint)):
+        for name in sorted(files):
+            st = os.stat(os.path.join(root, name))
+            h.update(f"{os.path.relpath(os.path.join(root, name), checkpoint)}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()
 
 
 class Pipeline:
@@ -47,8 +59,12 @@ class Pipeline:
         self.pipe.set_progress_bar_config(disable=True)
         native = self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
         self.height, self.width = size or (native, native)
+        factor = self.pipe.vae_scale_factor
+        if self.height % factor or self.width % factor:
+            raise SystemExit(f"--size {self.height} {self.width}: both sides must be multiples of the VAE's factor {factor}")
         self.max_batch = max_batch
         self.checkpoint = os.path.basename(os.path.normpath(checkpoint))
+        self.identity = identity(checkpoint)
 
     def edit(self, image, instructions, seeds, params):
         """`image` `[3, H, W]` in [0, 1] edited with each instruction: `[B, 3, H, W]` in [0, 1]."""
@@ -87,6 +103,7 @@ def handle(pipeline, message):
             "accepts": ["f32", "png"],
             "params": {
                 "checkpoint": pipeline.checkpoint,
+                "checkpoint_files": pipeline.identity,
                 "device": pipeline.device,
                 "dtype": str(pipeline.dtype).removeprefix("torch."),
                 "diffusers": diffusers.__version__,

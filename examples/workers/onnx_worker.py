@@ -86,6 +86,8 @@ def load_tokenizer(path):
     padding and truncation removed and its pad id and side kept."""
     folder = path if os.path.isdir(path) else None
     file = os.path.join(path, "tokenizer.json") if folder else path
+    if not os.path.isfile(file):
+        raise SystemExit(f"{file}: no tokenizer.json; this worker reads tokenizer.json files (not vocab.json + merges.txt)")
     tokenizer = Tokenizer.from_file(file)
     padding = tokenizer.padding
     pad_id, pad_left = (padding["pad_id"], padding["direction"] == "left") if padding else (0, False)
@@ -101,6 +103,8 @@ def load_tokenizer(path):
                     pad = pad.get("content")
                 if isinstance(pad, str):
                     pad_id = tokenizer.token_to_id(pad)
+                    if pad_id is None:
+                        raise SystemExit(f"{config}: pad_token {pad!r} is not in the vocabulary")
                     break
     return tokenizer, pad_id, pad_left
 

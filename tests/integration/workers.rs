@@ -193,9 +193,22 @@ fn a_worker_that_hangs_is_stopped_at_its_timeout() {
     let bundle = fake_bundle(dir.path(), "timeout_s = 1\n");
     let started = Instant::now();
     let o = explain(&bundle, &dir.path().join("out"), None, 8, &[], &[("FAKE_WORKER_MODE", "hang")]);
-    fails_with(&o, &["no reply to request 1", "within 1 s", "worker.timeout_s"]);
+    fails_with(&o, &["no reply to request 1 (", "within 1 s", "worker.timeout_s"]);
     // Not a speed check: the run must not wait for the worker's hour-long sleep.
     assert!(started.elapsed() < Duration::from_secs(120));
+    // A worker that stops reading, sent a request larger than a pipe holds (256² f32 as
+    // base64 is 1 MiB): the write blocks in gsmile's writer thread, and the timeout still fires.
+    let env = [("FAKE_WORKER_MODE", "deaf"), ("FAKE_WORKER_SIZE", "256")];
+    let o = explain(&bundle, &dir.path().join("out"), None, 8, &[], &env);
+    fails_with(&o, &["no reply to request 1 (", "within 1 s"]);
+    assert!(started.elapsed() < Duration::from_secs(120));
+}
+
+#[test]
+fn a_worker_that_floods_stderr_with_bytes_that_are_not_text_still_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = fake_bundle(dir.path(), "timeout_s = 60\n");
+    ok(&explain(&bundle, &dir.path().join("out"), None, 8, &["-q"], &[("FAKE_WORKER_MODE", "noisy")]));
 }
 
 #[test]
@@ -210,7 +223,7 @@ fn bad_replies_are_errors_naming_the_bundle_and_the_request() {
         ("error", "the worker failed: out of GPU memory (fake)"),
     ] {
         let o = explain(&bundle, &dir.path().join("out"), None, 8, &[], &[("FAKE_WORKER_MODE", mode)]);
-        fails_with(&o, &[&b, "request 1", needle]);
+        fails_with(&o, &[&b, "request 1 (", needle]);
         assert!(!dir.path().join("out").exists());
     }
     let missing = command_bundle(dir.path(), "missing", &["no-such-program-gsmile"], "");
@@ -376,8 +389,12 @@ fn serve(mut stream: TcpStream, behaviour: &Behaviour, seen: &Seen) {
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body).unwrap();
-    seen.auth.lock().unwrap().push(auth);
-    let (status, extra, reply) = answer(&body, &content_type, behaviour, seen);
+    seen.auth.lock().unwrap().push(auth.clone());
+    let (status, extra, mut reply) = answer(&body, &content_type, behaviour, seen);
+    if status == 401 {
+        // A careless service that echoes the credential in its error.
+        reply = format!("{{\"error\": \"bad key {auth}\"}}").into_bytes();
+    }
     let head = format!(
         "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
         reply.len()
@@ -490,7 +507,7 @@ fn http_500_again_and_again_fails_after_the_retries_with_a_clear_error() {
     let o = explain(&bundle, &out, None, 8, &["-q"], &[]);
     fails_with(
         &o,
-        &[&bundle.display().to_string(), "HTTP 500", "after 3 attempts", "request 1", "run again to resume"],
+        &[&bundle.display().to_string(), "HTTP 500", "after 3 attempts", "request 1 (", "run again to resume"],
     );
     assert_eq!(server.edits(), 3);
     assert!(!out.exists());
@@ -534,6 +551,12 @@ fn the_credential_comes_from_the_environment_and_is_written_nowhere() {
     ok(&explain(&bundle, &out, Some(&cache), 8, &["-q"], &[("GSMILE_TEST_KEY", SECRET)]));
     let auth = server.seen.auth.lock().unwrap().clone();
     assert!(!auth.is_empty() && auth.iter().all(|a| a == &format!("Bearer {SECRET}")), "{auth:?}");
+    // An endpoint that echoes the key in its error: the message names the variable, not the key.
+    let refusing = Server::start(Behaviour::Always(401));
+    let echo = http_bundle(&dir.path().join("echo"), &refusing.url, "auth_env = \"GSMILE_TEST_KEY\"\n");
+    let o = explain(&echo, &dir.path().join("x"), None, 8, &[], &[("GSMILE_TEST_KEY", SECRET)]);
+    let err = fails_with(&o, &["HTTP 401", "***", "check the credential in GSMILE_TEST_KEY"]);
+    assert!(!err.contains(SECRET), "{err}");
     for root in [&out, &cache, &bundle] {
         for entry in walk(root) {
             let bytes = std::fs::read(&entry).unwrap();
@@ -740,6 +763,7 @@ fn the_diffusers_worker_edits_each_sample_independently_of_its_batch() {
     assert_eq!(outputs[0]["editor"]["params"]["worker"]["stochastic"], true);
     let (a, b) = (attributions(&outputs[0]), attributions(&outputs[1]));
     for ((w, x), (_, y)) in a.iter().zip(&b) {
-        assert!((x - y).abs() <= 1e-6 * x.abs().max(1e-3), "{w}: {x} with batches of 1, {y} with batches of 3");
+        // float32 kernels may round differently for other batch sizes; the noise is what must not differ.
+        assert!((x - y).abs() <= 1e-4 * x.abs().max(1e-3), "{w}: {x} with batches of 1, {y} with batches of 3");
     }
 }

@@ -3,8 +3,8 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,7 +32,9 @@ pub struct CommandTransport {
 #[derive(Debug)]
 struct Worker {
     child: Child,
-    stdin: Option<ChildStdin>,
+    /// Request lines to the writer thread, which owns the worker's stdin: a worker that stops
+    /// reading blocks that thread, never the caller, whose timeout then fires.
+    stdin: Option<Sender<Vec<u8>>>,
     lines: Receiver<std::io::Result<String>>,
     greeted: bool,
     broken: Option<String>,
@@ -85,17 +87,32 @@ impl CommandTransport {
         });
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let kept = Arc::clone(&stderr);
+        // stderr is drained to its end whatever it holds (a worker blocked on a full stderr
+        // pipe would hang); the last lines are kept, each cut to a readable length.
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr_pipe).lines().map_while(std::result::Result::ok) {
+            let mut reader = BufReader::new(stderr_pipe);
+            let mut raw = Vec::new();
+            while matches!(reader.read_until(b'\n', &mut raw), Ok(n) if n > 0) {
+                let line: String = String::from_utf8_lossy(&raw).trim_end().chars().take(500).collect();
+                raw.clear();
                 if let Ok(mut k) = kept.lock() {
                     if k.len() == STDERR_LINES {
                         k.remove(0);
                     }
-                    k.push(line);
+                    k.push(super::printable(&line));
                 }
             }
         });
-        let stdin = child.stdin.take();
+        let mut pipe = child.stdin.take().ok_or_else(|| worker_error(&dir, "the worker has no stdin"))?;
+        let (stdin, requests) = channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            for line in requests {
+                if pipe.write_all(&line).and_then(|()| pipe.flush()).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = Some(stdin);
         Ok(CommandTransport {
             bundle: dir,
             program: section.command.join(" "),
@@ -124,9 +141,9 @@ impl Transport for CommandTransport {
         let timeout = if w.greeted { self.timeout } else { self.startup };
         let mut line = serde_json::to_string(request).map_err(|e| worker_error(&self.bundle, e.to_string()))?;
         line.push('\n');
-        let sent = match w.stdin.as_mut() {
-            Some(stdin) => stdin.write_all(line.as_bytes()).and_then(|()| stdin.flush()),
-            None => Err(std::io::Error::other("stdin closed")),
+        let sent = match w.stdin.as_ref() {
+            Some(stdin) => stdin.send(line.into_bytes()).map_err(|_| std::io::Error::other("its stdin is closed")),
+            None => Err(std::io::Error::other("its stdin is closed")),
         };
         let outcome = match sent {
             Err(e) => Err(format!("cannot send {what} ({e}): the worker has exited")),
@@ -140,7 +157,16 @@ impl Transport for CommandTransport {
                     if w.greeted { "timeout_s" } else { "startup_timeout_s" }
                 )),
                 Err(RecvTimeoutError::Disconnected) => {
-                    let status = w.child.wait().map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+                    // Its stdout closed; it has exited or is about to (bounded wait, then killed).
+                    let mut status = None;
+                    for _ in 0..100 {
+                        if let Ok(Some(s)) = w.child.try_wait() {
+                            status = Some(s.to_string());
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    let status = status.unwrap_or_else(|| "its stdout closed".into());
                     Err(format!("the worker exited ({status}) before replying to {what}"))
                 }
             },
@@ -170,7 +196,11 @@ impl Transport for CommandTransport {
 impl Drop for CommandTransport {
     /// Closes the worker's stdin (its cue to exit), and stops it if it does not in a moment.
     fn drop(&mut self) {
-        if let Ok(w) = self.inner.get_mut() {
+        let w = match self.inner.get_mut() {
+            Ok(w) => Some(w),
+            Err(poisoned) => Some(poisoned.into_inner()),
+        };
+        if let Some(w) = w {
             drop(w.stdin.take());
             for _ in 0..20 {
                 if matches!(w.child.try_wait(), Ok(Some(_))) {

@@ -24,7 +24,6 @@ const MAX_BODY: u64 = 1 << 30;
 const MAX_WAIT: Duration = Duration::from_secs(120);
 
 /// The HTTP side both presets share: an agent, the credential, retries.
-#[derive(Debug)]
 struct Client {
     bundle: PathBuf,
     url: String,
@@ -42,7 +41,30 @@ enum Body<'a> {
     Multipart { boundary: &'a str, bytes: &'a [u8] },
 }
 
+impl std::fmt::Debug for Client {
+    /// Everything but the credential.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.url)
+            .field("auth_env", &self.auth_env)
+            .field("retries", &self.retries)
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Client {
+    /// `text` with the credential, should an endpoint echo it, replaced by `***`.
+    fn redact(&self, text: &str) -> String {
+        match &self.auth {
+            Some((_, value)) => {
+                let secret = value.rsplit(' ').next().unwrap_or(value);
+                if secret.len() >= 4 { text.replace(secret, "***") } else { text.to_string() }
+            }
+            None => text.to_string(),
+        }
+    }
+
     fn new(bundle: &Bundle, section: &HttpSection, concurrency: Option<usize>) -> Result<Self> {
         let dir = bundle.dir().to_path_buf();
         let auth = match &section.auth_env {
@@ -56,6 +78,20 @@ impl Client {
                 })?;
                 let value =
                     if section.auth_scheme.is_empty() { secret } else { format!("{} {secret}", section.auth_scheme) };
+                if ureq::http::HeaderValue::from_str(&value).is_err() || value.ends_with(['\n', '\r', ' ']) {
+                    return Err(worker_error(
+                        &dir,
+                        format!(
+                            "the credential in {var} is not a valid header value (a stray newline or control character?). Fix: export {var} with the key alone"
+                        ),
+                    ));
+                }
+                if ureq::http::HeaderName::from_bytes(section.auth_header.as_bytes()).is_err() {
+                    return Err(worker_error(
+                        &dir,
+                        format!("http.auth_header {:?} is not a header name", section.auth_header),
+                    ));
+                }
                 Some((section.auth_header.clone(), value))
             }
         };
@@ -102,21 +138,33 @@ impl Client {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<f64>().ok())
                         .filter(|s| s.is_finite() && *s >= 0.0)
-                        .map(|s| Duration::from_secs_f64(s).min(MAX_WAIT));
+                        // Clamped before the conversion, which panics on huge values.
+                        .map(|s| Duration::from_secs_f64(s.min(MAX_WAIT.as_secs_f64())));
                     let bytes = response.body_mut().with_config().limit(MAX_BODY).read_to_vec();
                     if (200..300).contains(&code) {
                         return bytes
                             .map_err(|e| worker_error(&self.bundle, format!("{what}: cannot read the reply ({e})")));
                     }
                     let text = String::from_utf8_lossy(&bytes.unwrap_or_default()).into_owned();
-                    let why = format!("{} answered HTTP {code}: {}", self.url, clip(text.trim()));
+                    let why = format!("{} answered HTTP {code}: {}", self.url, self.redact(&clip(text.trim())));
                     (code == 429 || code >= 500, why, retry_after)
                 }
-                Err(e) => (true, format!("cannot reach {} ({e})", self.url), None),
+                // A timeout is not retried: the endpoint is slow or hung, and a paid request
+                // that timed out may still have been carried out.
+                Err(e @ ureq::Error::Timeout(_)) => (false, format!("no reply from {} in time ({e})", self.url), None),
+                Err(
+                    e @ (ureq::Error::Io(_)
+                    | ureq::Error::ConnectionFailed
+                    | ureq::Error::HostNotFound
+                    | ureq::Error::Protocol(_)
+                    | ureq::Error::BodyStalled),
+                ) => (true, format!("cannot reach {} ({e})", self.url), None),
+                Err(e) => (false, format!("cannot send to {} ({})", self.url, self.redact(&e.to_string())), None),
             };
             if !retry || attempt >= self.retries {
                 let tries = if retry { format!(" after {} attempts", attempt + 1) } else { String::new() };
                 let fix = match (&status, &self.auth_env) {
+                    (None, _) if !retry => ". Fix: check http.url and http.timeout_s in bundle.toml".to_string(),
                     (Some(401 | 403), Some(var)) => format!(". Fix: check the credential in {var}"),
                     (Some(401 | 403), None) => {
                         ". Fix: name the variable holding the credential in http.auth_env".to_string()
@@ -213,7 +261,10 @@ impl OpenAiEditor {
         }
         if let Some(extra) = self.params.as_object() {
             for (k, v) in extra {
-                fields.push((k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)));
+                // A bundle's params replace the preset's fields of the same name, never repeat them.
+                let k: String = k.chars().filter(|c| !matches!(c, '"' | '\r' | '\n')).collect();
+                fields.retain(|(name, _)| *name != k);
+                fields.push((k, v.as_str().map_or_else(|| v.to_string(), str::to_string)));
             }
         }
         let body = multipart(&boundary, &fields, &png);
@@ -242,7 +293,7 @@ impl OpenAiEditor {
 }
 
 /// A `multipart/form-data` body: text `fields`, then `image.png` as the `image` part. Written
-/// by hand because ureq has no multipart support and the format is a few lines.
+/// by hand (a few lines) so the body is plain bytes that every retry resends unchanged.
 fn multipart(boundary: &str, fields: &[(String, String)], png: &[u8]) -> Vec<u8> {
     let mut body = Vec::with_capacity(png.len() + 512);
     for (name, value) in fields {

@@ -155,7 +155,11 @@ impl WireImage {
                 if bytes.len() != 3 * h * w * 4 {
                     return Err(format!("{} bytes of f32 data, expected {}", bytes.len(), 3 * h * w * 4));
                 }
-                let values = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                // Clamped to [0, 1] as the in-process editors' outputs are (NaN stays NaN and is refused below).
+                let values = bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]).clamp(0.0, 1.0))
+                    .collect();
                 Array3::from_shape_vec((3, h, w), values).map_err(|e| e.to_string())?
             }
             (None, Some(data)) => {
@@ -347,7 +351,7 @@ impl WorkerEditor {
             .map_err(|e| fail(format!("the reply is not a protocol reply ({e}): {}", clip(&raw.to_string()))))?;
         match reply.kind.as_str() {
             "edited" => {}
-            "error" => return Err(fail(format!("the worker failed: {}", reply.message.unwrap_or_default()))),
+            "error" => return Err(fail(format!("the worker failed: {}", clip(&reply.message.unwrap_or_default())))),
             other => return Err(fail(format!("a reply of type {other:?}, expected \"edited\" or \"error\""))),
         }
         if reply.id != Some(id) {
@@ -366,9 +370,15 @@ impl WorkerEditor {
     }
 }
 
-/// Long text cut for an error message.
+/// A worker's text made safe for a terminal: control characters escaped.
+fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
+/// Long text cut for an error message, control characters escaped.
 fn clip(text: &str) -> String {
-    if text.chars().count() > 300 { text.chars().take(300).chain("…".chars()).collect() } else { text.to_string() }
+    let text = printable(text);
+    if text.chars().count() > 300 { text.chars().take(300).chain("…".chars()).collect() } else { text }
 }
 
 impl Editor for WorkerEditor {
