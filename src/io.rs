@@ -1,4 +1,5 @@
-//! Atomic file output: every file gsmile writes appears whole or not at all.
+//! Atomic file output: every file gsmile writes appears whole or not at all; and names and
+//! text from users, bundles or workers made safe to use as file names or to print.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -69,6 +70,20 @@ pub fn safe_name(name: &str, fallback: &str) -> String {
         out.pop();
     }
     if out.is_empty() { fallback.to_string() } else { out }
+}
+
+/// `text` with every control character (escape sequences, newlines, bells, ...) written as
+/// a Rust escape such as `\u{1b}`, so text a user typed cannot drive the terminal.
+pub fn escape_control(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The file gsmile writes into every output folder it makes, naming the command and

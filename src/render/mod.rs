@@ -23,12 +23,13 @@ mod terminal;
 pub mod text;
 mod words;
 
+pub use crate::io::escape_control;
 pub use canvas::png_bytes;
 pub use colormap::diverging;
 pub use html::{ReportImages, escape_html, report_html};
 pub use panels::{overlay, overlay_grid, word_panel};
 pub use samples::contact_sheet;
-pub use terminal::{escape_control, terminal_table};
+pub use terminal::terminal_table;
 pub use words::words_image;
 
 /// A picture that cannot be drawn from the inputs it was given.

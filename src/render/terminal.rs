@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use super::colormap::attribution_vmax;
 use super::format::{fmt_p, fmt_plain, fmt_signed};
 use crate::explain::{Explanation, WordAttribution};
+use crate::io::escape_control;
 
 /// The ranked words as a plain-text table about `width` columns wide: signed bars of block
 /// characters scaled to the largest |attribution|, value, interval and p-value, then the fit's fidelity.
@@ -89,20 +90,6 @@ pub fn terminal_table(explanation: &Explanation, width: usize) -> String {
     );
     for w in &e.warnings {
         let _ = writeln!(out, "warning ({}): {}", w.code, escape_control(&w.message));
-    }
-    out
-}
-
-/// `text` with every control character (escape sequences, newlines, bells, ...) written as
-/// a Rust escape such as `\u{1b}`, so text a user typed cannot drive the terminal.
-pub fn escape_control(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
     }
     out
 }

@@ -99,7 +99,7 @@ impl CommandTransport {
                     if k.len() == STDERR_LINES {
                         k.remove(0);
                     }
-                    k.push(super::printable(&line));
+                    k.push(crate::io::escape_control(&line));
                 }
             }
         });

@@ -13,9 +13,9 @@ use base64::Engine as _;
 use ndarray::{Array4, ArrayView3, ArrayView4, Axis};
 use rand::Rng;
 
-use super::{DiffusionSettings, Editor, check_batch, clip, instruction_seed, worker_error};
+use super::{DiffusionSettings, Editor, check_batch, clip, in_waves, instruction_seed, worker_error};
 use crate::bundle::{Bundle, Description, HttpSection};
-use crate::{Error, Result, imaging};
+use crate::{Result, imaging};
 
 /// Longest reply body read.
 const MAX_BODY: u64 = 1 << 30;
@@ -340,25 +340,12 @@ impl Editor for OpenAiEditor {
         let (b, c, h, w) = images.dim();
         let mut out = Array4::zeros((b, c, h, w));
         let indices: Vec<usize> = (0..b).collect();
-        for wave in indices.chunks(self.client.concurrency) {
-            let results: Vec<Result<ndarray::Array3<f32>>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = wave
-                    .iter()
-                    .map(|&k| {
-                        let image = images.index_axis(Axis(0), k);
-                        let what = format!("the edit {:?}", instructions[k]);
-                        scope.spawn(move || self.request(image, instructions[k], &what))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Err(Error::InvalidInput("a request thread panicked".into()))))
-                    .collect()
-            });
-            for (&k, r) in wave.iter().zip(results) {
-                out.index_axis_mut(Axis(0), k).assign(&r?);
-            }
-        }
+        let request = |&k: &usize| {
+            self.request(images.index_axis(Axis(0), k), instructions[k], &format!("the edit {:?}", instructions[k]))
+        };
+        in_waves(&indices, self.client.concurrency, request, |&k, edited| {
+            out.index_axis_mut(Axis(0), k).assign(&edited)
+        })?;
         Ok(out)
     }
 

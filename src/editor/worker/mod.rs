@@ -370,14 +370,33 @@ impl WorkerEditor {
     }
 }
 
-/// A worker's text made safe for a terminal: control characters escaped.
-fn printable(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+/// Runs `request` on every item, at most `concurrency` at once on scoped threads, in waves;
+/// `done` receives each result in the items' order. The first failure ends the work after
+/// its wave has finished.
+fn in_waves<T: Sync, R: Send>(
+    items: &[T],
+    concurrency: usize,
+    request: impl Fn(&T) -> Result<R> + Sync,
+    mut done: impl FnMut(&T, R),
+) -> Result<()> {
+    for wave in items.chunks(concurrency.max(1)) {
+        let results: Vec<Result<R>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = wave.iter().map(|item| scope.spawn(|| request(item))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(Error::InvalidInput("a request thread panicked".into()))))
+                .collect()
+        });
+        for (item, result) in wave.iter().zip(results) {
+            done(item, result?);
+        }
+    }
+    Ok(())
 }
 
 /// Long text cut for an error message, control characters escaped.
 fn clip(text: &str) -> String {
-    let text = printable(text);
+    let text = crate::io::escape_control(text);
     if text.chars().count() > 300 { text.chars().take(300).chain("…".chars()).collect() } else { text }
 }
 
@@ -439,20 +458,14 @@ impl Editor for WorkerEditor {
             .enumerate()
             .map(|(k, c)| (k * self.handshake.max_batch, c))
             .collect();
-        for wave in chunks.chunks(self.transport.concurrency().max(1)) {
-            let results: Vec<Result<Array4<f32>>> = std::thread::scope(|scope| {
-                let handles: Vec<_> =
-                    wave.iter().map(|(_, chunk)| scope.spawn(|| self.request(image, chunk))).collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|_| Err(Error::InvalidInput("a request thread panicked".into()))))
-                    .collect()
-            });
-            for ((start, _), result) in wave.iter().zip(results) {
-                let edited = result?;
+        in_waves(
+            &chunks,
+            self.transport.concurrency(),
+            |(_, chunk)| self.request(image, chunk),
+            |(start, _), edited| {
                 out.slice_mut(s![*start..*start + edited.dim().0, .., .., ..]).assign(&edited);
-            }
-        }
+            },
+        )?;
         Ok(out)
     }
 
