@@ -39,6 +39,17 @@ pub enum Space {
     Lpips,
 }
 
+/// How the spatial change maps measure a sample's change at each pixel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpatialSpace {
+    /// Mean absolute RGB difference.
+    #[default]
+    Pixels,
+    /// LPIPS's distance map before spatial averaging: perceptual change, not raw colour.
+    Lpips,
+}
+
 /// Every option that changes an explanation's numbers; written into `explanation.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,6 +91,10 @@ pub struct ExplainConfig {
     /// shows where a word makes the editor change the image; `Full` also lights up the places
     /// a word keeps unchanged (e.g. "car" stops the editor painting the roof).
     pub spatial_reference: Reference,
+    /// How the spatial change maps measure change: per-pixel RGB difference (default) or LPIPS's
+    /// per-pixel perceptual distance (needs an LPIPS bundle).
+    #[serde(default)]
+    pub spatial_space: SpatialSpace,
     /// Side of the square patches change maps are pooled over before the spatial fit (1 = per pixel).
     pub patch: usize,
     /// Seed given to stochastic editors, the same for every sample (common random numbers).
@@ -104,6 +119,7 @@ impl Default for ExplainConfig {
             surrogate: SurrogateConfig::default(),
             spatial: true,
             spatial_reference: Reference::Input,
+            spatial_space: SpatialSpace::Pixels,
             patch: 1,
             editor_seed: 0,
         }
@@ -375,12 +391,17 @@ impl ExplainConfig {
         matches!(self.instruction_distance(), Some(Weighting::TextWasserstein | Weighting::WordMovers))
     }
 
+    /// Whether the spatial maps are measured with LPIPS.
+    fn spatial_lpips(&self) -> bool {
+        self.spatial && self.spatial_space == SpatialSpace::Lpips
+    }
+
     /// What these options need of the models besides the editor.
     pub fn needs(&self) -> Needs {
         Needs {
             image_encoder: self.space == Space::Embedding,
             text_encoder: self.needs_text(),
-            lpips: self.space == Space::Lpips,
+            lpips: self.space == Space::Lpips || self.spatial_lpips(),
             editor_seed: self.editor_seed,
         }
     }
@@ -394,6 +415,13 @@ impl ExplainConfig {
                 "space",
                 "`space = embedding` needs an image encoder. Fix: give an `encoder` such as onnx/tiny-clip or set `space = pixels`"
                     .into(),
+            );
+        }
+        if (self.space == Space::Lpips || self.spatial_lpips()) && models.lpips.is_none() {
+            let field = if self.space == Space::Lpips { "space" } else { "spatial_space" };
+            return bad(
+                field,
+                format!("`{field} = lpips` needs an LPIPS bundle. Fix: give `lpips` such as onnx/lpips-alex"),
             );
         }
         if self.needs_text() && models.text_encoder.is_none() {
@@ -799,7 +827,7 @@ pub fn explain(
             // The maps of the round that stopped, from the edits and weights it already has.
             let t = Instant::now();
             let grouping = Grouping { mask_of_sample: &measured.mask_of_sample, edit_of_mask: &measured.edit_of_mask };
-            out.heatmaps = spatial_maps(config, &out, grouping)?;
+            out.heatmaps = spatial_maps(config, models, &out, grouping)?;
             out.explanation.timings.spatial = secs(t);
         }
         out.explanation.config = config.clone();
@@ -1194,7 +1222,7 @@ fn explain_budget(
     if config.spatial {
         let t = Instant::now();
         let grouping = Grouping { mask_of_sample: &of_distinct, edit_of_mask: &text_of_distinct };
-        run.heatmaps = spatial_maps(config, &run, grouping)?;
+        run.heatmaps = spatial_maps(config, models, &run, grouping)?;
         run.explanation.timings.spatial = secs(t);
         run.explanation.timings.total = secs(start);
     }
@@ -1210,7 +1238,12 @@ struct Grouping<'a> {
 }
 
 /// Spatial maps: the run's weighted fit for every pixel of the change maps.
-fn spatial_maps(config: &ExplainConfig, run: &ExplainRun, grouping: Grouping<'_>) -> Result<Option<Array3<f32>>> {
+fn spatial_maps(
+    config: &ExplainConfig,
+    models: &Models,
+    run: &ExplainRun,
+    grouping: Grouping<'_>,
+) -> Result<Option<Array3<f32>>> {
     let spatial_reference = match config.spatial_reference {
         Reference::Input => run.input.view(),
         Reference::Full => run.edits.index_axis(Axis(0), 0),
@@ -1223,7 +1256,23 @@ fn spatial_maps(config: &ExplainConfig, run: &ExplainRun, grouping: Grouping<'_>
         weights: run.weights.view(),
     };
     let sign = config.spatial_reference.target_sign();
-    Ok(spatial::heatmaps(samples, spatial_reference, sign, config.patch, config.surrogate.ridge_alpha)?)
+    let alpha = config.surrogate.ridge_alpha;
+    match config.spatial_space {
+        SpatialSpace::Pixels => {
+            let change = spatial::ChangeMaps::Pixels(spatial_reference);
+            Ok(spatial::heatmaps(samples, change, sign, config.patch, alpha)?)
+        }
+        SpatialSpace::Lpips => {
+            let lpips = models.lpips.as_deref().ok_or_else(|| {
+                ConfigError::new("spatial_space", "`spatial_space = lpips` needs an LPIPS bundle (--lpips)")
+            })?;
+            if run.edits.dim().0 == 0 {
+                return Ok(None);
+            }
+            let maps = lpips.change_maps(run.edits.view(), spatial_reference)?;
+            Ok(spatial::heatmaps(samples, spatial::ChangeMaps::Given(maps.view()), sign, config.patch, alpha)?)
+        }
+    }
 }
 
 #[cfg(test)]

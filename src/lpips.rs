@@ -14,6 +14,15 @@ use crate::{Error, Result, imaging};
 /// Image pairs per graph call.
 const BATCH: usize = 16;
 
+/// Smallest short side at which [`Lpips::change_maps`] measures images.
+pub const MAP_SIDE: usize = 256;
+
+/// `h`×`w` scaled up (aspect kept, rounded) until the short side is at least `min`.
+fn enlarged(h: usize, w: usize, min: usize) -> (usize, usize) {
+    let scale = min as f64 / h.min(w).max(1) as f64;
+    (((h as f64 * scale).round() as usize).max(min), ((w as f64 * scale).round() as usize).max(min))
+}
+
 /// A loaded LPIPS network.
 #[derive(Debug)]
 pub struct Lpips {
@@ -59,16 +68,14 @@ impl Lpips {
         self.session.get().map(|_| ())
     }
 
-    /// `images` (`[B,3,H,W]` in `[0,1]`) mapped to `[-1, 1]`, enlarged to `min_side` where smaller.
-    fn inputs(&self, images: ArrayView4<f32>) -> Array4<f32> {
+    /// `images` (`[B,3,H,W]` in `[0,1]`) mapped to `[-1, 1]`, enlarged (keeping their aspect)
+    /// until their short side is at least `min`.
+    fn inputs(images: ArrayView4<f32>, min: usize) -> Array4<f32> {
         let (b, c, h, w) = images.dim();
-        let min = self.section.min_side as usize;
         let batch = if h.min(w) >= min {
             images.to_owned()
         } else {
-            let scale = min as f64 / h.min(w) as f64;
-            let (nh, nw) =
-                (((h as f64 * scale).round() as usize).max(min), ((w as f64 * scale).round() as usize).max(min));
+            let (nh, nw) = enlarged(h, w, min);
             let mut out = Array4::zeros((b, c, nh, nw));
             for (k, img) in images.axis_iter(Axis(0)).enumerate() {
                 out.index_axis_mut(Axis(0), k).assign(&imaging::resize_tensor(img, nh as u32, nw as u32));
@@ -81,6 +88,28 @@ impl Lpips {
     /// LPIPS distance of each of `images` to `reference`, and each pair's per-pixel distance
     /// map `[B,H,W]` at the images' size (the graph's size where `min_side` enlarged them).
     pub fn measure(&self, images: ArrayView4<f32>, reference: ArrayView3<f32>) -> Result<(Vec<f64>, Array3<f32>)> {
+        self.pairs(images, reference, self.section.min_side as usize, false)
+    }
+
+    /// Each of `images`' per-pixel LPIPS distance map to `reference`, `[B,H,W]` at the images'
+    /// size, for spatial heatmaps. Images are measured with their short side at least
+    /// [`MAP_SIDE`]: LPIPS was trained on 64-pixel patches, and at that size its deepest layers
+    /// see the whole image, so a map of a small image smears every change over it.
+    pub fn change_maps(&self, images: ArrayView4<f32>, reference: ArrayView3<f32>) -> Result<Array3<f32>> {
+        let side = MAP_SIDE.max(self.section.min_side as usize);
+        Ok(self.pairs(images, reference, side, true)?.1)
+    }
+
+    /// Distances and maps of `images` against `reference`, measured with short sides of at
+    /// least `side`, a chunk of [`BATCH`] pairs at a time (only a chunk is ever enlarged);
+    /// maps come back at the images' own size when `own_size`.
+    fn pairs(
+        &self,
+        images: ArrayView4<f32>,
+        reference: ArrayView3<f32>,
+        side: usize,
+        own_size: bool,
+    ) -> Result<(Vec<f64>, Array3<f32>)> {
         let (b, c, h, w) = images.dim();
         if c != 3 || reference.dim() != (c, h, w) {
             return Err(Error::InvalidInput(format!(
@@ -89,15 +118,15 @@ impl Lpips {
                 reference.dim()
             )));
         }
-        let x = self.inputs(images);
-        let r = self.inputs(reference.insert_axis(Axis(0)));
-        let (gh, gw) = (x.dim().2, x.dim().3);
+        let r = Self::inputs(reference.insert_axis(Axis(0)), side);
+        let (gh, gw) = (r.dim().2, r.dim().3);
+        let (mh, mw) = if own_size { (h, w) } else { (gh, gw) };
         let mut distances = Vec::with_capacity(b);
-        let mut maps = Array3::zeros((b, gh, gw));
+        let mut maps = Array3::zeros((b, mh, mw));
         let s = self.session.get()?;
         for start in (0..b).step_by(BATCH) {
             let end = (start + BATCH).min(b);
-            let chunk = x.slice(s![start..end, .., .., ..]).as_standard_layout().to_owned();
+            let chunk = Self::inputs(images.slice(s![start..end, .., .., ..]), side);
             let refs = r.broadcast(chunk.dim()).map(|v| v.as_standard_layout().to_owned());
             let refs = refs.ok_or_else(|| Error::InvalidInput("reference does not broadcast".into()))?;
             let (i0, i1) = (&self.section.image_0, &self.section.image_1);
@@ -111,7 +140,17 @@ impl Lpips {
                 ))
             })?;
             distances.extend(d.iter().map(|&v| f64::from(v)));
-            maps.slice_mut(s![start..end, .., ..]).assign(&m.index_axis(Axis(1), 0));
+            for (k, map) in m.index_axis(Axis(1), 0).outer_iter().enumerate() {
+                let mut out = maps.index_axis_mut(Axis(0), start + k);
+                if (mh, mw) == (gh, gw) {
+                    out.assign(&map);
+                } else {
+                    // Bilinear, like LPIPS's own upsampling of its layer maps.
+                    let plane = map.insert_axis(Axis(0));
+                    let grey = plane.broadcast((3, gh, gw)).expect("one plane to three");
+                    out.assign(&imaging::resize_tensor(grey, mh as u32, mw as u32).index_axis_move(Axis(0), 0));
+                }
+            }
         }
         Ok((distances, maps))
     }

@@ -15,9 +15,6 @@ use crate::surrogate::{self, SurrogateError};
 /// Mean over channels of |a − b|, averaged over `patch`×`patch` blocks (edge blocks may be smaller).
 pub fn change_map(a: ArrayView3<f32>, b: ArrayView3<f32>, patch: usize) -> Array2<f32> {
     let (c, h, w) = a.dim();
-    let p = patch.max(1);
-    let (gh, gw) = (h.div_ceil(p), w.div_ceil(p));
-    // Mean absolute difference over channels, pixel by pixel, then pooled over patches.
     let mut pixel = Array2::<f32>::zeros((h, w));
     for ch in 0..c {
         ndarray::Zip::from(&mut pixel)
@@ -26,9 +23,17 @@ pub fn change_map(a: ArrayView3<f32>, b: ArrayView3<f32>, patch: usize) -> Array
             .for_each(|d, &x, &y| *d += (x - y).abs());
     }
     pixel /= c.max(1) as f32;
+    pool(pixel, patch)
+}
+
+/// `pixel` averaged over `patch`×`patch` blocks (edge blocks may be smaller); unchanged for 1.
+pub fn pool(pixel: Array2<f32>, patch: usize) -> Array2<f32> {
+    let p = patch.max(1);
     if p == 1 {
         return pixel;
     }
+    let (h, w) = pixel.dim();
+    let (gh, gw) = (h.div_ceil(p), w.div_ceil(p));
     let mut sum = Array2::<f32>::zeros((gh, gw));
     let mut count = Array2::<f32>::zeros((gh, gw));
     for ((y, x), v) in pixel.indexed_iter() {
@@ -84,13 +89,22 @@ pub struct Samples<'a> {
     pub weights: ArrayView1<'a, f64>,
 }
 
+/// What a sample's change map measures: where its edit differs from a reference.
+#[derive(Debug, Clone, Copy)]
+pub enum ChangeMaps<'a> {
+    /// Mean over channels of |edit − reference| (`[3,H,W]`), pixel by pixel.
+    Pixels(ArrayView3<'a, f32>),
+    /// Maps measured elsewhere, one `[H,W]` per edit (e.g. LPIPS's per-pixel distance to the reference).
+    Given(ArrayView3<'a, f32>),
+}
+
 /// Per-word heatmaps `[d, gh, gw]`: the weighted surrogate fitted on every cell of the
-/// change maps |edit − reference| pooled over `patch`×`patch` blocks, the maps multiplied by
-/// `sign` first (−1 with the full-edit reference, so a positive coefficient means the word
-/// causes change there). `None` when there are no edits.
+/// change maps pooled over `patch`×`patch` blocks, the maps multiplied by `sign` first (−1
+/// with the full-edit reference, so a positive coefficient means the word causes change
+/// there). `None` when there are no edits.
 pub fn heatmaps(
     samples: Samples<'_>,
-    reference: ArrayView3<f32>,
+    change: ChangeMaps<'_>,
     sign: f64,
     patch: usize,
     ridge_alpha: Option<f64>,
@@ -104,17 +118,30 @@ pub fn heatmaps(
     if edits.dim().0 == 0 || count == 0 {
         return Ok(None);
     }
+    if let ChangeMaps::Given(maps) = change
+        && maps.dim().0 != edits.dim().0
+    {
+        return Err(SurrogateError::LengthMismatch {
+            what: "change maps",
+            expected: edits.dim().0,
+            found: maps.dim().0,
+        });
+    }
     let mut weights = Array1::<f64>::zeros(count);
     let mut masks = Array2::<f64>::zeros((count, sample_masks.ncols()));
     for (i, &m) in mask_of_sample.iter().enumerate() {
         weights[m] += sample_weights[i];
         masks.row_mut(m).assign(&sample_masks.row(i));
     }
-    let (gh, gw) = change_map(edits.index_axis(Axis(0), 0), reference, patch).dim();
+    let map_of = |e: usize| match change {
+        ChangeMaps::Pixels(reference) => change_map(edits.index_axis(Axis(0), e), reference, patch),
+        ChangeMaps::Given(maps) => pool(maps.index_axis(Axis(0), e).to_owned(), patch),
+    };
+    let (gh, gw) = map_of(0).dim();
     // One regression target per pixel: row r is its edit's (signed) change map, flattened.
     let mut values = vec![0.0f64; count * gh * gw];
     values.par_chunks_mut(gh * gw).zip(edit_of_mask.par_iter()).for_each(|(row, &e)| {
-        let map = change_map(edits.index_axis(Axis(0), e), reference, patch);
+        let map = map_of(e);
         row.iter_mut().zip(map.iter()).for_each(|(y, &m)| *y = sign * f64::from(m));
     });
     let ys = Array2::from_shape_vec((count, gh * gw), values).expect("edits rows of gh·gw values");

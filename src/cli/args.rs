@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use gsmile::distance::{Metric, Reference};
 use gsmile::editor::DiffusionSettings;
-use gsmile::explain::{Method, SmileTarget, Space, Weighting};
+use gsmile::explain::{Method, SmileTarget, Space, SpatialSpace, Weighting};
 use gsmile::perturb::Strategy;
 
 /// Explain instruction-based image editors: which words of an instruction caused which change.
@@ -284,6 +284,10 @@ pub struct MethodArgs {
     /// the image) or with the full edit (full: also where a word keeps the image unchanged).
     #[arg(long, default_value = "input", value_parser = kebab::<Reference>, value_name = "REF")]
     pub spatial_reference: Reference,
+    /// Spatial maps measure change as per-pixel RGB difference (pixels) or LPIPS's perceptual
+    /// distance map (lpips, see --lpips).
+    #[arg(long, default_value = "pixels", value_parser = kebab::<SpatialSpace>, value_name = "SPACE")]
+    pub spatial_space: SpatialSpace,
     /// Pool change maps over PxP patches before the spatial fit.
     #[arg(long, default_value_t = 1, value_name = "P")]
     pub patch: usize,

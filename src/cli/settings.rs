@@ -42,6 +42,7 @@ impl MethodArgs {
             },
             spatial: !self.no_spatial,
             spatial_reference: self.spatial_reference,
+            spatial_space: self.spatial_space,
             patch: self.patch,
             editor_seed: self.editor_seed,
         }
@@ -114,7 +115,7 @@ impl RunArgs {
 
 /// Config fields ([`ExplainConfig`], [`EvalConfig`], [`DiffusionSettings`], the models) and
 /// the flags that set them.
-const FLAGS: [(&str, &str); 29] = [
+const FLAGS: [(&str, &str); 30] = [
     ("method", "--method"),
     ("samples", "--samples"),
     ("auto", "--samples auto"),
@@ -132,6 +133,7 @@ const FLAGS: [(&str, &str); 29] = [
     ("surrogate.confidence", "--confidence"),
     ("surrogate.top_k", "--top-k"),
     ("spatial_reference", "--spatial-reference"),
+    ("spatial_space", "--spatial-space"),
     ("patch", "--patch"),
     ("editor_seed", "--editor-seed"),
     ("encoder", "--encoder"),

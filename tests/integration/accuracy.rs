@@ -106,3 +106,30 @@ fn heatmaps_fitted_on_distinct_edits_equal_the_per_sample_fit() {
     let worst = merged.iter().zip(&per_sample).fold(0.0f32, |a, (m, p)| a.max((m - p).abs()));
     assert!(scale > 0.0 && worst <= 1e-5 * scale, "merged fit differs by {worst} (scale {scale})");
 }
+
+#[test]
+fn lpips_spatial_maps_sit_on_the_car_and_differ_from_rgb_maps() {
+    let needs = ExplainConfig { spatial_space: explain::SpatialSpace::Lpips, ..ExplainConfig::default() }.needs();
+    assert!(needs.lpips, "lpips spatial maps need the LPIPS network");
+    let open = OpenOptions { lpips: Some(repo("onnx/lpips-alex")), ..OpenOptions::default() };
+    let l = Models::open(&repo("onnx/tiny-editor"), &repo("onnx/tiny-clip"), needs, &open).unwrap();
+    let config = ExplainConfig { samples: 64, spatial_space: explain::SpatialSpace::Lpips, ..ExplainConfig::default() };
+    let r = run(&l, "scene-01", "make the car red", &config);
+    let rgb = run(&l, "scene-01", "make the car red", &ExplainConfig { samples: 64, ..ExplainConfig::default() });
+    let car = r.explanation.words.iter().find(|w| w.word.text == "car").unwrap();
+    let (maps, rgb_maps) = (r.heatmaps.as_ref().unwrap(), rgb.heatmaps.as_ref().unwrap());
+    assert_eq!(maps.dim(), rgb_maps.dim(), "LPIPS maps come back at the edits' size");
+    let heat = maps.index_axis(ndarray::Axis(0), car.word.index);
+    let m = mask("scene-01", "car");
+    let grid = ndarray::Array2::from_shape_fn(heat.dim(), |(y, x)| m[y][x]);
+    let share = gsmile::spatial::mass_share(heat, grid.view());
+    let area = grid.iter().filter(|&&b| b).count() as f64 / grid.len() as f64;
+    println!("share of 'car' LPIPS heat inside the car mask: {share:.3} (the car is {area:.3} of the image)");
+    // LPIPS's maps are coarser than RGB's (its layers pool), so they are held to ten times
+    // the car's share of the image rather than RGB's 0.6.
+    assert!(share >= 10.0 * area, "only {share:.3} of the 'car' LPIPS heat is on the car ({area:.3} of the image)");
+    let gap = maps.iter().zip(rgb_maps.iter()).fold(0.0f32, |a, (x, y)| a.max((x - y).abs()));
+    assert!(gap > 1e-3, "LPIPS maps equal the RGB maps (gap {gap})");
+    // The attributions themselves are unchanged: only the maps' measure differs.
+    assert_eq!(r.explanation.words, rgb.explanation.words);
+}

@@ -107,3 +107,61 @@ fn explain_measures_change_with_lpips_and_records_the_network() {
     assert!(!missing.status.success());
     assert!(stderr(&missing).contains("--lpips"), "{}", stderr(&missing));
 }
+
+#[test]
+fn change_maps_come_back_at_the_images_size_and_localise_a_patch() {
+    let lpips = lpips();
+    let a = tensor(&repo("assets/scene-01.png"));
+    let (_, h, w) = a.dim();
+    let mut patched = a.clone();
+    patched.slice_mut(ndarray::s![.., ..h / 4, ..w / 4]).fill(1.0);
+    let maps = lpips.change_maps(patched.view().insert_axis(Axis(0)), a.view()).unwrap();
+    assert_eq!(maps.dim(), (1, h, w));
+    let map = maps.index_axis(Axis(0), 0);
+    let corner = map.slice(ndarray::s![..h / 4, ..w / 4]).mean().unwrap();
+    let far = map.slice(ndarray::s![h / 2.., w / 2..]).mean().unwrap();
+    assert!(corner > 10.0 * far, "the painted corner ({corner}) should dominate the far quarter ({far})");
+    let same = lpips.change_maps(a.view().insert_axis(Axis(0)), a.view()).unwrap();
+    assert!(same.iter().all(|&v| v.abs() < 1e-6), "an unchanged image has no change anywhere");
+}
+
+#[test]
+fn explain_spatial_maps_in_lpips_are_recorded_and_need_an_lpips_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let args = |out: &str, lpips: &str| {
+        vec![
+            "explain".to_string(),
+            "--image".into(),
+            "assets/scene-01.png".into(),
+            "--instruction".into(),
+            "make the car red".into(),
+            "--space".into(),
+            "pixels".into(),
+            "--spatial-space".into(),
+            "lpips".into(),
+            "--lpips".into(),
+            lpips.into(),
+            "--samples".into(),
+            "16".into(),
+            "--no-cache".into(),
+            "-q".into(),
+            "--out".into(),
+            out.into(),
+        ]
+    };
+    let a = args(out.to_str().unwrap(), "onnx/lpips-alex");
+    let o = gsmile(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("explanation.json")).unwrap()).unwrap();
+    assert_eq!(e["config"]["spatial_space"], "lpips");
+    assert_eq!(e["lpips"]["name"], "lpips-alex", "the network behind the maps is recorded");
+    assert!(out.join("overlays.png").is_file() && out.join("overlays").is_dir(), "the per-word overlays are drawn");
+    let bad = dir.path().join("bad");
+    let a = args(bad.to_str().unwrap(), "onnx/tiny-clip");
+    let o = gsmile(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--lpips"), "{}", stderr(&o));
+    assert!(!bad.exists(), "no half-written output");
+}
