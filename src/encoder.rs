@@ -6,7 +6,7 @@ use ndarray::{Array2, Array3, ArrayView4, Axis, s};
 
 use crate::bundle::{Bundle, BundleKind, Description, ImageSpec};
 use crate::imaging;
-use crate::preprocess::ClipImageProcessor;
+use crate::preprocess::ImageProcessor;
 use crate::runtime::{Dim, Lazy, ModelSession, RuntimeOptions, TensorContract, read_f32};
 use crate::tokenizer::InstructionTokenizer;
 use crate::{Error, Result};
@@ -42,7 +42,7 @@ enum Preprocessing {
     /// Stretch to the bundle's `[image]` size, then map and normalise (gsmile's own bundles).
     Resize(ImageSpec),
     /// transformers' CLIPImageProcessor: shortest-edge bicubic resize, centre crop, rescale, normalise (real exports).
-    Processor(ClipImageProcessor),
+    Processor(ImageProcessor),
 }
 
 /// A CLIP-style dual encoder from a `kind = "clip"` bundle: image and text towers as two graphs.
@@ -70,7 +70,7 @@ impl ClipEncoder {
         let m = bundle.manifest();
         let c = m.clip.as_ref().ok_or_else(|| Error::InvalidInput("clip section missing".into()))?;
         let preprocessing = match &c.preprocessor {
-            Some(p) => Preprocessing::Processor(ClipImageProcessor::from_file(bundle.file(p))?),
+            Some(p) => Preprocessing::Processor(ImageProcessor::from_file(bundle.file(p))?),
             None => Preprocessing::Resize(bundle.image_spec("a clip bundle")?.clone()),
         };
         let (h, w) = match &preprocessing {

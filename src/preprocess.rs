@@ -1,4 +1,6 @@
-//! CLIP image preprocessing, an exact reproduction of transformers' `CLIPImageProcessor`.
+//! Image preprocessing, an exact reproduction of transformers' `CLIPImageProcessor` and of
+//! the classes that run the same steps with other defaults: `BitImageProcessor` (DINOv2's)
+//! and `ViTImageProcessor`, told apart by `image_processor_type`.
 //!
 //! CLIP models are trained on images prepared by one particular pipeline, and embeddings
 //! move measurably when the pixels feeding them differ by a grey level, so gsmile
@@ -195,9 +197,10 @@ struct Normalize {
 /// centre crop, rescale by 1/255, OpenAI CLIP mean and std); unknown fields are ignored; a
 /// field set to `null` is unset, as in transformers (a step whose flag is `null` is skipped,
 /// a step that is on but lacks its value is an error). Deserialising checks the config once,
-/// so [`ClipImageProcessor::preprocess`] cannot fail on it later.
+/// so [`ImageProcessor::preprocess`] cannot fail on it later.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ClipImageProcessor {
+pub struct ImageProcessor {
+    class: Class,
     resize: Option<Resize>,
     crop: Option<(u32, u32)>,
     rescale: Option<f64>,
@@ -205,15 +208,84 @@ pub struct ClipImageProcessor {
     do_convert_rgb: bool,
 }
 
-impl Default for ClipImageProcessor {
+impl Default for ImageProcessor {
     /// `CLIPImageProcessor()` with no arguments (the settings of OpenAI's CLIP ViT-L/14).
     fn default() -> Self {
         Self {
+            class: Class::Clip,
             resize: Some(Resize { target: ResizeTarget::ShortestEdge(CLIP_SIZE), filter: Resample::Bicubic }),
             crop: Some((CLIP_SIZE, CLIP_SIZE)),
             rescale: Some(1.0 / 255.0),
             normalize: Some(Normalize { mean: OPENAI_CLIP_MEAN, std: OPENAI_CLIP_STD }),
             do_convert_rgb: true,
+        }
+    }
+}
+
+/// transformers' `IMAGENET_STANDARD_MEAN` and `_STD`, ViTImageProcessor's defaults.
+const IMAGENET_STANDARD: [f64; 3] = [0.5, 0.5, 0.5];
+
+/// The transformers image-processor classes whose (PIL) pipeline this module reproduces:
+/// they run the same steps and differ only in the defaults of absent fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    /// `CLIPImageProcessor`.
+    Clip,
+    /// `BitImageProcessor` (DINOv2's): CLIP's steps and CLIP's defaults.
+    Bit,
+    /// `ViTImageProcessor`: an exact 224×224 bilinear resize, no crop, mean and std 0.5.
+    Vit,
+}
+
+/// What a [`Class`] uses for a field its config leaves out.
+struct ClassDefaults {
+    size: RawSize,
+    resample: Resample,
+    center_crop: bool,
+    mean: [f64; 3],
+    std: [f64; 3],
+}
+
+impl Class {
+    /// The class a `image_processor_type` names (its `Fast` and `Pil` variants too).
+    fn from_name(name: &str) -> Option<Self> {
+        let base = name.strip_suffix("Fast").or_else(|| name.strip_suffix("Pil")).unwrap_or(name);
+        match base {
+            "CLIPImageProcessor" => Some(Class::Clip),
+            "BitImageProcessor" => Some(Class::Bit),
+            "ViTImageProcessor" => Some(Class::Vit),
+            _ => None,
+        }
+    }
+
+    /// The `image_processor_type` written for this class.
+    fn name(self) -> &'static str {
+        match self {
+            Class::Clip => "CLIPImageProcessor",
+            Class::Bit => "BitImageProcessor",
+            Class::Vit => "ViTImageProcessor",
+        }
+    }
+
+    fn defaults(self) -> ClassDefaults {
+        match self {
+            Class::Clip | Class::Bit => ClassDefaults {
+                size: RawSize::Dict(Map::from_iter([("shortest_edge".to_owned(), Value::from(CLIP_SIZE))])),
+                resample: Resample::Bicubic,
+                center_crop: true,
+                mean: OPENAI_CLIP_MEAN,
+                std: OPENAI_CLIP_STD,
+            },
+            Class::Vit => ClassDefaults {
+                size: RawSize::Dict(Map::from_iter([
+                    ("height".to_owned(), Value::from(CLIP_SIZE)),
+                    ("width".to_owned(), Value::from(CLIP_SIZE)),
+                ])),
+                resample: Resample::Bilinear,
+                center_crop: false,
+                mean: IMAGENET_STANDARD,
+                std: IMAGENET_STANDARD,
+            },
         }
     }
 }
@@ -252,7 +324,7 @@ fn slot<T: DeserializeOwned>(obj: &Map<String, Value>, name: &str, expected: &st
 }
 
 /// A size as transformers accepts it: an int, a `[height, width]` list, or a dict.
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(untagged)]
 enum RawSize {
     Int(i64),
@@ -401,7 +473,7 @@ fn channels(field: &str, raw: RawChannels) -> Result<[f64; 3], FieldProblem> {
     Ok(values)
 }
 
-impl ClipImageProcessor {
+impl ImageProcessor {
     /// Reads and checks a Hugging Face `preprocessor_config.json`.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, PreprocessError> {
         let path = path.as_ref();
@@ -423,12 +495,24 @@ impl ClipImageProcessor {
     fn from_map(obj: &Map<String, Value>) -> Result<Self, FieldProblem> {
         const BOOL: &str = "true or false";
         const SIZE: &str = "an integer, [height, width] or a dict";
+        let class = match slot::<String>(obj, "image_processor_type", "a string")? {
+            Slot::Set(name) => Class::from_name(&name).ok_or_else(|| {
+                FieldProblem::new(
+                    "image_processor_type",
+                    format!("is {name:?}, whose pipeline gsmile does not reproduce"),
+                    "use a CLIPImageProcessor, BitImageProcessor or ViTImageProcessor config",
+                )
+            })?,
+            Slot::Absent | Slot::Null => Class::Clip,
+        };
+        let defaults = class.defaults();
         // A `null` flag is falsy in transformers: the step is skipped.
         let flag = |name: &str| -> Result<bool, FieldProblem> {
             Ok(slot::<bool>(obj, name, BOOL)?.or_default(true).unwrap_or(false))
         };
         let do_resize = flag("do_resize")?;
-        let do_center_crop = flag("do_center_crop")?;
+        let do_center_crop =
+            slot::<bool>(obj, "do_center_crop", BOOL)?.or_default(defaults.center_crop).unwrap_or(false);
         let do_rescale = flag("do_rescale")?;
         let do_normalize = flag("do_normalize")?;
         let do_convert_rgb = flag("do_convert_rgb")?;
@@ -452,10 +536,10 @@ impl ClipImageProcessor {
 
         let resize = if do_resize {
             let size = slot::<RawSize>(obj, "size", SIZE)?
-                .or_default(RawSize::Dict(Map::from_iter([("shortest_edge".to_owned(), Value::from(CLIP_SIZE))])))
+                .or_default(defaults.size)
                 .ok_or_else(|| missing("size", "do_resize"))?;
             let code = slot::<i64>(obj, "resample", "a Pillow resampling code (an integer)")?
-                .or_default(i64::from(Resample::Bicubic.pil_code()))
+                .or_default(i64::from(defaults.resample.pil_code()))
                 .ok_or_else(|| missing("resample", "do_resize"))?;
             let filter = Resample::from_pil_code(code).ok_or_else(|| {
                 let name = match code {
@@ -500,10 +584,10 @@ impl ClipImageProcessor {
         let normalize = if do_normalize {
             let numbers = "a number or a list of 3 numbers";
             let mean = slot::<RawChannels>(obj, "image_mean", numbers)?
-                .or_default(RawChannels::Each(OPENAI_CLIP_MEAN.to_vec()))
+                .or_default(RawChannels::Each(defaults.mean.to_vec()))
                 .ok_or_else(|| missing("image_mean", "do_normalize"))?;
             let std = slot::<RawChannels>(obj, "image_std", numbers)?
-                .or_default(RawChannels::Each(OPENAI_CLIP_STD.to_vec()))
+                .or_default(RawChannels::Each(defaults.std.to_vec()))
                 .ok_or_else(|| missing("image_std", "do_normalize"))?;
             let (mean, std) = (channels("image_mean", mean)?, channels("image_std", std)?);
             if std.iter().any(|&s| s == 0.0 || s as f32 == 0.0) {
@@ -518,7 +602,7 @@ impl ClipImageProcessor {
             None
         };
 
-        let processor = Self { resize, crop, rescale, normalize, do_convert_rgb };
+        let processor = Self { class, resize, crop, rescale, normalize, do_convert_rgb };
         if processor.fixed_size().is_none() {
             return Err(FieldProblem::new(
                 "do_center_crop",
@@ -558,7 +642,7 @@ impl ClipImageProcessor {
         for (b, image) in images.iter().enumerate() {
             assert!(
                 image.width() > 0 && image.height() > 0,
-                "ClipImageProcessor::preprocess: image {b} is {}x{}; images need at least one pixel",
+                "ImageProcessor::preprocess: image {b} is {}x{}; images need at least one pixel",
                 image.width(),
                 image.height()
             );
@@ -610,7 +694,7 @@ impl ClipImageProcessor {
     /// The config as a `preprocessor_config.json` object that builds this processor again.
     fn to_json(&self) -> Value {
         let mut obj = Map::new();
-        obj.insert("image_processor_type".into(), "CLIPImageProcessor".into());
+        obj.insert("image_processor_type".into(), self.class.name().into());
         obj.insert("do_resize".into(), self.resize.is_some().into());
         if let Some(r) = self.resize {
             let size = match r.target {
@@ -640,14 +724,14 @@ impl ClipImageProcessor {
     }
 }
 
-impl<'de> Deserialize<'de> for ClipImageProcessor {
+impl<'de> Deserialize<'de> for ImageProcessor {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let obj = Map::<String, Value>::deserialize(deserializer)?;
         Self::from_map(&obj).map_err(serde::de::Error::custom)
     }
 }
 
-impl Serialize for ClipImageProcessor {
+impl Serialize for ImageProcessor {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.to_json().serialize(serializer)
     }
@@ -843,11 +927,11 @@ pub fn pil_resize(image: &RgbImage, width: u32, height: u32, filter: Resample) -
 mod tests {
     use super::*;
 
-    fn parse(json: &str) -> Result<ClipImageProcessor, PreprocessError> {
+    fn parse(json: &str) -> Result<ImageProcessor, PreprocessError> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("preprocessor_config.json");
         std::fs::write(&path, json).unwrap();
-        ClipImageProcessor::from_file(&path)
+        ImageProcessor::from_file(&path)
     }
 
     fn field_error(json: &str) -> (String, String) {
@@ -863,13 +947,24 @@ mod tests {
     #[test]
     fn empty_config_takes_clip_defaults() {
         let p = parse("{}").unwrap();
-        assert_eq!(p, ClipImageProcessor::default());
+        assert_eq!(p, ImageProcessor::default());
         assert_eq!(p.output_size(), (224, 224));
         assert_eq!(p.resize.unwrap().target, ResizeTarget::ShortestEdge(224));
         assert_eq!(p.resize.unwrap().filter, Resample::Bicubic);
         assert_eq!(p.rescale, Some(1.0 / 255.0));
         assert_eq!(p.normalize.unwrap().mean, OPENAI_CLIP_MEAN);
         assert_eq!(p.normalize.unwrap().std, OPENAI_CLIP_STD);
+    }
+
+    #[test]
+    fn each_class_fills_absent_fields_with_its_own_defaults() {
+        let vit = parse(r#"{"image_processor_type": "ViTImageProcessor"}"#).unwrap();
+        assert_eq!(vit.resize.unwrap().target, ResizeTarget::Exact { height: 224, width: 224 });
+        assert_eq!(vit.resize.unwrap().filter, Resample::Bilinear);
+        assert_eq!(vit.crop, None);
+        assert_eq!(vit.normalize.unwrap().mean, IMAGENET_STANDARD);
+        let bit = parse(r#"{"image_processor_type": "BitImageProcessor"}"#).unwrap();
+        assert_eq!(ImageProcessor { class: Class::Clip, ..bit }, ImageProcessor::default());
     }
 
     #[test]
@@ -881,7 +976,7 @@ mod tests {
                 "image_std": [0.26862954, 0.26130258, 0.27577711], "resample": 3, "size": 224}"#,
         )
         .unwrap();
-        assert_eq!(p, ClipImageProcessor::default());
+        assert_eq!(p, ImageProcessor::default());
     }
 
     #[test]
@@ -926,10 +1021,12 @@ mod tests {
             "{}",
             r#"{"size": {"height": 20, "width": 28}, "do_center_crop": false, "do_normalize": false}"#,
             r#"{"size": 36, "crop_size": 33, "do_rescale": false, "image_mean": 0.5, "resample": 2}"#,
+            r#"{"image_processor_type": "ViTImageProcessor"}"#,
+            r#"{"image_processor_type": "BitImageProcessorFast", "size": {"shortest_edge": 256}}"#,
         ] {
             let p = parse(json).unwrap();
             let text = serde_json::to_string(&p).unwrap();
-            let back: ClipImageProcessor = serde_json::from_str(&text).unwrap();
+            let back: ImageProcessor = serde_json::from_str(&text).unwrap();
             assert_eq!(back, p, "{text}");
         }
     }
@@ -952,6 +1049,7 @@ mod tests {
             (r#"{"do_center_crop": false}"#, "do_center_crop", "crop_size"),
             (r#"{"do_resize": false, "do_center_crop": false}"#, "do_center_crop", "height"),
             (r#"{"do_pad": true}"#, "do_pad", "false"),
+            (r#"{"image_processor_type": "SiglipImageProcessor"}"#, "image_processor_type", "BitImageProcessor"),
         ];
         for (json, field, hint) in cases {
             let (got, message) = field_error(json);
@@ -963,7 +1061,7 @@ mod tests {
 
     #[test]
     fn unreadable_or_malformed_files_name_the_file() {
-        let missing = ClipImageProcessor::from_file("/nonexistent/preprocessor_config.json");
+        let missing = ImageProcessor::from_file("/nonexistent/preprocessor_config.json");
         let message = missing.unwrap_err().to_string();
         assert!(message.contains("/nonexistent/preprocessor_config.json") && message.contains("Fix:"));
         for json in ["{\"size\": ", "[1, 2]"] {
@@ -1020,7 +1118,7 @@ mod tests {
 
     #[test]
     fn normalisation_order_matches_numpy() {
-        let p = ClipImageProcessor::default();
+        let p = ImageProcessor::default();
         let lut = p.value_table();
         // float32((float64(200) / 255)) then (x - float32(mean)) / float32(std) in float32.
         let x = (200.0f64 * (1.0 / 255.0)) as f32;

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gsmile::preprocess::{ClipImageProcessor, Resample, pil_resize};
+use gsmile::preprocess::{ImageProcessor, Resample, pil_resize};
 use image::RgbImage;
 use ndarray::{Array2, Array3, Array4, ArrayView4};
 use ndarray_npy::read_npy;
@@ -132,7 +132,7 @@ fn resize_is_bit_exact_with_pillow() {
 fn pixel_values_match_transformers_on_small_configs() {
     let cases = cases();
     for case in &cases.configs {
-        let processor = ClipImageProcessor::from_file(fixtures().join(&case.config)).unwrap();
+        let processor = ImageProcessor::from_file(fixtures().join(&case.config)).unwrap();
         let images: Vec<RgbImage> = case.images.iter().map(|n| image_of(&cases, n)).collect();
         let got = processor.preprocess(&images);
         let want: Array4<f32> = npy(&case.pixel_values);
@@ -151,7 +151,7 @@ fn pixel_values_match_transformers_on_clip_vit_l14() {
     let lut: Array2<f32> = npy(&clip.lut);
 
     // The LUT is itself transformers' output for a 1x256 image holding every level.
-    let lut_processor = ClipImageProcessor::from_file(fixtures().join(&clip.lut_config)).unwrap();
+    let lut_processor = ImageProcessor::from_file(fixtures().join(&clip.lut_config)).unwrap();
     let lut_image = load_image(&clip.lut_image);
     let got = lut_processor.preprocess(std::slice::from_ref(&lut_image));
     for c in 0..3 {
@@ -161,8 +161,8 @@ fn pixel_values_match_transformers_on_clip_vit_l14() {
         }
     }
 
-    let processor = ClipImageProcessor::from_file(fixtures().join(&clip.config)).unwrap();
-    assert_eq!(processor, ClipImageProcessor::default());
+    let processor = ImageProcessor::from_file(fixtures().join(&clip.config)).unwrap();
+    assert_eq!(processor, ImageProcessor::default());
     assert_eq!(processor.output_size(), (224, 224));
     for case in &clip.cases {
         let got = processor.preprocess(&[image_of(&cases, &case.image)]);
