@@ -165,6 +165,8 @@ pub enum BundleKind {
     Http,
     /// A learned perceptual distance between two images (LPIPS, `[lpips]`).
     Lpips,
+    /// An image feature model (DINOv2, ViT, a CNN's conv features, `[features]`): image embeddings only.
+    Features,
 }
 
 impl std::fmt::Display for BundleKind {
@@ -176,6 +178,7 @@ impl std::fmt::Display for BundleKind {
             BundleKind::Command => "command",
             BundleKind::Http => "http",
             BundleKind::Lpips => "lpips",
+            BundleKind::Features => "features",
         })
     }
 }
@@ -318,6 +321,54 @@ pub struct Manifest {
     /// Present for `kind = "lpips"`.
     #[serde(default)]
     pub lpips: Option<LpipsSection>,
+    /// Present for `kind = "features"`.
+    #[serde(default)]
+    pub features: Option<FeaturesSection>,
+}
+
+/// How a feature graph lays out its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FeatureLayout {
+    /// `[B, T, D]`: a transformer's tokens (transformers' `last_hidden_state`), prefix tokens first.
+    Tokens,
+    /// `[B, D, h, w]`: a convolutional feature map, one token per position.
+    Channels,
+}
+
+/// How a feature graph's tokens become one vector per image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pooling {
+    /// The mean of every token (the SMILE paper's pooling of DINOv2), or global average pooling of a feature map.
+    Mean,
+    /// The first token (a ViT's CLS token, transformers' `pooler_output` before any head).
+    Cls,
+}
+
+/// The graph of a feature encoder (`kind = "features"`): `pixel_values` in, tokens or a
+/// feature map out, pooled by gsmile.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeaturesSection {
+    /// The ONNX graph.
+    pub file: PathBuf,
+    /// Input `[B,3,H,W]` float32, prepared by `preprocessor` (or the `[image]` section).
+    pub pixel_input: String,
+    /// Output: `[B,T,D]` tokens or a `[B,D,h,w]` map (`layout`).
+    pub output: String,
+    /// How `output` is laid out.
+    pub layout: FeatureLayout,
+    /// Feature width D.
+    pub dim: usize,
+    /// How tokens become one vector.
+    pub pooling: Pooling,
+    /// Tokens before the patch tokens (CLS and registers), left out of the patch set patch-OT compares.
+    #[serde(default)]
+    pub prefix_tokens: usize,
+    /// A Hugging Face `preprocessor_config.json` (CLIP, Bit or ViT image processor) replacing the `[image]` resize.
+    #[serde(default)]
+    pub preprocessor: Option<PathBuf>,
 }
 
 /// The graph of an LPIPS bundle (`kind = "lpips"`): two images in `[-1, 1]` of any size of at
@@ -766,7 +817,9 @@ impl Bundle {
                 }
             }
         }
-        if !matches!(m.kind, BundleKind::Command | BundleKind::Http | BundleKind::Lpips) || m.tokenizer.is_some() {
+        if !matches!(m.kind, BundleKind::Command | BundleKind::Http | BundleKind::Lpips | BundleKind::Features)
+            || m.tokenizer.is_some()
+        {
             let t = self.tokenizer_spec()?;
             if t.max_length == 0 || t.max_length > MAX_TOKENS {
                 return Err(self.field_err(
@@ -853,6 +906,27 @@ impl Bundle {
                 }
                 self.require_file("lpips.file", &l.file)?;
             }
+            BundleKind::Features => {
+                let f = m.features.as_ref().ok_or_else(|| {
+                    self.field_err("features", "is missing: a features bundle needs a [features] section")
+                })?;
+                if f.dim == 0 {
+                    return Err(self.field_err("features.dim", "must be at least 1"));
+                }
+                if f.layout == FeatureLayout::Channels && (f.pooling == Pooling::Cls || f.prefix_tokens > 0) {
+                    return Err(self.field_err(
+                        "features.pooling",
+                        "a feature map (layout = \"channels\") has no CLS or prefix tokens. Fix: pooling = \"mean\" and no prefix_tokens",
+                    ));
+                }
+                match &f.preprocessor {
+                    Some(p) => self.require_file("features.preprocessor", p)?,
+                    None => {
+                        self.image_spec("a features bundle without features.preprocessor")?;
+                    }
+                }
+                self.require_file("features.file", &f.file)?;
+            }
             BundleKind::Clip => {
                 let c = m
                     .clip
@@ -913,6 +987,7 @@ fn diffusers_manifest(dir: &Path) -> Result<Manifest, BundleError> {
         worker: None,
         http: None,
         lpips: None,
+        features: None,
     })
 }
 

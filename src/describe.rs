@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::Result;
 use crate::bundle::{Bundle, BundleKind, Description, DiffusionSettings};
 use crate::editor;
-use crate::encoder::ClipEncoder;
+use crate::encoder::{ClipEncoder, FeatureEncoder};
 use crate::runtime::RuntimeOptions;
 
 /// Opens the bundle in `dir`, loads its model (with a diffusion editor's default settings),
@@ -19,6 +19,7 @@ pub fn describe_bundle(dir: &Path, options: &RuntimeOptions) -> Result<String> {
     let description = match bundle.manifest().kind {
         BundleKind::Clip => ClipEncoder::load(&bundle, options)?.describe()?,
         BundleKind::Lpips => crate::lpips::Lpips::load(&bundle, options)?.describe()?,
+        BundleKind::Features => FeatureEncoder::load(&bundle, options)?.describe()?,
         BundleKind::Editor | BundleKind::InstructPix2Pix | BundleKind::Command | BundleKind::Http => {
             editor::load(&bundle, options, DiffusionSettings::default(), 32, None)?.describe()?
         }
@@ -37,8 +38,12 @@ fn listing(bundle: &Bundle, description: &Description) -> String {
         m.description,
         description.image,
         m.tokenizer.as_ref().map_or(
-            if m.kind == BundleKind::Lpips { "none (compares images)" } else { "the worker's own tokenizer" }
-                .to_string(),
+            match m.kind {
+                BundleKind::Lpips => "none (compares images)",
+                BundleKind::Features => "none (image features only)",
+                _ => "the worker's own tokenizer",
+            }
+            .to_string(),
             |t| format!("{} (tokenizer {})", t.max_length, t.file.display())
         ),
         bundle.size_bytes() as f64 / 1e6

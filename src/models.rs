@@ -11,8 +11,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::Bundle;
+use crate::bundle::BundleKind;
 use crate::editor::{self, DiffusionSettings, Editor};
-use crate::encoder::{ClipEncoder, ImageEncoder, TextEncoder};
+use crate::encoder::{ClipEncoder, FeatureEncoder, ImageEncoder, TextEncoder};
 use crate::lpips::Lpips;
 use crate::runtime::RuntimeOptions;
 use crate::{Error, Result, cache};
@@ -164,7 +165,28 @@ impl Models {
         };
         let diffusion = options.diffusion.with_seed(needs.editor_seed);
         let editor = editor::load(&editor_bundle, &options.runtime, diffusion, options.max_batch, options.concurrency)?;
-        let clip = encoder_bundle.as_ref().map(|b| ClipEncoder::load(b, &options.runtime)).transpose()?.map(Arc::new);
+        // A clip bundle serves both towers; a features bundle images only.
+        let (image_encoder, text_encoder): (Option<Arc<dyn ImageEncoder>>, Option<Arc<dyn TextEncoder>>) =
+            match &encoder_bundle {
+                Some(b) if b.manifest().kind == BundleKind::Features => {
+                    if needs.text_encoder {
+                        return Err(crate::error::ConfigError::new(
+                            "weighting",
+                            format!(
+                                "{} is a features bundle: it embeds images, not instructions. Fix: use removed-words weights, or a clip encoder",
+                                b.dir().display()
+                            ),
+                        )
+                        .into());
+                    }
+                    (Some(Arc::new(FeatureEncoder::load(b, &options.runtime)?)), None)
+                }
+                Some(b) => {
+                    let clip = Arc::new(ClipEncoder::load(b, &options.runtime)?);
+                    (Some(clip.clone()), Some(clip))
+                }
+                None => (None, None),
+            };
         let mut models = Models {
             editor_info: ModelInfo::from_bundle(&editor_bundle, &editor.params(), memo)?,
             editor: Arc::from(editor),
@@ -178,10 +200,10 @@ impl Models {
             models.lpips = Some(Arc::new(Lpips::load(bundle, &options.runtime)?));
             models.lpips_info = Some(ModelInfo::from_bundle(bundle, "", memo)?);
         }
-        if let (Some(bundle), Some(clip)) = (&encoder_bundle, clip) {
+        if let Some(bundle) = &encoder_bundle {
             models.encoder_info = Some(ModelInfo::from_bundle(bundle, "", memo)?);
-            models.image_encoder = Some(clip.clone());
-            models.text_encoder = Some(clip);
+            models.image_encoder = image_encoder;
+            models.text_encoder = text_encoder;
         }
         Ok(models)
     }

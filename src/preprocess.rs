@@ -622,6 +622,11 @@ impl ImageProcessor {
         }
     }
 
+    /// The transformers class this config is for (`image_processor_type`), for listings.
+    pub fn class_name(&self) -> &'static str {
+        self.class.name()
+    }
+
     /// The `(height, width)` of each image in `pixel_values`.
     pub fn output_size(&self) -> (u32, u32) {
         self.fixed_size().expect("checked when the processor was built")

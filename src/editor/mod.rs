@@ -162,7 +162,7 @@ pub fn load(
             Ok(Box::new(pix2pix::InstructPix2Pix::load(bundle, options, diffusion)?.with_max_batch(max_batch)))
         }
         BundleKind::Command | BundleKind::Http => worker::load(bundle, diffusion, concurrency),
-        BundleKind::Clip | BundleKind::Lpips => Err(bundle
+        BundleKind::Clip | BundleKind::Lpips | BundleKind::Features => Err(bundle
             .expect_kind(BundleKind::Editor, "--editor")
             .err()
             .map(Error::from)

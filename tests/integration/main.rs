@@ -20,6 +20,7 @@ mod clip_hf_parity;
 mod clip_tokenizer;
 mod evaluate;
 mod examples;
+mod features_parity;
 mod fuzz;
 mod layout;
 mod lpips_parity;

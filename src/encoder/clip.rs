@@ -1,49 +1,14 @@
-//! Encoders: images and texts to embedding vectors, for measuring output change (images)
-//! and weighting perturbed instructions (texts).
+//! CLIP-style dual encoders (`kind = "clip"`): image and text towers as two graphs.
 
 use image::RgbImage;
 use ndarray::{Array2, Array3, ArrayView4, Axis, s};
 
-use crate::bundle::{Bundle, BundleKind, Description, ImageSpec};
+use super::{ImageEncoder, Preprocessing, TextEncoder};
+use crate::bundle::{Bundle, BundleKind, Description};
 use crate::imaging;
-use crate::preprocess::ImageProcessor;
 use crate::runtime::{Dim, Lazy, ModelSession, RuntimeOptions, TensorContract, read_f32};
 use crate::tokenizer::InstructionTokenizer;
 use crate::{Error, Result};
-
-/// Something that turns images into embedding vectors.
-pub trait ImageEncoder: Send + Sync {
-    /// Embedding width.
-    fn dim(&self) -> usize;
-    /// Embeds `[B,3,H,W]` images in `[0,1]` of any size into `[B,D]`.
-    fn embed_images(&self, images: ArrayView4<f32>) -> Result<Array2<f32>>;
-    /// Loads the image graph now, if it loads on first use, so a broken model is reported
-    /// before long work starts.
-    fn prepare_images(&self) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// Something that turns texts into embedding vectors.
-pub trait TextEncoder: Send + Sync {
-    /// Embedding width.
-    fn dim(&self) -> usize;
-    /// Embeds texts into `[B,D]`.
-    fn embed_texts(&self, texts: &[&str]) -> Result<Array2<f32>>;
-    /// Loads the text graph now, if it loads on first use.
-    fn prepare_texts(&self) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// How a CLIP bundle turns pictures into `pixel_values`.
-#[derive(Debug, Clone)]
-enum Preprocessing {
-    /// Stretch to the bundle's `[image]` size, then map and normalise (gsmile's own bundles).
-    Resize(ImageSpec),
-    /// transformers' CLIPImageProcessor: shortest-edge bicubic resize, centre crop, rescale, normalise (real exports).
-    Processor(ImageProcessor),
-}
 
 /// A CLIP-style dual encoder from a `kind = "clip"` bundle: image and text towers as two graphs.
 #[derive(Debug)]
@@ -69,14 +34,8 @@ impl ClipEncoder {
         bundle.expect_kind(BundleKind::Clip, "--encoder")?;
         let m = bundle.manifest();
         let c = m.clip.as_ref().ok_or_else(|| Error::InvalidInput("clip section missing".into()))?;
-        let preprocessing = match &c.preprocessor {
-            Some(p) => Preprocessing::Processor(ImageProcessor::from_file(bundle.file(p))?),
-            None => Preprocessing::Resize(bundle.image_spec("a clip bundle")?.clone()),
-        };
-        let (h, w) = match &preprocessing {
-            Preprocessing::Resize(spec) => (spec.height, spec.width),
-            Preprocessing::Processor(p) => p.output_size(),
-        };
+        let preprocessing = Preprocessing::from_bundle(bundle, c.preprocessor.as_ref(), "a clip bundle")?;
+        let (h, w) = preprocessing.output_size();
         let l = bundle.tokenizer_spec()?.max_length as i64;
         let d = c.embed_dim as i64;
         let emb = [Dim::Any, Dim::Fixed(d)];
@@ -134,13 +93,7 @@ impl ClipEncoder {
 
     /// How pictures are prepared, in words, for listings.
     pub fn preprocessing(&self) -> String {
-        match &self.preprocessing {
-            Preprocessing::Resize(i) => i.summary(),
-            Preprocessing::Processor(p) => {
-                let (h, w) = p.output_size();
-                format!("CLIPImageProcessor to {h}x{w}")
-            }
-        }
+        self.preprocessing.summary()
     }
 
     /// Whether the graphs return unit-length embeddings.
@@ -203,28 +156,10 @@ impl ImageEncoder for ClipEncoder {
         if c != 3 {
             return Err(Error::InvalidInput(format!("encoder {} takes RGB images, got {c} channels", self.name)));
         }
-        let spec = match &self.preprocessing {
-            Preprocessing::Resize(spec) => spec,
-            Preprocessing::Processor(_) => {
-                // The processor works on 8-bit pictures, as the reference does on saved images.
-                let pictures: Vec<RgbImage> = images.axis_iter(Axis(0)).map(imaging::from_tensor).collect();
-                return self.embed_pictures(&pictures);
-            }
-        };
-        let (h, w) = (spec.height, spec.width);
         let mut out = Array2::zeros((b, self.dim));
         for start in (0..b).step_by(self.max_batch) {
             let end = (start + self.max_batch).min(b);
-            let chunk = images.slice(s![start..end, .., .., ..]);
-            let pixels = if chunk.dim().2 == h as usize && chunk.dim().3 == w as usize {
-                imaging::normalize(chunk, spec)
-            } else {
-                let mut resized = ndarray::Array4::zeros((end - start, 3, h as usize, w as usize));
-                for (k, img) in chunk.axis_iter(Axis(0)).enumerate() {
-                    resized.index_axis_mut(Axis(0), k).assign(&imaging::resize_tensor(img, h, w));
-                }
-                imaging::normalize(resized.view(), spec)
-            };
+            let pixels = self.preprocessing.pixel_values(images.slice(s![start..end, .., .., ..]));
             out.slice_mut(s![start..end, ..]).assign(&self.embed_pixel_values(pixels.view())?);
         }
         Ok(out)
