@@ -480,6 +480,14 @@ impl ExplainConfig {
                 ),
             );
         }
+        if self.distance == Metric::PatchOt
+            && (self.space != Space::Embedding || !models.image_encoder.as_ref().is_some_and(|e| e.has_tokens()))
+        {
+            return bad(
+                "distance",
+                "`distance = patch-ot` compares patch tokens, which only a features encoder gives. Fix: set `space = embedding` with an `encoder` such as onnx/tiny-dinov2, or use `distance = cosine`".into(),
+            );
+        }
         if self.space == Space::Embedding && self.distance == Metric::SlicedWasserstein {
             return bad(
                 "distance",
@@ -665,6 +673,29 @@ impl<'m> Measurer<'m> {
     pub fn distances(&self, outputs: ArrayView4<f32>, reference: ArrayView3<f32>) -> Result<Vec<f64>> {
         let metric = self.config.distance;
         match self.config.space {
+            Space::Embedding if metric == Metric::PatchOt => {
+                let enc = self
+                    .models
+                    .image_encoder
+                    .as_deref()
+                    .ok_or_else(|| ConfigError::new("space", "`space = embedding` needs an image encoder"))?;
+                // Token sets are T×D per image: computed here, not cached (the edits are).
+                let tokens = enc.embed_tokens(outputs)?;
+                let r = enc.embed_tokens(reference.insert_axis(Axis(0)))?;
+                let r = r.index_axis(Axis(0), 0);
+                (0..tokens.dim().0)
+                    .map(|i| {
+                        let d = distance::patch_ot(tokens.index_axis(Axis(0), i), r);
+                        if d.is_finite() {
+                            Ok(d)
+                        } else {
+                            Err(Error::InvalidInput(format!(
+                                "patch-ot of output {i} is {d}: its tokens hold NaN or the sets differ in width"
+                            )))
+                        }
+                    })
+                    .collect()
+            }
             Space::Embedding => {
                 let emb = self.embed_images(outputs)?;
                 let r = self.embed_images(reference.insert_axis(Axis(0)))?.row(0).to_vec();

@@ -166,27 +166,27 @@ impl Models {
         let diffusion = options.diffusion.with_seed(needs.editor_seed);
         let editor = editor::load(&editor_bundle, &options.runtime, diffusion, options.max_batch, options.concurrency)?;
         // A clip bundle serves both towers; a features bundle images only.
-        let (image_encoder, text_encoder): (Option<Arc<dyn ImageEncoder>>, Option<Arc<dyn TextEncoder>>) =
-            match &encoder_bundle {
-                Some(b) if b.manifest().kind == BundleKind::Features => {
-                    if needs.text_encoder {
-                        return Err(crate::error::ConfigError::new(
+        type Towers = (Option<Arc<dyn ImageEncoder>>, Option<Arc<dyn TextEncoder>>);
+        let (image_encoder, text_encoder): Towers = match &encoder_bundle {
+            Some(b) if b.manifest().kind == BundleKind::Features => {
+                if needs.text_encoder {
+                    return Err(crate::error::ConfigError::new(
                             "weighting",
                             format!(
-                                "{} is a features bundle: it embeds images, not instructions. Fix: use removed-words weights, or a clip encoder",
+                                "these weights need a text encoder, and {} is a features bundle: it embeds images, not instructions. Fix: set `weighting = removed-words`, or give a clip `encoder`",
                                 b.dir().display()
                             ),
                         )
                         .into());
-                    }
-                    (Some(Arc::new(FeatureEncoder::load(b, &options.runtime)?)), None)
                 }
-                Some(b) => {
-                    let clip = Arc::new(ClipEncoder::load(b, &options.runtime)?);
-                    (Some(clip.clone()), Some(clip))
-                }
-                None => (None, None),
-            };
+                (Some(Arc::new(FeatureEncoder::load(b, &options.runtime)?)), None)
+            }
+            Some(b) => {
+                let clip = Arc::new(ClipEncoder::load(b, &options.runtime)?);
+                (Some(clip.clone()), Some(clip))
+            }
+            None => (None, None),
+        };
         let mut models = Models {
             editor_info: ModelInfo::from_bundle(&editor_bundle, &editor.params(), memo)?,
             editor: Arc::from(editor),

@@ -254,7 +254,8 @@ pub struct MethodArgs {
     /// Measure change on image embeddings (embedding), pixel distributions (pixels) or perceptually with LPIPS (lpips, see --lpips).
     #[arg(long, default_value = "embedding", value_parser = kebab::<Space>, value_name = "SPACE")]
     pub space: Space,
-    /// Distance: wasserstein, sliced-wasserstein (pixels), ks or cosine.
+    /// Distance: wasserstein, sliced-wasserstein (pixels), ks, cosine, or patch-ot (optimal
+    /// transport between patch tokens; a features encoder such as onnx/tiny-dinov2).
     #[arg(long, default_value = "wasserstein", value_parser = kebab::<Metric>, value_name = "NAME")]
     pub distance: Metric,
     /// gsmile's sample weights by: removed-words (default; how many words a sample removes),

@@ -137,3 +137,53 @@ fn features_bundles_are_checked_field_by_field() {
     let err = enc.embed_images(image("assets/scene-01.png").view()).unwrap_err().to_string();
     assert!(err.contains("features.output") || err.contains("48"), "{err}");
 }
+
+fn explain(dir: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let out = dir.join("out");
+    let mut args = vec![
+        "explain",
+        "--image",
+        "assets/scene-01.png",
+        "--instruction",
+        "make the car red",
+        "--samples",
+        "12",
+        "--no-spatial",
+        "--no-cache",
+        "-q",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    crate::common::gsmile(&args)
+}
+
+#[test]
+fn explain_measures_change_on_features_with_cosine_and_patch_ot() {
+    for distance in ["cosine", "patch-ot"] {
+        let dir = tempfile::tempdir().unwrap();
+        let o = explain(dir.path(), &["--encoder", "onnx/alexnet-features", "--distance", distance]);
+        assert!(o.status.success(), "{distance}: {}", crate::common::stderr(&o));
+        let e: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/explanation.json")).unwrap()).unwrap();
+        assert_eq!(e["encoder"]["name"], "alexnet-features");
+        assert_eq!(e["config"]["distance"], distance);
+        let attributions: Vec<f64> =
+            e["words"].as_array().unwrap().iter().map(|w| w["attribution"].as_f64().unwrap()).collect();
+        assert!(attributions.iter().any(|a| a.abs() > 0.0), "{distance}: {attributions:?}");
+    }
+}
+
+#[test]
+fn patch_ot_without_tokens_and_text_weights_without_a_text_tower_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = explain(dir.path(), &["--encoder", "onnx/tiny-clip", "--distance", "patch-ot"]);
+    assert!(!o.status.success());
+    let err = crate::common::stderr(&o);
+    assert!(err.contains("--distance") && err.contains("features encoder"), "{err}");
+    let o = explain(dir.path(), &["--encoder", "onnx/tiny-dinov2", "--weighting", "text-wasserstein"]);
+    assert!(!o.status.success());
+    let err = crate::common::stderr(&o);
+    assert!(err.contains("features bundle") && err.contains("--weighting"), "{err}");
+    assert!(!dir.path().join("out").exists(), "no half-written output");
+}

@@ -194,3 +194,51 @@ fn fit_many_matches_sklearn_on_every_case() {
         }
     }
 }
+
+#[derive(Deserialize)]
+struct OtCase {
+    a: Vec<Vec<f32>>,
+    b: Vec<Vec<f32>>,
+    exact: f64,
+    sinkhorn: f64,
+}
+
+#[derive(Deserialize)]
+struct OtCases {
+    epsilon: f64,
+    cases: Vec<OtCase>,
+}
+
+fn matrix(rows: &[Vec<f32>]) -> Array2<f32> {
+    Array2::from_shape_fn((rows.len(), rows[0].len()), |(i, j)| rows[i][j])
+}
+
+#[test]
+fn patch_ot_matches_pot_exactly_for_small_sets_and_sinkhorn_beyond() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/patch_ot/cases.json");
+    let cases: OtCases = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(cases.epsilon, distance::SINKHORN_EPSILON, "the fixture's ε is gsmile's");
+    let mut report = String::new();
+    for c in &cases.cases {
+        let (a, b) = (matrix(&c.a), matrix(&c.b));
+        let got = distance::patch_ot(a.view(), b.view());
+        let sink = distance::sinkhorn_ot(a.view(), b.view());
+        report += &format!(
+            "{}x{}: exact {} pot {} | sinkhorn {} pot {}\n",
+            a.nrows(),
+            b.nrows(),
+            got,
+            c.exact,
+            sink,
+            c.sinkhorn
+        );
+        if a.nrows() == b.nrows() && a.nrows() <= distance::PATCH_OT_EXACT_MAX {
+            assert!((got - c.exact).abs() <= 1e-9 * c.exact.max(1.0), "{report}");
+        } else {
+            assert!((sink - c.sinkhorn).abs() <= 1e-4 * c.sinkhorn, "{report}");
+            assert_eq!(got, sink, "large or unequal sets take Sinkhorn");
+            assert!(got >= c.exact && got <= 1.03 * c.exact, "Sinkhorn within 3 % above the exact cost\n{report}");
+        }
+    }
+    println!("{report}");
+}
