@@ -18,3 +18,21 @@ fn the_custom_editor_example_ranks_the_words_its_toy_editor_reads() {
     }
     assert!(run.heatmaps.is_some(), "explain() computes the spatial maps itself");
 }
+
+#[allow(dead_code)]
+#[path = "../../examples/graded_edits.rs"]
+mod graded_edits;
+
+#[test]
+fn lpips_and_real_features_order_graded_edits_of_real_photos() {
+    let table = graded_edits::table();
+    let row = |prefix: &str| &table.iter().find(|(name, _)| name.starts_with(prefix)).unwrap().1;
+    let report: String = table.iter().map(|(n, v)| format!("{n}: {v:.4?}\n")).collect();
+    // JPEG re-encode < small colour shift < blur < half the image replaced, on every real measure.
+    for prefix in ["LPIPS", "AlexNet relu5 pooled, cosine", "AlexNet relu5 tokens, patch-OT"] {
+        assert!(graded_edits::in_order(row(prefix)), "{prefix} misorders the graded edits\n{report}");
+    }
+    // Component-W1 on the same features is blind to which channel moved: it ranks the blur above
+    // the replaced half, the failure patch-OT and cosine avoid.
+    assert!(!graded_edits::in_order(row("AlexNet relu5 pooled, W1")), "{report}");
+}
