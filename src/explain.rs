@@ -50,6 +50,14 @@ pub enum SpatialSpace {
     Lpips,
 }
 
+impl SpatialSpace {
+    /// The default, left out of `explanation.json` and of evaluation hashes so runs made
+    /// before the option existed still resume.
+    fn is_pixels(&self) -> bool {
+        *self == SpatialSpace::Pixels
+    }
+}
+
 /// Every option that changes an explanation's numbers; written into `explanation.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,7 +101,7 @@ pub struct ExplainConfig {
     pub spatial_reference: Reference,
     /// How the spatial change maps measure change: per-pixel RGB difference (default) or LPIPS's
     /// per-pixel perceptual distance (needs an LPIPS bundle).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "SpatialSpace::is_pixels")]
     pub spatial_space: SpatialSpace,
     /// Side of the square patches change maps are pooled over before the spatial fit (1 = per pixel).
     pub patch: usize,

@@ -18,9 +18,12 @@ const BATCH: usize = 16;
 pub const MAP_SIDE: usize = 256;
 
 /// `h`×`w` scaled up (aspect kept, rounded) until the short side is at least `min`.
+/// The long side stops at [`crate::bundle::MAX_MODEL_SIDE`], so a very thin image stays bounded.
 fn enlarged(h: usize, w: usize, min: usize) -> (usize, usize) {
     let scale = min as f64 / h.min(w).max(1) as f64;
-    (((h as f64 * scale).round() as usize).max(min), ((w as f64 * scale).round() as usize).max(min))
+    let cap = crate::bundle::MAX_MODEL_SIDE as usize;
+    let side = |s: usize| ((s as f64 * scale).round() as usize).max(min).min(cap.max(min));
+    (side(h), side(w))
 }
 
 /// A loaded LPIPS network.

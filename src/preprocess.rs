@@ -242,6 +242,7 @@ struct ClassDefaults {
     size: RawSize,
     resample: Resample,
     center_crop: bool,
+    default_to_square: bool,
     mean: [f64; 3],
     std: [f64; 3],
 }
@@ -273,6 +274,7 @@ impl Class {
                 size: RawSize::Dict(Map::from_iter([("shortest_edge".to_owned(), Value::from(CLIP_SIZE))])),
                 resample: Resample::Bicubic,
                 center_crop: true,
+                default_to_square: false,
                 mean: OPENAI_CLIP_MEAN,
                 std: OPENAI_CLIP_STD,
             },
@@ -283,6 +285,7 @@ impl Class {
                 ])),
                 resample: Resample::Bilinear,
                 center_crop: false,
+                default_to_square: true,
                 mean: IMAGENET_STANDARD,
                 std: IMAGENET_STANDARD,
             },
@@ -503,7 +506,14 @@ impl ImageProcessor {
                     "use a CLIPImageProcessor, BitImageProcessor or ViTImageProcessor config",
                 )
             })?,
-            Slot::Absent | Slot::Null => Class::Clip,
+            // Older configs name only their feature extractor (`ViTFeatureExtractor`).
+            Slot::Absent | Slot::Null => match slot::<String>(obj, "feature_extractor_type", "a string")? {
+                Slot::Set(name) => name
+                    .strip_suffix("FeatureExtractor")
+                    .and_then(|base| Class::from_name(&format!("{base}ImageProcessor")))
+                    .unwrap_or(Class::Clip),
+                _ => Class::Clip,
+            },
         };
         let defaults = class.defaults();
         // A `null` flag is falsy in transformers: the step is skipped.
@@ -516,7 +526,8 @@ impl ImageProcessor {
         let do_rescale = flag("do_rescale")?;
         let do_normalize = flag("do_normalize")?;
         let do_convert_rgb = flag("do_convert_rgb")?;
-        let default_to_square = slot::<bool>(obj, "default_to_square", BOOL)?.or_default(false).unwrap_or(false);
+        let default_to_square =
+            slot::<bool>(obj, "default_to_square", BOOL)?.or_default(defaults.default_to_square).unwrap_or(false);
         if slot::<bool>(obj, "do_pad", BOOL)?.or_default(false).unwrap_or(false) {
             return Err(FieldProblem::new(
                 "do_pad",
@@ -968,6 +979,10 @@ mod tests {
         assert_eq!(vit.resize.unwrap().filter, Resample::Bilinear);
         assert_eq!(vit.crop, None);
         assert_eq!(vit.normalize.unwrap().mean, IMAGENET_STANDARD);
+        // An old ViT config: its feature extractor's name, an int size meaning a square.
+        let old = parse(r#"{"feature_extractor_type": "ViTFeatureExtractor", "size": 224}"#).unwrap();
+        assert_eq!(old.resize.unwrap().target, ResizeTarget::Exact { height: 224, width: 224 });
+        assert_eq!(old.crop, None);
         let bit = parse(r#"{"image_processor_type": "BitImageProcessor"}"#).unwrap();
         assert_eq!(ImageProcessor { class: Class::Clip, ..bit }, ImageProcessor::default());
     }

@@ -108,10 +108,10 @@ pub struct EditorArg {
 /// `--encoder`: the CLIP-style encoder bundle.
 #[derive(Args)]
 pub struct EncoderArg {
-    /// CLIP-style encoder bundle folder (kind = "clip"): embeds images and texts.
+    /// Encoder bundle folder: kind = "clip" embeds images and texts, kind = "features" (e.g. onnx/tiny-dinov2) images only.
     #[arg(long, value_name = "DIR", default_value = "onnx/tiny-clip")]
     pub encoder: PathBuf,
-    /// LPIPS bundle folder (kind = "lpips") for `--space lpips`.
+    /// LPIPS bundle folder (kind = "lpips") for `--space lpips` and `--spatial-space lpips`.
     #[arg(long, value_name = "DIR", default_value = "onnx/lpips-alex")]
     pub lpips: PathBuf,
 }

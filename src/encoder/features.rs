@@ -12,6 +12,9 @@ use crate::{Error, Result};
 /// Images per graph call.
 const BATCH: usize = 16;
 
+/// Most tokens an image may have for patch-OT: its `T×T` cost matrix is 128 MB at this size.
+pub const MAX_PATCH_TOKENS: usize = 4096;
+
 /// A loaded feature model.
 #[derive(Debug)]
 pub struct FeatureEncoder {
@@ -130,6 +133,13 @@ impl ImageEncoder for FeatureEncoder {
 
     fn embed_tokens(&self, images: ArrayView4<f32>) -> Result<Array3<f32>> {
         let tokens = self.all_tokens(images)?;
+        if tokens.dim().1 > MAX_PATCH_TOKENS {
+            return Err(Error::InvalidInput(format!(
+                "encoder {} gives {} tokens an image; patch-OT solves at most {MAX_PATCH_TOKENS} (its cost matrix grows with the square). Fix: a smaller crop_size in the preprocessor, or `distance = cosine`",
+                self.name,
+                tokens.dim().1
+            )));
+        }
         let prefix = self.section.prefix_tokens;
         if prefix >= tokens.dim().1 {
             return Err(Error::InvalidInput(format!(

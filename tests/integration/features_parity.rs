@@ -119,6 +119,9 @@ fn features_bundles_are_checked_field_by_field() {
     let toml = std::fs::read_to_string(dir.path().join("bundle.toml")).unwrap();
     let cases = [
         (toml.replace("dim = 32", "dim = 0"), "features.dim"),
+        (toml.replace("dim = 32", "dim = 100000000000"), "features.dim"),
+        (toml.replace("prefix_tokens = 1", "prefix_tokens = 0"), "features.prefix_tokens"),
+        (toml.replace("prefix_tokens = 1", "prefix_tokens = 1000"), "features.prefix_tokens"),
         (toml.replace("layout = \"tokens\"", "layout = \"channels\""), "features.pooling"),
         (toml.replace("file = \"model.onnx\"", "file = \"missing.onnx\""), "features.file"),
         (
